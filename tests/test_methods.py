@@ -1,0 +1,184 @@
+"""Every method on tiny T5 and BERT: placement, sharing, freezing, counting, save/load."""
+
+import pytest
+import torch
+
+import compacter
+from compacter.adapters import AdapterWrapped
+from compacter.phm import PHMLinear
+from tests.tiny_models import HIDDEN, logits, tiny_bert, tiny_inputs, tiny_t5
+
+ALL_METHODS = ["finetune", "adapter", "pfeiffer", "adapterdrop", "lowrank", "phm", "compacter", "compacterpp", "bitfit"]
+SMALL = {"reduction_factor": 8}  # tiny models: hidden 32 -> bottleneck 4
+OPTIONS = {m: ({**SMALL, "n": 2} if m in ("phm", "compacter", "compacterpp") else SMALL) if m not in ("finetune", "bitfit") else {}
+           for m in ALL_METHODS}
+BUILDERS = {"t5": tiny_t5, "bert": tiny_bert}
+
+
+def adapted(arch: str, method: str, seed: int = 0):
+    return compacter.apply(BUILDERS[arch](seed), method, **OPTIONS[method])
+
+
+def wrapped(model) -> list[str]:
+    return [name for name, m in model.named_modules() if isinstance(m, AdapterWrapped)]
+
+
+@pytest.mark.parametrize("arch", BUILDERS)
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_gradients_reach_exactly_the_trainable_parameters(arch, method):
+    model = adapted(arch, method).train()
+    frozen_before = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    inputs = tiny_inputs(model)
+    labels = {"labels": inputs["decoder_input_ids"]} if arch == "t5" else {"labels": torch.tensor([0, 2])}
+    model(**inputs, **labels).loss.backward()
+    for name, p in model.named_parameters():
+        assert (p.grad is not None) == p.requires_grad, name
+    optimizer.step()
+    for name, p in model.named_parameters():
+        if name in frozen_before:
+            assert torch.equal(p, frozen_before[name]), f"frozen {name} changed"
+    assert compacter.count_parameters(model).trainable > 0
+
+
+@pytest.mark.parametrize("arch", BUILDERS)
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_save_load_round_trip_gives_identical_logits(arch, method, tmp_path):
+    model = adapted(arch, method, seed=0)
+    with torch.no_grad():  # move the trained tensors away from their init so the test can fail
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.1)
+    compacter.save_trained(model, tmp_path)
+    fresh = compacter.load_trained(BUILDERS[arch](seed=0), tmp_path)
+    inputs = tiny_inputs(model)
+    torch.testing.assert_close(logits(fresh, inputs), logits(model, inputs), rtol=0, atol=0)
+    trained_bytes = 4 * compacter.count_parameters(model).trainable
+    size = (tmp_path / "trained.safetensors").stat().st_size
+    assert trained_bytes <= size <= trained_bytes + 64 * 1024
+
+
+def test_compacter_shares_one_A_across_layers():
+    model = adapted("t5", "compacter")
+    phm_layers = [m for m in model.modules() if isinstance(m, PHMLinear)]
+    assert len(phm_layers) == 2 * 2 * 4  # (down, up) x 2 sites x 4 layers (2 encoder + 2 decoder)
+    assert all(layer.rule is model.compacter_shared_rules.rules for layer in phm_layers)
+    assert all(layer.rank_one for layer in phm_layers)
+
+
+def test_phm_layers_each_have_their_own_A():
+    model = adapted("bert", "phm")
+    rules = [m.rule for m in model.modules() if isinstance(m, PHMLinear)]
+    assert len({id(r) for r in rules}) == len(rules) == 2 * 2 * 2
+    assert not any(m.rank_one for m in model.modules() if isinstance(m, PHMLinear))
+
+
+@pytest.mark.parametrize("method, expected", [
+    ("adapter", ["encoder.block.0.layer.0.SelfAttention", "encoder.block.0.layer.1.DenseReluDense",
+                 "encoder.block.1.layer.0.SelfAttention", "encoder.block.1.layer.1.DenseReluDense",
+                 "decoder.block.0.layer.0.SelfAttention", "decoder.block.0.layer.2.DenseReluDense",
+                 "decoder.block.1.layer.0.SelfAttention", "decoder.block.1.layer.2.DenseReluDense"]),
+    ("pfeiffer", ["encoder.block.0.layer.0.SelfAttention", "encoder.block.1.layer.0.SelfAttention",
+                  "decoder.block.0.layer.0.SelfAttention", "decoder.block.1.layer.0.SelfAttention"]),
+    ("compacterpp", ["encoder.block.0.layer.1.DenseReluDense", "encoder.block.1.layer.1.DenseReluDense",
+                     "decoder.block.0.layer.2.DenseReluDense", "decoder.block.1.layer.2.DenseReluDense"]),
+    ("adapterdrop", ["encoder.block.1.layer.0.SelfAttention", "encoder.block.1.layer.1.DenseReluDense",
+                     "decoder.block.1.layer.0.SelfAttention", "decoder.block.1.layer.2.DenseReluDense"]),
+])
+def test_t5_placement_follows_the_papers_code_and_skips_cross_attention(method, expected):
+    assert wrapped(adapted("t5", method)) == expected
+
+
+def test_bert_adapters_sit_after_attention_output_and_feedforward_output():
+    assert wrapped(adapted("bert", "adapter")) == [
+        "bert.encoder.layer.0.attention.output.dense", "bert.encoder.layer.0.output.dense",
+        "bert.encoder.layer.1.attention.output.dense", "bert.encoder.layer.1.output.dense"]
+
+
+def test_adapters_start_near_identity():
+    base, model = tiny_bert(), adapted("bert", "adapter")
+    inputs = tiny_inputs(model)
+    base_out = base.bert(**inputs).last_hidden_state
+    out = model.bert(**inputs).last_hidden_state
+    assert (out - base_out).abs().max() < 0.1
+
+
+def bottleneck_adapter_params(hidden, bottleneck):
+    return hidden * bottleneck + bottleneck + bottleneck * hidden + hidden
+
+
+def test_counts_equal_hand_computed_numbers_on_tiny_t5():
+    base = sum(p.numel() for p in tiny_t5().parameters())
+    layer_norms = (2 * 2 + 1 + 2 * 3 + 1) * HIDDEN  # enc 2 per block + final; dec 3 per block + final
+    b = HIDDEN // 8
+    cases = {
+        "adapter": 8 * bottleneck_adapter_params(HIDDEN, b) + layer_norms,
+        "pfeiffer": 4 * bottleneck_adapter_params(HIDDEN, b) + layer_norms,
+        "lowrank": 8 * ((HIDDEN + b + b) + (b + HIDDEN + HIDDEN)) + layer_norms,
+        # n=2: down B_i = s(16) t(2), up s(2) t(16); shared A = 2*2*2 counted once
+        "compacter": 8 * (2 * (16 + 2) + b + 2 * (2 + 16) + HIDDEN) + 2 ** 3 + layer_norms,
+        "compacterpp": 4 * (2 * (16 + 2) + b + 2 * (2 + 16) + HIDDEN) + 2 ** 3 + layer_norms,
+        # n=2: own A (8) and full B (2 x 16x2) per projection
+        "phm": 8 * ((8 + 2 * 16 * 2 + b) + (8 + 2 * 2 * 16 + HIDDEN)) + layer_norms,
+        # q,k,v,o: 2 enc + 4 dec attentions x 2 layers... as counted below; ff wi(64)+wo(32); LN; lm head (100)
+        "bitfit": (2 * 4 * HIDDEN + 2 * 8 * HIDDEN) + 4 * (64 + HIDDEN) + layer_norms + 100,
+    }
+    for method, trainable in cases.items():
+        count = compacter.count_parameters(adapted("t5", method))
+        assert (count.trainable, count.backbone) == (trainable, base), method
+        assert count.total == base + trainable - (layer_norms if method != "bitfit" else 0), method
+
+
+def test_encoder_head_is_trained_and_counted():
+    model = adapted("bert", "compacter")
+    head = sum(p.numel() for p in model.classifier.parameters())
+    assert all(p.requires_grad for p in model.classifier.parameters())
+    assert not model.bert.pooler.dense.weight.requires_grad
+    layer_norms = (1 + 2 * 2) * 2 * HIDDEN
+    b = HIDDEN // 8
+    adapters = 4 * (2 * (16 + 2) + b + 2 * (2 + 16) + HIDDEN) + 8
+    assert compacter.count_parameters(model).trainable == adapters + layer_norms + head
+
+
+def test_bitfit_leaves_t5_outputs_unchanged_until_trained():
+    inputs = tiny_inputs(tiny_t5())
+    torch.testing.assert_close(logits(adapted("t5", "bitfit"), inputs), logits(tiny_t5(), inputs))
+
+
+def test_unknown_method_names_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown method 'compactor'.*compacterpp"):
+        compacter.apply(tiny_bert(), "compactor")
+
+
+def test_unknown_option_names_the_valid_ones():
+    with pytest.raises(ValueError, match="no option.*reduction"):
+        compacter.apply(tiny_bert(), "compacter", reduction=8)
+
+
+def test_unsupported_architecture_names_the_supported_ones():
+    from transformers import GPT2Config, GPT2LMHeadModel
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
+    with pytest.raises(ValueError, match="unsupported architecture 'gpt2'.*t5, bert"):
+        compacter.apply(model, "adapter")
+
+
+def test_hidden_not_divisible_by_n_says_how_to_fix():
+    with pytest.raises(ValueError, match=r"n=3 must divide.*not divisible by n: hidden size 32, bottleneck 4. Use n in \[1, 2, 4\]"):
+        compacter.apply(tiny_bert(), "compacter", reduction_factor=8, n=3)
+
+
+def test_reduction_factor_not_dividing_hidden_is_an_error():
+    with pytest.raises(ValueError, match="not divisible by reduction_factor=5"):
+        compacter.apply(tiny_bert(), "adapter", reduction_factor=5)
+
+
+def test_applying_twice_is_an_error():
+    model = adapted("bert", "adapter")
+    with pytest.raises(ValueError, match="already has method 'adapter' applied"):
+        compacter.apply(model, "compacter", **OPTIONS["compacter"])
+
+
+def test_loading_weights_of_another_method_is_an_error(tmp_path):
+    compacter.save_trained(adapted("bert", "adapter"), tmp_path)
+    with pytest.raises(ValueError, match="saved weights are for"):
+        compacter.load_trained(adapted("bert", "lowrank"), tmp_path)
