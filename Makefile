@@ -22,3 +22,7 @@ params:
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+bench:
+	$(PY) -m experiments.bench
+	$(PY) -m experiments.phm_microbench
