@@ -18,7 +18,7 @@ test:
 	$(PY) -m pytest -q
 
 params:
-	$(PY) -m analysis.params
+	$(PY) -m experiments.param_table
 
 clean:
 	rm -rf $(VENV) .pytest_cache
