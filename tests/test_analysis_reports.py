@@ -1,0 +1,138 @@
+"""Low-resource outputs and the build_reports CLI end to end, on synthetic records."""
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pandas as pd
+import pytest
+
+from analysis.build_reports import main
+from analysis.figures import lowresource_figure, lowresource_points, lowresource_table
+from analysis.records import normalise, to_frame
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(method, task, seed, score, train_size=None, status="ok", profile="cpu"):
+    metrics = {"sst2": ("accuracy",), "rte": ("accuracy",), "mrpc": ("accuracy", "f1")}[task]
+    return {
+        "run_id": f"{method}-{task}-{train_size}-{seed}", "profile": profile, "backbone": "minilm",
+        "method": method, "task": task, "benchmark": "glue", "train_size": train_size, "seed": seed,
+        "status": status, "error": None if status == "ok" else "diverged",
+        "test": {m: score for m in metrics} if status == "ok" else {},
+        "test_score": score if status == "ok" else None, "trainable_params": 1000,
+        "total_params": 100000, "trainable_percent": 1.0, "wall_time_s": 60.0,
+        "started_at": "2026-11-25T22:00:00+00:00", "finished_at": "2026-11-25T23:00:00+00:00",
+        "machine": {"cpu": "Xeon", "device": "cpu", "torch": "2.13.0"},
+    }
+
+
+SWEEP = [
+    run("finetune", "sst2", 1, 60.0, 100), run("finetune", "sst2", 2, 64.0, 100),
+    run("compacter", "sst2", 1, 70.0, 100), run("compacter", "sst2", 2, 72.0, 100),
+    run("finetune", "sst2", 1, 80.0, 1000), run("compacter", "sst2", 1, 78.0, 1000),
+    run("compacter", "sst2", 2, 0.0, 1000, status="failed"),
+    run("finetune", "sst2", 1, 90.0), run("compacter", "sst2", 1, 89.0),
+    run("finetune", "rte", 1, 70.0), run("compacter", "mrpc", 1, 85.0),
+]
+
+
+def write(directory, records):
+    directory.mkdir(parents=True, exist_ok=True)
+    for rec in records:
+        (directory / f"{rec['run_id']}.json").write_text(json.dumps(rec))
+    return directory
+
+
+def test_lowresource_points_aggregate_seeds_and_add_full_data(tmp_path):
+    records = to_frame(normalise(rec, rec["run_id"]) for rec in SWEEP)
+    points = lowresource_points(records)
+    compacter = points[points["method"] == "compacter"].set_index("size_label")
+    assert list(compacter.index) == ["100", "1000", "full"]
+    assert compacter.loc["100", "mean"] == pytest.approx(71.0)
+    assert compacter.loc["100", "std"] == pytest.approx(2 ** 0.5)
+    assert compacter.loc["1000", "n"] == 1  # the failed seed is not a score
+    assert set(points["task"]) == {"sst2"}  # rte / mrpc have no low-resource runs
+    table = lowresource_table(points, records)
+    assert list(table.cells.columns) == ["Task", "Method", "100", "1000", "full"]
+    assert table.cells.iloc[1]["100"] == "71.0 ± 1.4 (n=2)"
+    assert any("diverged" in note for note in table.notes)
+    path = lowresource_figure(points, tmp_path / "low.png")
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    assert matplotlib.image.imread(path).ndim == 3
+
+
+def test_cli_writes_every_report_and_readme(tmp_path, capsys):
+    results = write(tmp_path / "results", SWEEP)
+    efficiency = tmp_path / "efficiency.csv"
+    efficiency.write_text("backbone,method,device,trainable_params,train_step_s,train_step_ratio,"
+                          "peak_mem_mb,peak_mem_ratio,infer_s,infer_ratio\n"
+                          "minilm,finetune,cpu,100000,0.2,1.0,1500,1.0,0.01,1.0\n"
+                          "minilm,compacter,cpu,1000,0.1,0.5,900,0.6,0.01,1.1\n")
+    out = tmp_path / "reports"
+    assert main(["--results", str(results), "--out", str(out), "--efficiency", str(efficiency)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert names == {"glue.csv", "glue.md", "glue.tex", "params.csv", "params.md", "lowresource.csv",
+                     "lowresource.md", "lowresource.png", "efficiency.csv", "efficiency.md", "README.md"}
+    assert "wrote" in capsys.readouterr().out
+    csv = pd.read_csv(out / "lowresource.csv")
+    assert csv.loc[(csv["method"] == "finetune") & (csv["size_label"] == "100"), "mean"].item() == 62.0
+    readme = (out / "README.md").read_text()
+    assert "11 records — 10 ok, 1 failed" in readme
+    assert "efficiency.md" in readme and "superglue: not generated" in readme
+    assert "Compacter is 1.0 points below Finetuning on average over the 1 task(s)" in readme
+    assert "Low-resource SST-2: Compacter is best at 100 examples (71.0, n=2)" in readme
+    assert "machine: cpu Xeon, device cpu, torch 2.13.0 (11 runs)" in readme
+
+    # Without --efficiency the earlier efficiency table is stale: removed, and README says so.
+    assert main(["--results", str(results), "--out", str(out)]) == 0
+    assert not (out / "efficiency.md").exists()
+    assert "efficiency: not generated" in (out / "README.md").read_text()
+
+
+def test_cli_runs_as_module(tmp_path):
+    results = write(tmp_path / "results", SWEEP[:4])
+    done = subprocess.run([sys.executable, "-m", "analysis.build_reports", "--results", str(results),
+                           "--out", str(tmp_path / "out"), "--profile", "cpu"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "lowresource.png" in done.stdout
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: None, "results directory not found"),
+    (lambda d: d.mkdir(), "no run records"),
+    (lambda d: (d.mkdir(), (d / "bad.json").write_text("{oops")), "bad.json"),
+    (lambda d: write(d, [run("finetune", "rte", 1, 70.0), run("finetune", "rte", 2, 70.0, profile="paper")]),
+     "several profiles"),
+])
+def test_cli_fails_clearly(tmp_path, capsys, setup, message):
+    results = tmp_path / "results"
+    setup(results)
+    assert main(["--results", str(results), "--out", str(tmp_path / "out")]) != 0
+    assert message in capsys.readouterr().err
+
+
+def test_cli_profile_filter_and_duplicate_warning(tmp_path, caplog):
+    newer = {**run("finetune", "rte", 1, 75.0), "run_id": "rerun", "finished_at": "2026-11-26T08:00:00+00:00"}
+    results = write(tmp_path / "results", [run("finetune", "rte", 1, 70.0), newer,
+                                           run("finetune", "rte", 2, 70.0, profile="paper")])
+    out = tmp_path / "out"
+    assert main(["--results", str(results), "--out", str(out), "--profile", "cpu"]) == 0
+    assert "keeping the newest" in caplog.text and "train_size=full" in caplog.text
+    glue = pd.read_csv(out / "glue.csv")
+    assert glue.loc[0, "rte.accuracy.mean"] == 75.0 and glue.loc[0, "rte.accuracy.n"] == 1
+
+
+def test_analysis_never_imports_the_training_code():
+    training = {"compacter", "lightning_modules", "experiments"}
+    for path in (REPO / "analysis").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not {m.split(".")[0] for m in modules} & training, f"{path.name} imports {modules}"
