@@ -1,0 +1,246 @@
+"""One run: (backbone, method, task, train size, seed, hyper-parameters) -> one JSON record.
+
+    python -m experiments.run --backbone minilm --method compacter --task rte --train-size 1000 \
+        --set epochs=5 learning_rate=3e-3
+
+Hyper-parameters come from the method's YAML (experiments/configs/methods/), then a
+profile's overrides, then ``--set``. The run trains with Lightning, keeps the best
+checkpoint by the mean validation score, tests it, and writes the record atomically to
+the results directory — ``status: ok``, or ``status: failed`` with the error. The same
+fields go to Weights & Biases (offline unless W&B is configured; ``wandb sync`` uploads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from experiments.configs import method_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    backbone: str = "minilm"
+    method: str = "compacter"
+    task: str = "rte"
+    train_size: int | None = None          # None = the full training split
+    seed: int = 42
+    method_options: dict = field(default_factory=dict)
+    learning_rate: float = 3e-4
+    epochs: int = 20
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    warmup_steps: int = 500
+    warmup_ratio: float | None = None      # when set, overrides warmup_steps
+    weight_decay: float = 0.0
+    gradient_clip_val: float | None = 1.0
+    max_source_length: int = 128
+    max_target_length: int = 8
+    add_task_prefix: bool = False
+    # where things are / go (not part of the run's identity)
+    profile: str = "adhoc"
+    results_dir: str = "results/adhoc"
+    glue_dir: str | None = None
+    superglue_dir: str | None = None
+    hf_data_dir: str | None = None
+    save_trained_weights: bool = True
+    wandb_project: str = "compacter-bench"
+    wandb_mode: str | None = None          # None: online if W&B is configured, else offline; or "disabled"
+    accelerator: str = "auto"
+    devices: int | str = 1
+    precision: str = "32-true"
+    limit_train_batches: int | float | None = None   # for smoke tests only
+
+    IDENTITY_EXCLUDES = ("profile", "results_dir", "glue_dir", "superglue_dir", "hf_data_dir",
+                         "save_trained_weights", "wandb_project", "wandb_mode", "accelerator", "devices")
+
+    def __post_init__(self) -> None:
+        if self.train_size is not None and self.train_size < 1:
+            raise ValueError(f"train_size must be a positive number of examples or null (full), got {self.train_size}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+
+    def identity(self) -> dict[str, Any]:
+        """Fields that define the run: two configs with equal identity are the same run."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.IDENTITY_EXCLUDES}
+
+    @property
+    def run_id(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:8]
+        size = "full" if self.train_size is None else self.train_size
+        # a backbone given as a path or Hub name contributes its last component; the digest keeps ids unique
+        backbone = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(self.backbone).name)
+        return f"{backbone}-{self.method}-{self.task}-n{size}-s{self.seed}-{digest}"
+
+    @property
+    def record_path(self) -> Path:
+        return Path(self.results_dir) / f"{self.run_id}.json"
+
+
+def make_run_config(method: str, **overrides: Any) -> RunConfig:
+    """The method's YAML config, then ``overrides``; unknown keys name the valid ones."""
+    values = {**method_config(method), **overrides, "method": method}
+    valid = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(values) - valid)
+    if unknown:
+        raise ValueError(f"unknown run setting(s) {unknown}; valid settings: {', '.join(sorted(valid))}")
+    return RunConfig(**values)
+
+
+def run(config: RunConfig) -> dict[str, Any]:
+    """Train, select, test; write and return the record. Never raises for a failed run."""
+    started = datetime.now(timezone.utc)
+    clock = time.perf_counter()
+    record: dict[str, Any] = {
+        "run_id": config.run_id, "profile": config.profile, "backbone": config.backbone, "method": config.method,
+        "task": config.task, "train_size": config.train_size, "seed": config.seed, "config": config.identity(),
+        "started_at": started.isoformat(), "machine": machine_info(), "status": "running", "error": None,
+    }
+    logger = None
+    try:
+        from experiments.training import train_and_test  # heavy imports only when a run happens
+        logger = make_wandb_logger(config)
+        record.update(train_and_test(config, logger))
+        record["status"] = "ok"
+    except KeyboardInterrupt:
+        raise  # a killed sweep leaves no record: the run is redone on resume
+    except Exception as error:  # noqa: BLE001 — any failure is recorded, the sweep goes on
+        record["status"] = "failed"
+        record["error"] = f"{type(error).__name__}: {error}"
+        record["traceback"] = traceback.format_exc(limit=8)
+        log.error("run %s failed: %s", config.run_id, record["error"])
+    record["wall_time_s"] = time.perf_counter() - clock
+    record["finished_at"] = datetime.now(timezone.utc).isoformat()
+    write_record(record, config.record_path)
+    if logger is not None:
+        finish_wandb(logger, record)
+    return record
+
+
+def write_record(record: dict[str, Any], path: Path) -> None:
+    """Atomic: a reader sees the old record or the new one, never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return {"host": platform.node(), "cpu": _cpu_model(), "threads": torch.get_num_threads(), "device": device,
+            "python": platform.python_version(), "torch": torch.__version__}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def wandb_mode(config: RunConfig) -> str:
+    if config.wandb_mode:
+        return config.wandb_mode
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    configured = os.environ.get("WANDB_API_KEY") or _netrc_has_wandb()
+    return "online" if configured else "offline"
+
+
+def _netrc_has_wandb() -> bool:
+    netrc = Path.home() / ".netrc"
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def make_wandb_logger(config: RunConfig):
+    mode = wandb_mode(config)
+    if mode == "disabled":
+        return None
+    from lightning.pytorch.loggers import WandbLogger
+
+    size = "full" if config.train_size is None else str(config.train_size)
+    save_dir = Path(config.results_dir) / "wandb"
+    save_dir.mkdir(parents=True, exist_ok=True)
+    return WandbLogger(project=config.wandb_project, name=config.run_id, id=config.run_id, group=config.profile,
+                       job_type=config.task, tags=[config.method, config.backbone, f"n={size}"], mode=mode,
+                       save_dir=str(save_dir), config={**config.identity(), "profile": config.profile},
+                       reinit="finish_previous")
+
+
+def finish_wandb(logger, record: dict[str, Any]) -> None:
+    experiment = logger.experiment
+    experiment.summary.update({k: v for k, v in record.items() if k not in ("config", "traceback")})
+    experiment.finish(exit_code=0 if record["status"] == "ok" else 1)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as YAML (numbers, null, lists, dicts)."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="One training run -> one JSON record.")
+    parser.add_argument("--backbone", default="minilm")
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--train-size", type=int, default=None, help="first N of a seeded shuffle of train")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--results-dir", default="results/adhoc")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any run setting")
+    parser.add_argument("--force", action="store_true", help="run again even if an ok record exists")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = make_run_config(args.method, backbone=args.backbone, task=args.task, train_size=args.train_size,
+                             seed=args.seed, results_dir=args.results_dir, **data_dirs_from_env(),
+                             **parse_overrides(args.set))
+    existing = read_record(config.record_path)
+    if existing and existing.get("status") == "ok" and not args.force:
+        print(f"{config.run_id}: already done ({config.record_path}); --force to run again")
+        return 0
+    record = run(config)
+    print(json.dumps({k: record.get(k) for k in ("run_id", "status", "error", "val", "test", "wall_time_s")}, indent=2))
+    print(f"record: {config.record_path}")
+    return 0 if record["status"] == "ok" else 1
+
+
+def data_dirs_from_env() -> dict[str, str]:
+    keys = {"GLUE_DIR": "glue_dir", "SUPERGLUE_DIR": "superglue_dir"}
+    return {key: os.environ[env] for env, key in keys.items() if os.environ.get(env)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
