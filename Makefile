@@ -4,8 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 PROFILE ?= cpu
+JOBS    ?= 1
+# Local GLUE / SuperGLUE copies (original release layouts); without them data comes from the Hub.
+DATA    ?= ../shared/data
+export GLUE_DIR      ?= $(if $(wildcard $(DATA)/glue),$(abspath $(DATA)/glue))
+export SUPERGLUE_DIR ?= $(if $(wildcard $(DATA)/superglue),$(abspath $(DATA)/superglue))
 
-.PHONY: install test params bench reproduce tables smoke sweep-wandb clean
+.PHONY: install test params bench reproduce plan tables smoke sweep-wandb clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +24,26 @@ test:
 
 params:
 	$(PY) -m experiments.param_table
+
+# Run the profile's grid (skipping runs whose record is ok), then build its reports.
+reproduce:
+	$(PY) -m experiments.sweep --profile $(PROFILE) --jobs $(JOBS); status=$$?; \
+	$(MAKE) --no-print-directory tables PROFILE=$(PROFILE) && exit $$status
+
+# List the runs of a profile without running anything (e.g. make plan PROFILE=paper).
+plan:
+	$(PY) -m experiments.sweep --profile $(PROFILE) --dry-run
+
+tables:
+	$(PY) -m analysis.build_reports --results results/$(PROFILE) --out reports/$(PROFILE) --profile $(PROFILE) \
+	  $(if $(wildcard reports/efficiency.csv),--efficiency reports/efficiency.csv)
+
+smoke:
+	$(MAKE) --no-print-directory reproduce PROFILE=smoke
+
+# W&B sweep (grid) over the same profile, for many machines: wandb sweep <file>; wandb agent <id>.
+sweep-wandb:
+	$(PY) -m experiments.wandb_sweep --profile $(PROFILE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

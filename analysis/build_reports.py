@@ -93,7 +93,7 @@ def build(records: pd.DataFrame, profile: str, sources: list[str], out: Path,
     for benchmark in ("glue", "superglue"):
         table = benchmark_table(records, benchmark)
         if table is None:
-            links.append(f"- {benchmark}: not generated (no full-data runs of this benchmark)")
+            links.append(f"- {benchmark}: not generated (no runs of this benchmark)")
             continue
         written += write_table(table, out)
         links.append(f"- [{table.title}]({benchmark}.md) ([csv]({benchmark}.csv), [tex]({benchmark}.tex))")

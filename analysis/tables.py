@@ -110,8 +110,27 @@ def metric_stats(records: pd.DataFrame) -> pd.DataFrame:
     return stats.rename(columns={"count": "n"})
 
 
+def table_train_size(records: pd.DataFrame, benchmark: str) -> float | None:
+    """The training size a benchmark table shows: full data (None) when any full-data run
+    exists; otherwise (a CPU profile of low-resource runs only) the size with the most
+    (method, task) pairs covered, the largest on ties — always named in the table title."""
+    runs = records[records["benchmark"] == benchmark]
+    if runs.empty or runs["train_size"].isna().any():
+        return None
+    coverage = runs.groupby("train_size")[["method", "task"]].apply(lambda d: len(d.drop_duplicates()))
+    return max(coverage.index, key=lambda size: (coverage[size], size))
+
+
 def full_data(records: pd.DataFrame, benchmark: str) -> pd.DataFrame:
-    return records[(records["benchmark"] == benchmark) & records["train_size"].isna()]
+    """The runs a benchmark table is built from: full data, or the size table_train_size picks."""
+    size = table_train_size(records, benchmark)
+    runs = records[records["benchmark"] == benchmark]
+    return runs[runs["train_size"].isna()] if size is None else runs[runs["train_size"] == size]
+
+
+def data_label(records: pd.DataFrame, benchmark: str) -> str:
+    size = table_train_size(records, benchmark)
+    return "full data" if size is None else f"{int(size)} training examples per task"
 
 
 def task_scores(records: pd.DataFrame, benchmark: str) -> pd.DataFrame:
@@ -180,14 +199,14 @@ def benchmark_table(records: pd.DataFrame, benchmark: str) -> Table | None:
     bench = names.BENCHMARK_NAMES.get(benchmark, benchmark)
     absent = [names.task_name(t) for t in names.BENCHMARK_TASKS.get(benchmark, ()) if t not in tasks]
     notes = [
-        "Test scores ×100 on the full training sets: mean ± sample std over seeds, n = seeds; "
+        f"Test scores ×100, {data_label(records, benchmark)}: mean ± sample std over seeds, n = seeds; "
         f"{MISSING} = no successful run. Avg = mean over tasks, a task's metrics averaged first.",
         f"{bench} tasks with no runs here, not in the table: {', '.join(absent)}." if absent else None,
         f"{MISSING_AVG} Avg not computed for rows lacking a task: {'; '.join(incomplete)}."
         if incomplete else None,
         failed_note(full),
     ]
-    return Table(benchmark, f"{bench} (test, full data)", pd.DataFrame(numbers),
+    return Table(benchmark, f"{bench} (test, {data_label(records, benchmark)})", pd.DataFrame(numbers),
                  pd.DataFrame(cells), tuple(n for n in notes if n))
 
 

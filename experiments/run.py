@@ -224,9 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="run again even if an ok record exists")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = make_run_config(args.method, backbone=args.backbone, task=args.task, train_size=args.train_size,
-                             seed=args.seed, results_dir=args.results_dir, **data_dirs_from_env(),
-                             **parse_overrides(args.set))
+    try:
+        config = make_run_config(args.method, backbone=args.backbone, task=args.task, train_size=args.train_size,
+                                 seed=args.seed, results_dir=args.results_dir, **data_dirs_from_env(),
+                                 **parse_overrides(args.set))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     existing = read_record(config.record_path)
     if existing and existing.get("status") == "ok" and not args.force:
         print(f"{config.run_id}: already done ({config.record_path}); --force to run again")

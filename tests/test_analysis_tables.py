@@ -154,3 +154,19 @@ def test_unknown_task_uses_the_metrics_its_records_carry():
     table = benchmark_table(frame(rec), "glue")
     assert "wnli (acc)" in table.cells.columns
     assert pd.notna(numbers(table).loc["finetune", "avg"])
+
+
+def test_low_resource_only_profiles_tabulate_their_best_covered_size():
+    records = frame(run("finetune", "rte", 1, 60.0, train_size=500), run("compacter", "rte", 1, 62.0, train_size=500),
+                    run("finetune", "sst2", 1, 70.0, train_size=500), run("compacter", "sst2", 1, 71.0, train_size=500),
+                    run("finetune", "sst2", 1, 50.0, train_size=100))
+    table = benchmark_table(records, "glue")
+    assert table.title == "GLUE (test, 500 training examples per task)"
+    assert cells(table).loc["Finetuning", "SST-2 (acc)"] == "70.0 (n=1)"
+
+
+def test_full_data_runs_win_over_low_resource_runs_in_benchmark_tables():
+    records = frame(run("finetune", "rte", 1, 60.0, train_size=500), run("finetune", "rte", 1, 66.0))
+    table = benchmark_table(records, "glue")
+    assert table.title == "GLUE (test, full data)"
+    assert cells(table).loc["Finetuning", "RTE (acc)"] == "66.0 (n=1)"

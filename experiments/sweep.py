@@ -1,0 +1,181 @@
+"""Profiles and resumable sweeps: ``make reproduce PROFILE=cpu``.
+
+A profile (``experiments/configs/profiles/<name>.yaml``) is a union of blocks, each a
+product backbones × methods × tasks × train sizes × seeds, plus run settings: profile
+defaults, then per-backbone, per-method and per-task overrides (later wins). Every cell
+becomes one ``RunConfig`` and one record in ``results/<profile>/``. A cell whose record
+says ``ok`` is skipped, so re-running a killed sweep finishes it without duplicates;
+a failing run is recorded and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from experiments.configs import CONFIG_DIR
+from experiments.run import RunConfig, data_dirs_from_env, make_run_config, read_record, run
+
+log = logging.getLogger(__name__)
+PROFILE_DIR = CONFIG_DIR / "profiles"
+BLOCK_KEYS = ("backbones", "methods", "tasks", "train_sizes", "seeds")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    blocks: list[dict[str, list]]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    backbone_settings: dict[str, dict] = field(default_factory=dict)
+    method_settings: dict[str, dict] = field(default_factory=dict)
+    task_settings: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """Changes whenever the grid or its settings change (checked by W&B sweep agents)."""
+        return hashlib.sha256(json.dumps([c.identity() for c in self.configs()], sort_keys=True).encode()).hexdigest()[:12]
+
+    def cells(self) -> Iterator[tuple[str, str, str, int | None, int]]:
+        """(backbone, method, task, train_size, seed), de-duplicated, in a stable order."""
+        seen = set()
+        for block in self.blocks:
+            for cell in itertools.product(*(block[key] for key in BLOCK_KEYS)):
+                if cell not in seen:
+                    seen.add(cell)
+                    yield cell
+
+    def config(self, backbone: str, method: str, task: str, train_size: int | None, seed: int,
+               **extra: Any) -> RunConfig:
+        settings = {**self.defaults, **self.backbone_settings.get(backbone, {}),
+                    **self.method_settings.get(method, {}), **self.task_settings.get(task, {})}
+        return make_run_config(method, backbone=backbone, task=task, train_size=train_size, seed=seed,
+                               profile=self.name, results_dir=f"results/{self.name}",
+                               **{**settings, **data_dirs_from_env(), **extra})
+
+    def configs(self, **extra: Any) -> list[RunConfig]:
+        return [self.config(*cell, **extra) for cell in self.cells()]
+
+
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_profile(name: str) -> Profile:
+    path = PROFILE_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(profile_names())}")
+    raw = yaml.safe_load(path.read_text())
+    blocks = raw.get("runs") or []
+    for i, block in enumerate(blocks):
+        missing = [key for key in BLOCK_KEYS if not isinstance(block.get(key), list) or not block[key]]
+        if missing:
+            raise ValueError(f"{path}: runs[{i}] needs non-empty lists for {missing} (keys: {', '.join(BLOCK_KEYS)})")
+    return Profile(name=name, description=raw.get("description", ""), blocks=blocks,
+                   defaults=raw.get("defaults") or {}, backbone_settings=raw.get("backbones") or {},
+                   method_settings=raw.get("methods") or {}, task_settings=raw.get("tasks") or {})
+
+
+def is_done(config: RunConfig) -> bool:
+    record = read_record(config.record_path)
+    return bool(record) and record.get("status") == "ok"
+
+
+def _run_in_worker(config: RunConfig, threads: int) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(threads)
+    return run(config)
+
+
+class Progress:
+    """One line per finished run: done / total, elapsed, a naive estimate of what is left."""
+
+    def __init__(self, total: int, skipped: int) -> None:
+        self.total, self.done, self.failed = total, skipped, []
+        self.start, self.ran = time.monotonic(), 0
+
+    def update(self, record: dict[str, Any]) -> str:
+        self.done += 1
+        self.ran += 1
+        if record["status"] != "ok":
+            self.failed.append(record)
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / self.ran * (self.total - self.done)
+        status = "ok" if record["status"] == "ok" else f"FAILED ({record['error']})"
+        return (f"[{self.done}/{self.total}] {_clock(elapsed)} elapsed, ~{_clock(eta)} left | "
+                f"{record['run_id']}: {status}")
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60:d}:{minutes % 60:02d}:{secs:02d}"
+
+
+def run_sweep(profile: Profile, jobs: int = 1, **extra: Any) -> list[dict[str, Any]]:
+    """Run every cell without an ok record; returns the failed records."""
+    configs = profile.configs(**extra)
+    todo = [c for c in configs if not is_done(c)]
+    progress = Progress(len(configs), len(configs) - len(todo))
+    print(f"profile {profile.name}: {len(configs)} runs, {len(configs) - len(todo)} already done, "
+          f"{len(todo)} to run with {jobs} job(s)", flush=True)
+    if jobs <= 1:
+        for config in todo:
+            print(f"  running {config.run_id} ...", flush=True)
+            print(progress.update(run(config)), flush=True)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = [pool.submit(_run_in_worker, config, threads) for config in todo]
+            for future in as_completed(futures):
+                print(progress.update(future.result()), flush=True)
+    return progress.failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run a profile's grid of runs (resumable).")
+    parser.add_argument("--profile", default="cpu", help=f"one of: {', '.join(profile_names())}")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        profile = load_profile(args.profile)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        configs = profile.configs()
+        for config in configs:
+            state = "done" if is_done(config) else "todo"
+            print(f"{state}  {config.run_id}  lr={config.learning_rate:g} epochs={config.epochs} "
+                  f"batch={config.batch_size}")
+        print(f"{len(configs)} runs in profile {profile.name} ({sum(map(is_done, configs))} done); "
+              f"records go to results/{profile.name}/")
+        return 0
+    failed = run_sweep(profile, jobs=args.jobs)
+    if failed:
+        print(f"\n{len(failed)} run(s) failed (records kept; re-run the same command to retry them):")
+        for record in failed:
+            print(f"  {record['run_id']}: {record['error']}")
+        return 1
+    print("all runs ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
