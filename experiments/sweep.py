@@ -62,9 +62,9 @@ class Profile:
                **extra: Any) -> RunConfig:
         settings = {**self.defaults, **self.backbone_settings.get(backbone, {}),
                     **self.method_settings.get(method, {}), **self.task_settings.get(task, {})}
-        return make_run_config(method, backbone=backbone, task=task, train_size=train_size, seed=seed,
-                               profile=self.name, results_dir=f"results/{self.name}",
-                               **{**settings, **data_dirs_from_env(), **extra})
+        return make_run_config(method, **{"results_dir": f"results/{self.name}", **settings, **data_dirs_from_env(),
+                                          **extra, "backbone": backbone, "task": task, "train_size": train_size,
+                                          "seed": seed, "profile": self.name})
 
     def configs(self, **extra: Any) -> list[RunConfig]:
         return [self.config(*cell, **extra) for cell in self.cells()]
