@@ -16,6 +16,7 @@ import datasets
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from lightning_modules.sources import load_splits, original_splits, resolve_source
 from lightning_modules.tasks import get_task, supported_tasks, unsupported_message
@@ -65,7 +66,9 @@ class TaskDataModule(L.LightningDataModule):
     """Train / validation / test of one task (the paper's splits), ready for a model.
 
     ``examples(split)[batch["example_id"][i]]`` is the raw example behind row ``i`` of a
-    batch; validation and test batches come in ``examples(split)`` order.
+    batch. Batches group examples of similar length, so dynamic padding pads little:
+    training uses ``transformers``' LengthGroupedSampler (seeded shuffle of
+    length-sorted mega-batches); validation and test run shortest first, always the same.
     """
 
     def __init__(self, task: str, tokenizer, model_kind: str, train_size: int | None = None, seed: int = 42,
@@ -116,13 +119,14 @@ class TaskDataModule(L.LightningDataModule):
     def train_dataloader(self):
         # A fresh generator seeded by `seed`: the same seed gives the same batch order.
         generator = torch.Generator().manual_seed(self.seed)
-        return self._loader("train", self.batch_size, shuffle=True, generator=generator)
+        sampler = LengthGroupedSampler(self.batch_size, lengths=self._lengths("train"), generator=generator)
+        return self._loader("train", self.batch_size, sampler=sampler)
 
     def val_dataloader(self):
-        return self._loader("validation", self.eval_batch_size, shuffle=False)
+        return self._loader("validation", self.eval_batch_size, sampler=self._shortest_first("validation"))
 
     def test_dataloader(self):
-        return self._loader("test", self.eval_batch_size, shuffle=False)
+        return self._loader("test", self.eval_batch_size, sampler=self._shortest_first("test"))
 
     # ------------------------------------------------------------ internals
 
@@ -135,6 +139,15 @@ class TaskDataModule(L.LightningDataModule):
             regression=self.task.encoder_head == "regression", seq2seq=self.model_kind == "seq2seq")
         return DataLoader(self._tokenized[split], batch_size=batch_size, collate_fn=collate,
                           num_workers=self.num_workers, **kwargs)
+
+    def _lengths(self, split: str) -> list[int]:
+        """Tokens per row (the longest choice for multiple choice): what padding depends on."""
+        return [max(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids)
+                for ids in self._tokenized[split]["input_ids"]]
+
+    def _shortest_first(self, split: str) -> list[int]:
+        lengths = self._lengths(split)
+        return sorted(range(len(lengths)), key=lengths.__getitem__)
 
     def _rows(self, split: str, examples: list[dict]) -> list[dict]:
         """Untokenised model inputs, each with the index of its example."""

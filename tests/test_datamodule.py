@@ -48,7 +48,7 @@ def test_seq2seq_batches_carry_target_ids_with_ignored_padding(make, tokenizer):
     assert set(batch) == {"input_ids", "attention_mask", "labels", "example_id"}
     assert batch["input_ids"].shape[0] == batch["labels"].shape[0] == 16
     assert tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True).startswith("rte sentence1 :")
-    first = dm.examples("validation")[0]
+    first = dm.examples("validation")[batch["example_id"][0]]
     labels = [t for t in batch["labels"][0].tolist() if t != -100]
     assert tokenizer.decode(labels, skip_special_tokens=True) == str(first["label"])
 
@@ -76,14 +76,25 @@ def test_stsb_labels_are_float_scores(make):
     assert batch["labels"].dtype == torch.float
 
 
-def test_train_order_is_fixed_by_the_seed_and_eval_is_not_shuffled(make):
+def test_train_order_is_fixed_by_the_seed_and_eval_runs_shortest_first(make):
     def order(dm):
         return torch.cat([b["example_id"] for b in dm.train_dataloader()]).tolist()
 
     first, again, other = make(seed=3), make(seed=3), make(seed=4)
     assert order(first) == order(again) != list(range(64))
     assert order(first) != order(other)
-    assert torch.cat([b["example_id"] for b in first.val_dataloader()]).tolist() == list(range(138))
+    val = list(first.val_dataloader())
+    assert sorted(torch.cat([b["example_id"] for b in val]).tolist()) == list(range(138))
+    widths = [b["input_ids"].shape[1] for b in val]
+    assert widths == sorted(widths), "eval batches grow in length: little padding"
+
+
+def test_training_batches_group_similar_lengths(make):
+    dm = make(seed=3)
+    lengths = [len(ids) for ids in dm._tokenized["train"]["input_ids"]]
+    in_example_order = sum(8 * max(lengths[i:i + 8]) for i in range(0, len(lengths), 8))
+    grouped = sum(b["attention_mask"].numel() for b in dm.train_dataloader())
+    assert grouped < 0.85 * in_example_order, "length grouping pads far less than batching in example order"
 
 
 def test_second_setup_reads_the_tokenised_cache(make, monkeypatch):
