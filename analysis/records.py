@@ -40,8 +40,11 @@ class RecordError(ValueError):
     """An input the analysis cannot use; the message names the file or W&B run."""
 
 
-def load_records(results_dir: str | Path) -> pd.DataFrame:
-    """Read every ``<run_id>.json`` in ``results_dir`` (hidden temp files skipped)."""
+def load_records(results_dir: str | Path, keep_reruns: bool = False) -> pd.DataFrame:
+    """Read every ``<run_id>.json`` in ``results_dir`` (hidden temp files skipped).
+
+    ``keep_reruns``: keep every record, also several of one (method, task, size, seed) with
+    different hyper-parameters, as a search wants; tables keep only the newest."""
     directory = Path(results_dir)
     if not directory.is_dir():
         raise FileNotFoundError(f"results directory not found: {directory}")
@@ -54,7 +57,7 @@ def load_records(results_dir: str | Path) -> pd.DataFrame:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise RecordError(f"{path}: corrupt run record, not valid JSON ({err})") from err
         rows.append(normalise(raw, source=str(path)))
-    return to_frame(rows)
+    return to_frame(rows, keep_reruns)
 
 
 def load_wandb(path: str, filters: Mapping[str, Any] | None = None, api: Any = None) -> pd.DataFrame:
@@ -176,8 +179,9 @@ def describe_machine(machine: Any) -> str | None:
     return ", ".join(parts) or None
 
 
-def to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """Rows -> DataFrame with stable dtypes, duplicates of one experiment resolved."""
+def to_frame(rows: Iterable[dict[str, Any]], keep_reruns: bool = False) -> pd.DataFrame:
+    """Rows -> DataFrame with stable dtypes, duplicates of one experiment resolved
+    (unless ``keep_reruns``)."""
     frame = pd.DataFrame(list(rows))
     for column in BASE_COLUMNS:
         if column not in frame.columns:
@@ -186,7 +190,7 @@ def to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     frame["seed"] = frame["seed"].astype("Int64")
     for column in ("started_at", "finished_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True, errors="coerce", format="ISO8601")
-    return drop_duplicates(frame)
+    return frame if keep_reruns else drop_duplicates(frame)
 
 
 def drop_duplicates(frame: pd.DataFrame) -> pd.DataFrame:

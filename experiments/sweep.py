@@ -1,8 +1,9 @@
 """Profiles and resumable sweeps: ``make reproduce PROFILE=cpu``.
 
 A profile (``experiments/configs/profiles/<name>.yaml``) is a union of blocks, each a
-product backbones × methods × tasks × train sizes × seeds, plus run settings: profile
-defaults, then per-backbone, per-method and per-task overrides (later wins). Every cell
+product backbones × methods × tasks × train sizes × seeds (× optional ``variants``, a list
+of setting overrides such as learning rates to search), plus run settings: profile
+defaults, then per-backbone, per-method and per-task overrides, then the variant (later wins). Every cell
 becomes one ``RunConfig`` and one record in ``results/<profile>/``. A cell whose record
 says ``ok`` is skipped, so re-running a killed sweep finishes it without duplicates;
 a failing run is recorded and the sweep goes on.
@@ -49,19 +50,20 @@ class Profile:
         """Changes whenever the grid or its settings change (checked by W&B sweep agents)."""
         return hashlib.sha256(json.dumps([c.identity() for c in self.configs()], sort_keys=True).encode()).hexdigest()[:12]
 
-    def cells(self) -> Iterator[tuple[str, str, str, int | None, int]]:
-        """(backbone, method, task, train_size, seed), de-duplicated, in a stable order."""
+    def cells(self) -> Iterator[tuple[str, str, str, int | None, int, dict]]:
+        """(backbone, method, task, train_size, seed, variant), de-duplicated, in a stable order."""
         seen = set()
         for block in self.blocks:
-            for cell in itertools.product(*(block[key] for key in BLOCK_KEYS)):
-                if cell not in seen:
-                    seen.add(cell)
+            for cell in itertools.product(*(block[key] for key in BLOCK_KEYS), block.get("variants") or [{}]):
+                key = json.dumps(cell, sort_keys=True)
+                if key not in seen:
+                    seen.add(key)
                     yield cell
 
     def config(self, backbone: str, method: str, task: str, train_size: int | None, seed: int,
-               **extra: Any) -> RunConfig:
+               variant: dict | None = None, **extra: Any) -> RunConfig:
         settings = {**self.defaults, **self.backbone_settings.get(backbone, {}),
-                    **self.method_settings.get(method, {}), **self.task_settings.get(task, {})}
+                    **self.method_settings.get(method, {}), **self.task_settings.get(task, {}), **(variant or {})}
         return make_run_config(method, **{"results_dir": f"results/{self.name}", **settings, **data_dirs_from_env(),
                                           **extra, "backbone": backbone, "task": task, "train_size": train_size,
                                           "seed": seed, "profile": self.name})
