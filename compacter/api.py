@@ -25,6 +25,9 @@ from torch import nn
 
 from compacter.adapter_methods import ADAPTER_VARIANTS, AdapterConfig, apply_adapters
 from compacter.bitfit import BitFitConfig, apply_bitfit
+from compacter.intrinsic import IntrinsicConfig, apply_intrinsic
+from compacter.lora import LoraMethodConfig, apply_lora
+from compacter.prompt import PromptConfig, apply_prompt
 
 TRAINED_WEIGHTS = "trained.safetensors"
 METHOD_CONFIG = "method_config.json"
@@ -44,6 +47,9 @@ METHODS: dict[str, tuple[type, Callable[[nn.Module, Any], Trainable]]] = {
     "finetune": (FinetuneConfig, apply_finetune),
     **{name: (AdapterConfig, apply_adapters) for name in ADAPTER_VARIANTS},
     "bitfit": (BitFitConfig, apply_bitfit),
+    "prompt": (PromptConfig, apply_prompt),
+    "intrinsic": (IntrinsicConfig, apply_intrinsic),
+    "lora": (LoraMethodConfig, apply_lora),
 }
 
 

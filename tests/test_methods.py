@@ -8,10 +8,12 @@ from compacter.adapters import AdapterWrapped
 from compacter.phm import PHMLinear
 from tests.tiny_models import HIDDEN, logits, tiny_bert, tiny_inputs, tiny_t5
 
-ALL_METHODS = ["finetune", "adapter", "pfeiffer", "adapterdrop", "lowrank", "phm", "compacter", "compacterpp", "bitfit"]
+ADAPTER_FAMILY = ["adapter", "pfeiffer", "adapterdrop", "lowrank", "phm", "compacter", "compacterpp"]
+ALL_METHODS = ["finetune", *ADAPTER_FAMILY, "bitfit", "prompt", "intrinsic", "lora"]
 SMALL = {"reduction_factor": 8}  # tiny models: hidden 32 -> bottleneck 4
-OPTIONS = {m: ({**SMALL, "n": 2} if m in ("phm", "compacter", "compacterpp") else SMALL) if m not in ("finetune", "bitfit") else {}
+OPTIONS = {m: ({**SMALL, "n": 2} if m in ("phm", "compacter", "compacterpp") else SMALL) if m in ADAPTER_FAMILY else {}
            for m in ALL_METHODS}
+OPTIONS.update(prompt={"num_tokens": 5}, intrinsic={"intrinsic_dim": 300})  # tiny vocab (100), ~50 tensors
 BUILDERS = {"t5": tiny_t5, "bert": tiny_bert}
 
 
