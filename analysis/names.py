@@ -44,14 +44,14 @@ METRIC_NAMES = {
 
 METHOD_ORDER = (
     "finetune", "adapter", "pfeiffer", "adapterdrop", "lowrank", "phm",
-    "compacter", "compacterpp", "bitfit", "prompt", "intrinsic", "lora",
+    "compacter", "compacterpp", "bitfit", "prompt_r", "prompt", "intrinsic", "lora",
 )
 
 METHOD_NAMES = {
     "finetune": "Finetuning", "adapter": "Adapter", "pfeiffer": "Pfeiffer-Adapter",
     "adapterdrop": "AdapterDrop", "lowrank": "Adapter-LowRank", "phm": "PHM-Adapter",
     "compacter": "Compacter", "compacterpp": "Compacter++", "bitfit": "BitFit",
-    "prompt": "Prompt Tuning", "intrinsic": "Intrinsic-SAID", "lora": "LoRA",
+    "prompt_r": "Prompt Tuning-R", "prompt": "Prompt Tuning-T", "intrinsic": "Intrinsic-SAID", "lora": "LoRA",
 }
 
 

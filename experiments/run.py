@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RunConfig:
     backbone: str = "minilm"
-    method: str = "compacter"
+    method: str = "compacter"                # the method config's name, what tables show
+    peft_method: str | None = None           # what compacter.apply gets, when it differs (prompt_r -> prompt)
     task: str = "rte"
     train_size: int | None = None          # None = the full training split
     seed: int = 42
@@ -95,8 +96,14 @@ class RunConfig:
 
 
 def make_run_config(method: str, **overrides: Any) -> RunConfig:
-    """The method's YAML config, then ``overrides``; unknown keys name the valid ones."""
-    values = {**method_config(method), **overrides, "method": method}
+    """The method's YAML config, then ``overrides``; unknown keys name the valid ones.
+
+    A config file may name another library method (``prompt_r.yaml`` has ``method: prompt``):
+    the run is then called by the file name and applies the method the file names."""
+    from_file = method_config(method)
+    library_method = from_file.pop("method", method)
+    values = {**from_file, **overrides, "method": method,
+              "peft_method": library_method if library_method != method else None}
     valid = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(values) - valid)
     if unknown:

@@ -45,7 +45,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
         hf_data_dir=config.hf_data_dir,
     )
     model = load_model(backbone, task.encoder_head, num_labels=max(len(task.labels), 1))
-    compacter.apply(model, config.method, **config.method_options)
+    compacter.apply(model, config.peft_method or config.method, **config.method_options)
     count = compacter.count_parameters(model)
     module = TaskModule(model, task, tokenizer, learning_rate=config.learning_rate,
                         warmup_steps=config.warmup_steps, warmup_ratio=config.warmup_ratio,
