@@ -73,6 +73,10 @@ class RunConfig:
                          "save_trained_weights", "wandb_project", "wandb_mode", "accelerator", "devices")
 
     def __post_init__(self) -> None:
+        for name in ("learning_rate", "weight_decay", "epochs", "batch_size", "warmup_steps"):
+            if not isinstance(getattr(self, name), (int, float)) or isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a number, got {getattr(self, name)!r} "
+                                 f"(in YAML write floats with a dot: 3.0e-3, not 3e-3)")
         if self.train_size is not None and self.train_size < 1:
             raise ValueError(f"train_size must be a positive number of examples or null (full), got {self.train_size}")
         if self.epochs < 1:
@@ -217,7 +221,13 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep:
             raise ValueError(f"--set expects key=value, got {pair!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):  # YAML 1.1 reads "3e-3" as a string; a number is meant
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        overrides[key.strip()] = parsed
     return overrides
 
 

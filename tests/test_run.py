@@ -83,3 +83,11 @@ def test_unknown_setting_names_the_valid_ones():
 def test_unknown_method_config_names_the_known_ones():
     with pytest.raises(ValueError, match="no method config.*known method configs:.*compacter"):
         make_run_config("compactor")
+
+
+def test_overrides_parse_numbers_and_reject_non_numbers():
+    from experiments.run import parse_overrides
+    assert parse_overrides(["learning_rate=3e-3", "epochs=2", "train_size=null"]) == {
+        "learning_rate": 0.003, "epochs": 2, "train_size": None}
+    with pytest.raises(ValueError, match="learning_rate must be a number, got 'fast'"):
+        make_run_config("compacter", learning_rate="fast")
