@@ -20,7 +20,6 @@ import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -96,9 +95,10 @@ def is_done(config: RunConfig) -> bool:
     return bool(record) and record.get("status") == "ok"
 
 
-def _run_in_worker(config: RunConfig, threads: int) -> dict[str, Any]:
+def _run_in_worker(job: tuple[RunConfig, int]) -> dict[str, Any]:
     import torch
 
+    config, threads = job
     torch.set_num_threads(threads)
     return run(config)
 
@@ -141,10 +141,11 @@ def run_sweep(profile: Profile, jobs: int = 1, **extra: Any) -> list[dict[str, A
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = [pool.submit(_run_in_worker, config, threads) for config in todo]
-            for future in as_completed(futures):
-                print(progress.update(future.result()), flush=True)
+        # Leaving the `with` block terminates the workers, also on Ctrl-C: an interrupted
+        # run leaves no record and is redone when the sweep is resumed.
+        with context.Pool(jobs) as pool:
+            for record in pool.imap_unordered(_run_in_worker, [(config, threads) for config in todo]):
+                print(progress.update(record), flush=True)
     return progress.failed
 
 
