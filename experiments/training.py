@@ -67,16 +67,15 @@ def train_and_test(config, logger) -> dict[str, Any]:
         if not checkpoint.best_model_path:
             raise RuntimeError("no checkpoint was saved: validation never produced a score")
         best_epoch = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)["epoch"]
-        val = trainer.validate(module, datamodule=data, ckpt_path="best", verbose=False)
-        test = trainer.test(module, datamodule=data, ckpt_path="best", verbose=False)
-        del val, test  # the module keeps the full per-metric dicts
+        trainer.test(module, datamodule=data, ckpt_path="best", verbose=False)
         if config.save_trained_weights:
             compacter.save_trained(model, Path(config.results_dir) / "trained" / config.run_id)
     finally:  # the record and the trained weights are what a run leaves; the checkpoint is scratch
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         if checkpoint_dir.parent.is_dir() and not any(checkpoint_dir.parent.iterdir()):
             checkpoint_dir.parent.rmdir()
-    val_metrics, test_metrics = module.last_metrics["val"], module.last_metrics["test"]
+    # the best checkpoint's validation scores were computed when it was selected
+    val_metrics, test_metrics = module.val_history[best_epoch], module.last_metrics["test"]
     return {
         "benchmark": task.benchmark,
         "trainable_params": count.trainable, "total_params": count.total, "backbone_params": count.backbone,

@@ -33,6 +33,7 @@ class TaskModule(L.LightningModule):
         self.strict_loading = False  # checkpoints hold only the trained tensors
         self._predictions: dict[int, object] = {}
         self.last_metrics: dict[str, dict[str, float]] = {}
+        self.val_history: dict[int, dict[str, float]] = {}  # epoch -> validation metrics
 
     def forward(self, **batch):
         return self.model(**batch)
@@ -84,6 +85,8 @@ class TaskModule(L.LightningModule):
         self._predictions.clear()
         metrics = self.task.compute_metrics(predictions, examples)
         self.last_metrics[prefix] = metrics
+        if prefix == "val" and not self.trainer.testing:
+            self.val_history[self.current_epoch] = metrics
         for name, value in metrics.items():
             self.log(f"{prefix}/{name}", value)
         # model selection uses the mean of the task's metrics, as the paper's "average_metrics"
