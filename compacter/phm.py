@@ -8,12 +8,15 @@ A PHM layer computes ``y = x W + b`` with a weight that is a sum of Kronecker pr
 Compacter (Eq. 4-5) makes two changes: the "slow" rules ``A_i`` are shared by every
 Compacter layer of the model, and each "fast" ``B_i`` is rank one, ``B_i = s_i t_i^T``.
 
-Why ``W`` is built once per forward instead of applying the factors one by one:
-at adapter sizes (384→12, 768→24) building ``W`` costs ``n·in·out`` flops once, after
-which a single large matmul runs at full BLAS efficiency; the factor-by-factor path
-(``phm_factored``) does fewer flops but as three small einsums it is slower on CPU.
-``reports/phm_microbench.md`` has the measurements (``make bench``). Building ``W``
-also lets eval mode cache it, so inference costs exactly what a plain linear layer costs.
+Two ways to compute a rank-one layer (``reports/phm_microbench.md``, ``make bench``):
+build ``W`` (``kronecker_sum``) and do one dense matmul, or apply the factors one by one
+(``phm_factored``, never forming W). At MiniLM's adapter size (384→12, n=4) both cost
+what an ``nn.Linear`` of that size costs, and building ``W`` lets eval mode cache it, so
+inference is exactly a linear layer; where the dense matmul needs several times the
+factored multiply-adds (768→24 with small n, and large layers, 10-40× faster at
+1024→1024 and 4096→4096) the factored path wins. ``PHMLinear`` picks by counting
+multiply-adds (``uses_factored``). Full (not rank-one) B always builds W: factoring it
+saves no multiply-adds.
 """
 
 from __future__ import annotations
@@ -39,15 +42,18 @@ def phm_factored(x: torch.Tensor, rules: torch.Tensor, s: torch.Tensor, t: torch
     """``x @ sum_i kron(A_i, s_i t_i^T)`` applied factor by factor, never forming W.
 
     x: (..., n·p); rules: (n, n, n); s: (n, p, 1); t: (n, 1, q). Returns (..., n·q).
-    Cost O(tokens · n · (in + out)) instead of O(tokens · in · out); used by the
-    micro-benchmark and kept as the reference that justifies building W in the layer.
+    Cost O(tokens · (n·(in + out) + n⁴)) instead of O(tokens · in · out). Three plain 2-D
+    matmuls on contiguous operands: einsum's batched forms with n-sized inner dimensions
+    ran several times slower on CPU (reports/phm_microbench.md).
     """
-    n = rules.shape[0]
-    xs = x.reshape(*x.shape[:-1], n, -1)                              # (..., n_a, p)
-    xs = torch.einsum("...ac,ic->...ia", xs, s.squeeze(-1))           # (..., n_i, n_a)
-    z = torch.einsum("...ia,iab->...ib", xs, rules)                   # (..., n_i, n_b)
-    y = torch.einsum("...ib,id->...bd", z, t.squeeze(-2))             # (..., n_b, q)
-    return y.reshape(*x.shape[:-1], -1)
+    n, p, q = rules.shape[0], s.shape[1], t.shape[2]
+    tokens = x.reshape(-1, n, p)                                       # (T, n_a, p)
+    u = tokens.reshape(-1, p) @ s.squeeze(-1).T                        # (T·n_a, n_i): x_a · s_i
+    # mix[(a, i), (b, j)] = A_i[a, b] if i == j: the rules as one (n², n²) block-diagonal matrix
+    mix = torch.einsum("iab,ij->aibj", rules, torch.eye(n, dtype=rules.dtype, device=rules.device))
+    z = u.reshape(-1, n * n) @ mix.reshape(n * n, n * n)               # (T, n_b · n_i)
+    y = z.reshape(-1, n) @ t.squeeze(-2)                               # (T·n_b, q): sum_i z_bi · t_i
+    return y.reshape(*x.shape[:-1], n * q)
 
 
 class SharedPHMRules(nn.Module):
@@ -68,6 +74,12 @@ class PHMLinear(nn.Module):
     ``shared_rules``: a ``SharedPHMRules`` to use instead of an own A (Compacter);
     ``rank_one``: B_i = s_i t_i^T instead of a full (in/n, out/n) matrix.
     """
+
+    # Factored once the dense matmul needs this many times its multiply-adds (per token:
+    # in·out vs n·(in + out) + n⁴). reports/phm_microbench.md, forward + backward: below a
+    # ratio of ~2.5 (e.g. 384→12 with n ≥ 4) building W is as fast or faster — and allows
+    # the eval cache —, from ~5 on (768→24 with n ≤ 4, 256→256, larger) factored is faster.
+    FACTORED_MIN_FLOP_RATIO = 4
 
     def __init__(
         self,
@@ -126,7 +138,15 @@ class PHMLinear(nn.Module):
     def _weight_params(self) -> tuple[torch.Tensor, ...]:
         return (self.rule, self.s, self.t) if self.rank_one else (self.rule, self.fast)
 
+    @property
+    def uses_factored(self) -> bool:
+        """Whether forward applies the factors one by one instead of building W (rank-one only)."""
+        factored = self.n * (self.in_features + self.out_features) + self.n**4
+        return self.rank_one and self.in_features * self.out_features >= self.FACTORED_MIN_FLOP_RATIO * factored
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.uses_factored:
+            return phm_factored(x, self.rule, self.s, self.t) + self.bias
         return torch.nn.functional.linear(x, self.weight().T, self.bias)
 
     def extra_repr(self) -> str:
