@@ -94,7 +94,7 @@ def lowresource_figure(points: pd.DataFrame, path: str | Path) -> Path:
         full_x = sizes[-1] * 2.5  # symbolic position right of the largest subset
         for index, label in enumerate(labels):
             colour = colours[index % len(colours)]
-            dodge = 1.04 ** (index - (len(labels) - 1) / 2)  # keeps error bars apart on log x
+            dodge = 1.015 ** (index - (len(labels) - 1) / 2)  # keeps error bars apart on log x
             curve = data[(data["label"] == label) & data["train_size"].notna()]
             if not curve.empty:
                 handles[label] = axis.errorbar(
@@ -106,6 +106,8 @@ def lowresource_figure(points: pd.DataFrame, path: str | Path) -> Path:
                               markerfacecolor="none", linestyle="none", capsize=3, color=colour)
         has_full = data["train_size"].isna().any()
         axis.set_xscale("log")
+        # a fixed margin around the sizes, so a one-size panel does not zoom into the dodge
+        axis.set_xlim(float(sizes[0]) / 1.6, (full_x if has_full else float(sizes[-1])) * 1.6)
         axis.set_xticks([float(s) for s in sizes] + ([full_x] if has_full else []),
                         labels=[str(s) for s in sizes] + ([FULL] if has_full else []))
         axis.minorticks_off()  # log minor ticks would label sizes that were not run
