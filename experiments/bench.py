@@ -23,6 +23,7 @@ by ``finetune`` of the same backbone in the same invocation (always run, first).
 
     python -m experiments.bench
     python -m experiments.bench --backbones minilm --methods adapter compacter --steps 3
+    python -m experiments.bench --profile --backbones minilm --methods compacter   # where the time goes
 """
 
 from __future__ import annotations
@@ -75,9 +76,27 @@ class Workload:
     warmup: int   # discarded training steps, the memory phase's included (≥ MEMORY_STEPS)
 
 
-# minilm: 32 × 128 tokens. t5-base (223M parameters, random weights): 4 × 128 → 8 tokens, so
-# that `make bench` (24 fresh processes, each with its memory phase) stays < 15 min on 2 CPU cores.
-WORKLOADS = {"minilm": Workload(32, 128, 0, steps=3, warmup=3), "t5-base": Workload(4, 128, 8, steps=3, warmup=3)}
+# minilm: 32 × 128 tokens. t5-base (223M parameters, random weights) on CPU: 4 × 128 → 8 tokens,
+# so that `make bench` (26 fresh processes, each with its memory phase) stays < 30 min on 2 CPU
+# cores; on CUDA the paper-sized batch of 32. Medians of 5 steps: on the shared 2-core VM single
+# steps vary by ±10%.
+WORKLOADS = {
+    ("minilm", "cpu"): Workload(32, 128, 0, steps=5, warmup=3),
+    ("t5-base", "cpu"): Workload(4, 128, 8, steps=3, warmup=3),
+    ("minilm", "cuda"): Workload(32, 128, 0, steps=10, warmup=5),
+    ("t5-base", "cuda"): Workload(32, 128, 8, steps=10, warmup=5),
+}
+# Intrinsic-SAID re-projects all 223M T5-base weights through the Fastfood transform on every
+# forward: 75-100 s per training step on the 2-core CPU. It gets the memory phase and one timed step.
+MINIMAL_ON_CPU = {("t5-base", "intrinsic")}
+
+
+def default_workload(backbone: str, method: str, device: torch.device) -> Workload:
+    """The fixed batch for a backbone on a device (a checkpoint path gets minilm's)."""
+    base = WORKLOADS.get((backbone, device.type), WORKLOADS[("minilm", device.type)])
+    if device.type == "cpu" and (backbone, method) in MINIMAL_ON_CPU:
+        return replace(base, steps=1, warmup=MEMORY_STEPS)
+    return base
 
 
 def pick_device() -> torch.device:
@@ -131,6 +150,16 @@ def timed(fn: Callable[[], object], count: int, device: torch.device) -> list[fl
     return times
 
 
+def make_train_step(model: torch.nn.Module, batch: dict, optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+    """Forward with loss, backward, optimizer step, gradients freed."""
+    def train_step() -> None:
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return train_step
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
@@ -148,12 +177,7 @@ def measure(model: torch.nn.Module, method: str, options: dict, workload: Worklo
     model.to(device)
     batch, inputs = make_batch(model, workload, device), None
     trainable = [p for p in model.parameters() if p.requires_grad]  # frozen weights: no grad, no AdamW state
-    optimizer = torch.optim.AdamW(trainable, lr=learning_rate)
-
-    def train_step() -> None:
-        model(**batch).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    train_step = make_train_step(model, batch, torch.optim.AdamW(trainable, lr=learning_rate))
 
     def eval_forward() -> None:
         with torch.no_grad():
@@ -200,18 +224,44 @@ def build_backbone(name: str) -> torch.nn.Module:
     return load_model(backbone, None if backbone.kind == "seq2seq" else "classification", 2)
 
 
-def child(backbone: str, method: str, workload: Workload) -> dict:
-    """The body of one fresh process: seed, build, measure."""
-    set_threads()
-    torch.manual_seed(0)
-    model = build_backbone(backbone)
+def method_settings(method: str) -> tuple[dict, float]:
+    """The method's default options and learning rate (``configs/methods/<method>.yaml``)."""
     try:
         config = method_config(method)
     except ValueError:  # a registered method without a YAML config: the library's defaults
         config = {}
-    row = measure(model, method, dict(config.get("method_options") or {}), workload, pick_device(),
-                  float(config.get("learning_rate", 3e-4)), switch_allocator=True)
+    return dict(config.get("method_options") or {}), float(config.get("learning_rate", 3e-4))
+
+
+def child(backbone: str, method: str, workload: Workload) -> dict:
+    """The body of one fresh process: seed, build, measure."""
+    set_threads()
+    torch.manual_seed(0)
+    options, learning_rate = method_settings(method)
+    row = measure(build_backbone(backbone), method, options, workload, pick_device(), learning_rate,
+                  switch_allocator=True)
     return {"backbone": backbone, **row}
+
+
+def profile_table(backbone: str, method: str, workload: Workload, rows: int = 25) -> str:
+    """torch.profiler's operators of two training steps (after the warm-up), by self time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    set_threads()
+    torch.manual_seed(0)
+    device = pick_device()
+    options, learning_rate = method_settings(method)
+    model = compacter.apply(build_backbone(backbone), method, **options).to(device).train()
+    batch = make_batch(model, workload, device)
+    train_step = make_train_step(model, batch, torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=learning_rate))
+
+    timed(train_step, workload.warmup, device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        timed(train_step, 2, device)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return f"{backbone} {method}, {workload}, 2 training steps\n" + prof.key_averages().table(sort_by=sort, row_limit=rows)
 
 
 def cpu_busy_s() -> float:
@@ -317,7 +367,7 @@ def write_outputs(out: Path, rows: list[dict], argv: list[str], elapsed: float) 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbones", nargs="+", default=list(WORKLOADS), help="minilm, t5-base or a checkpoint")
+    parser.add_argument("--backbones", nargs="+", default=["minilm", "t5-base"], help="minilm, t5-base or a checkpoint")
     parser.add_argument("--methods", nargs="+", default=list(compacter.METHODS),
                         help="finetune is always measured too (ratios need it)")
     parser.add_argument("--steps", type=int, help="timed steps and eval forwards (default 3)")
@@ -325,18 +375,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("reports"), help="directory for efficiency.{csv,md}")
     parser.add_argument("--max-wait", type=float, default=10.0,
                         help="seconds to wait before each measurement for other processes to go idle")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of the benchmark: torch.profiler's operator table of two training steps of the "
+                             "first backbone and method, in this process (where the time goes)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     unknown = sorted(set(args.methods) - set(compacter.METHODS))
     if unknown:
         parser.error(f"unknown method(s) {unknown}; registered: {', '.join(compacter.METHODS)}")
 
-    def workload(backbone: str) -> Workload:
-        base = WORKLOADS.get(backbone, WORKLOADS["minilm"])
+    def workload(backbone: str, method: str) -> Workload:
+        base = default_workload(backbone, method, pick_device())
         return replace(base, steps=args.steps or base.steps, warmup=base.warmup if args.warmup is None else args.warmup)
 
     if args.child:
-        print(json.dumps(child(args.backbones[0], args.methods[0], workload(args.backbones[0]))))
+        print(json.dumps(child(args.backbones[0], args.methods[0], workload(args.backbones[0], args.methods[0]))))
+        return
+    if args.profile:
+        print(profile_table(args.backbones[0], args.methods[0], workload(args.backbones[0], args.methods[0])))
         return
     start = time.perf_counter()
     methods = ["finetune", *[m for m in dict.fromkeys(args.methods) if m != "finetune"]]
@@ -344,13 +400,15 @@ def main(argv: list[str] | None = None) -> None:
     for backbone in args.backbones:
         for method in methods:
             wait_until_quiet(args.max_wait)
-            row = run_child(backbone, method, workload(backbone))
+            child_start = time.perf_counter()
+            row = run_child(backbone, method, workload(backbone, method))
             rows.append(row)
-            print(f"[bench] {backbone} {method}: " + (
+            # rewritten after every row: an interrupted benchmark keeps what it measured
+            write_outputs(args.out, with_ratios(rows), argv, time.perf_counter() - start)
+            print(f"[bench] {backbone} {method} ({time.perf_counter() - child_start:.0f} s): " + (
                 f"train {row['train_step_s']:.3f} s, peak {row['peak_mem_mb']:.0f} MB, infer {row['infer_s']:.3f} s, "
                 f"other load {row['other_load']:.2f}" if row["status"] == "ok" else row["status"]),
                 file=sys.stderr, flush=True)
-    write_outputs(args.out, with_ratios(rows), argv, time.perf_counter() - start)
     print(f"[bench] wrote {args.out / 'efficiency.csv'} and {args.out / 'efficiency.md'}", file=sys.stderr)
 
 

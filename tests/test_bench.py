@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from experiments.bench import COLUMNS, Workload, measure, with_ratios
+from experiments.bench import COLUMNS, MEMORY_STEPS, Workload, default_workload, measure, profile_table, with_ratios
 from tests.tiny_models import tiny_bert
 
 TINY = Workload(batch=2, source_len=16, target_len=0, steps=1, warmup=2)
@@ -39,3 +39,16 @@ def test_rows_without_a_finetune_baseline_get_nan_ratios():
 def test_too_few_warmup_steps_for_the_memory_phase_is_an_error():
     with pytest.raises(ValueError, match="warmup"):
         measure(tiny_bert(), "finetune", {}, Workload(2, 16, 0, steps=1, warmup=1), torch.device("cpu"))
+
+
+def test_t5_intrinsic_gets_the_minimal_workload_on_cpu_only():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert default_workload("t5-base", "intrinsic", cpu) == Workload(4, 128, 8, steps=1, warmup=MEMORY_STEPS)
+    assert default_workload("t5-base", "compacter", cpu).steps > 1
+    assert default_workload("t5-base", "intrinsic", cuda) == default_workload("t5-base", "compacter", cuda)
+    assert default_workload("/some/checkpoint", "adapter", cpu) == default_workload("minilm", "adapter", cpu)
+
+
+def test_profile_table_lists_the_operators_of_training_steps():
+    table = profile_table("minilm", "compacter", TINY, rows=5)
+    assert table.startswith("minilm compacter") and "aten::" in table and "Self CPU" in table
