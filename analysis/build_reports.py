@@ -9,12 +9,14 @@ so a report folder never mixes fresh tables with stale ones.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from analysis import readme
 from analysis.figures import lowresource_figure, lowresource_points, lowresource_table
@@ -25,6 +27,7 @@ TABLE_FORMATS = {
     "glue": ("csv", "md", "tex"), "superglue": ("csv", "md", "tex"), "params": ("csv", "md"),
     "lowresource": ("csv", "md"), "efficiency": ("csv", "md"),
 }
+PROFILE_DIR = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "profiles"
 OUTPUT_FILES = [f"{name}.{ext}" for name, exts in TABLE_FORMATS.items() for ext in exts] + ["lowresource.png"]
 
 
@@ -71,6 +74,19 @@ def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, str, list[str]]:
     if len(profiles) > 1:
         raise ReportError(f"records of several profiles ({', '.join(profiles)}): choose one with --profile")
     return records, profiles[0], sources
+
+
+def planned_cells(profile: str) -> list[tuple] | None:
+    """The profile's grid as (backbone, method, task, train size, seed), when this checkout has
+    its YAML (a profile known only from W&B records has none: the records' own span is used).
+    Read from the YAML itself — the blocks' products, as the sweep expands them — so that
+    analysis never imports the training code."""
+    path = PROFILE_DIR / f"{profile}.yaml"
+    if not path.is_file():
+        return None
+    blocks = yaml.safe_load(path.read_text(encoding="utf-8")).get("runs", [])
+    keys = ("backbones", "methods", "tasks", "train_sizes", "seeds")
+    return list(dict.fromkeys(cell for block in blocks for cell in itertools.product(*(block[k] for k in keys))))
 
 
 def write_table(table: Table, out: Path) -> list[Path]:
@@ -122,7 +138,8 @@ def build(records: pd.DataFrame, profile: str, sources: list[str], out: Path,
         links.append("- [Efficiency](efficiency.md) ([csv](efficiency.csv))")
         observations += readme.efficiency_observations(table.numbers)
     readme_path = out / "README.md"
-    readme_path.write_text(readme.readme_text(profile, records, sources, links, observations), encoding="utf-8")
+    readme_path.write_text(readme.readme_text(profile, records, sources, links, observations, planned_cells(profile)),
+                           encoding="utf-8")
     written.append(readme_path)
     for name in OUTPUT_FILES:
         if out / name not in written and (out / name).exists():

@@ -46,6 +46,7 @@ class RunConfig:
     method_options: dict = field(default_factory=dict)
     learning_rate: float = 3e-4
     epochs: int = 20
+    val_every_n_epochs: int = 1            # validate (and checkpoint) every n epochs; n must divide epochs
     batch_size: int = 32
     eval_batch_size: int = 64
     warmup_steps: int = 500
@@ -73,7 +74,7 @@ class RunConfig:
                          "save_trained_weights", "wandb_project", "wandb_mode", "accelerator", "devices")
 
     def __post_init__(self) -> None:
-        for name in ("learning_rate", "weight_decay", "epochs", "batch_size", "warmup_steps"):
+        for name in ("learning_rate", "weight_decay", "epochs", "val_every_n_epochs", "batch_size", "warmup_steps"):
             if not isinstance(getattr(self, name), (int, float)) or isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a number, got {getattr(self, name)!r} "
                                  f"(in YAML write floats with a dot: 3.0e-3, not 3e-3)")
@@ -81,6 +82,10 @@ class RunConfig:
             raise ValueError(f"train_size must be a positive number of examples or null (full), got {self.train_size}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.val_every_n_epochs < 1 or self.epochs % self.val_every_n_epochs:
+            raise ValueError(f"val_every_n_epochs={self.val_every_n_epochs} must be >= 1 and divide epochs={self.epochs} "
+                             "(the last epoch is always validated); valid: "
+                             f"{[n for n in range(1, self.epochs + 1) if self.epochs % n == 0]}")
 
     def identity(self) -> dict[str, Any]:
         """Fields that define the run: two configs with equal identity are the same run."""

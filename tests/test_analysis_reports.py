@@ -136,3 +136,28 @@ def test_analysis_never_imports_the_training_code():
             modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
                        else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not {m.split(".")[0] for m in modules} & training, f"{path.name} imports {modules}"
+
+
+def test_missing_runs_are_the_planned_cells_without_a_record_when_the_grid_is_known():
+    from analysis.readme import missing_runs
+
+    records = to_frame(normalise(rec, rec["run_id"]) for rec in SWEEP)
+    planned = [("minilm", "finetune", "sst2", 100, 1), ("minilm", "adapter", "sst2", 100, 1),
+               ("minilm", "compacter", "sst2", 1000, 2)]  # a failed record is a record, not missing
+    assert missing_runs(records, planned) == [("minilm", "adapter", "sst2", 100, 1)]
+    # without the grid, every recorded method x (task, size) x seed is expected: rte has no compacter
+    assert ("minilm", "compacter", "rte", None, 1) in missing_runs(records)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
+def test_planned_cells_read_from_the_yaml_are_the_sweeps_grid(profile):
+    from analysis.build_reports import planned_cells
+    from experiments.sweep import load_profile
+
+    assert planned_cells(profile) == list(dict.fromkeys(cell[:5] for cell in load_profile(profile).cells()))
+
+
+def test_a_profile_without_yaml_has_no_planned_cells():
+    from analysis.build_reports import planned_cells
+
+    assert planned_cells("a-profile-only-on-wandb") is None

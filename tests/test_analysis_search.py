@@ -8,15 +8,19 @@ from analysis.search_summary import main
 def test_search_summary_chooses_by_validation_not_test(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
-    for i, (lr, val, test) in enumerate([(1e-4, 80.0, 70.0), (3e-4, 75.0, 90.0)]):
+    settings = [(1e-4, 80.0, 70.0, 32), (3e-4, 75.0, 90.0, 32), (1e-4, 60.0, 60.0, 8), (3e-4, 65.0, 50.0, 8)]
+    for i, (lr, val, test, batch) in enumerate(settings):
         record = {"run_id": f"r{i}", "profile": "search", "backbone": "minilm", "method": "adapter", "task": "sst2",
-                  "train_size": 500, "seed": 42, "status": "ok", "config": {"learning_rate": lr, "epochs": 5},
+                  "train_size": 500, "seed": 42, "status": "ok",
+                  "config": {"learning_rate": lr, "epochs": 5, "batch_size": batch},
                   "val": {"accuracy": val}, "test": {"accuracy": test}, "val_score": val, "test_score": test,
                   "wall_time_s": 10.0}
         (results / f"r{i}.json").write_text(json.dumps(record))
     out = tmp_path / "search.md"
     assert main(["--results", str(results), "--out", str(out)]) == 0
-    rows = [line for line in out.read_text().splitlines() if line.startswith("| adapter")]
-    assert len(rows) == 2
-    assert rows[0].rstrip(" |").endswith("✓") and "0.0001" in rows[0]
-    assert not rows[1].rstrip(" |").endswith("✓")
+    lines = out.read_text().splitlines()
+    header = [cell.strip() for cell in next(line for line in lines if line.startswith("| method")).split("|")]
+    rows = [dict(zip(header, (cell.strip() for cell in line.split("|")))) for line in lines if line.startswith("| adapter")]
+    chosen = {(row["batch_size"], row["learning_rate"]) for row in rows if row["chosen"] == "✓"}
+    assert len(rows) == 4
+    assert chosen == {("32", "0.0001"), ("8", "0.0003")}  # one choice per regime, by validation

@@ -57,6 +57,17 @@ def test_same_config_and_seed_give_the_same_scores(tiny_backbones, shared_data, 
     assert (first["val"], first["test"]) == (second["val"], second["test"])
 
 
+def test_validating_every_n_epochs_selects_among_validated_epochs_only(tiny_backbones, shared_data, tmp_path):
+    _, record = tiny_run(tmp_path, tiny_backbones["bert"], shared_data, epochs=2, val_every_n_epochs=2)
+    assert record["status"] == "ok", record.get("traceback")
+    assert record["epochs"] == 2 and record["best_epoch"] == 1  # epoch 0 was never validated
+
+
+def test_val_every_n_epochs_must_divide_epochs():
+    with pytest.raises(ValueError, match=r"val_every_n_epochs=2 must be >= 1 and divide epochs=5.*valid: \[1, 5\]"):
+        make_run_config("compacter", epochs=5, val_every_n_epochs=2)
+
+
 def test_a_failing_run_is_recorded_as_failed(tiny_backbones, shared_data, tmp_path):
     config, record = tiny_run(tmp_path, tiny_backbones["bert"], shared_data, learning_rate=float("nan"))
     assert record["status"] == "failed"
