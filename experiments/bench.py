@@ -261,7 +261,8 @@ def profile_table(backbone: str, method: str, workload: Workload, rows: int = 25
     with profile(activities=activities) as prof:
         timed(train_step, 2, device)
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    return f"{backbone} {method}, {workload}, 2 training steps\n" + prof.key_averages().table(sort_by=sort, row_limit=rows)
+    table = prof.key_averages().table(sort_by=sort, row_limit=rows)
+    return f"{backbone} {method}, {workload}, 2 training steps\n{table}"
 
 
 def cpu_busy_s() -> float:
@@ -370,8 +371,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backbones", nargs="+", default=["minilm", "t5-base"], help="minilm, t5-base or a checkpoint")
     parser.add_argument("--methods", nargs="+", default=list(compacter.METHODS),
                         help="finetune is always measured too (ratios need it)")
-    parser.add_argument("--steps", type=int, help="timed steps and eval forwards (default: per backbone and device, see WORKLOADS)")
-    parser.add_argument("--warmup", type=int, help=f"discarded training steps, ≥ {MEMORY_STEPS} (default: per backbone and device)")
+    parser.add_argument("--steps", type=int,
+                        help="timed steps and eval forwards (default: per backbone and device, see WORKLOADS)")
+    parser.add_argument("--warmup", type=int,
+                        help=f"discarded training steps, ≥ {MEMORY_STEPS} (default: per backbone and device)")
     parser.add_argument("--out", type=Path, default=Path("reports"), help="directory for efficiency.{csv,md}")
     parser.add_argument("--max-wait", type=float, default=10.0,
                         help="seconds to wait before each measurement for other processes to go idle")
