@@ -150,8 +150,11 @@ def timed(fn: Callable[[], object], count: int, device: torch.device) -> list[fl
     return times
 
 
-def make_train_step(model: torch.nn.Module, batch: dict, optimizer: torch.optim.Optimizer) -> Callable[[], None]:
-    """Forward with loss, backward, optimizer step, gradients freed."""
+def make_train_step(model: torch.nn.Module, batch: dict, learning_rate: float) -> Callable[[], None]:
+    """Forward with loss, backward, AdamW step over the trainable parameters only (frozen
+    weights get no gradient and no optimizer state), gradients freed."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
+
     def train_step() -> None:
         model(**batch).loss.backward()
         optimizer.step()
@@ -176,8 +179,7 @@ def measure(model: torch.nn.Module, method: str, options: dict, workload: Worklo
     compacter.apply(model, method, **options)
     model.to(device)
     batch, inputs = make_batch(model, workload, device), None
-    trainable = [p for p in model.parameters() if p.requires_grad]  # frozen weights: no grad, no AdamW state
-    train_step = make_train_step(model, batch, torch.optim.AdamW(trainable, lr=learning_rate))
+    train_step = make_train_step(model, batch, learning_rate)
 
     def eval_forward() -> None:
         with torch.no_grad():
@@ -253,8 +255,7 @@ def profile_table(backbone: str, method: str, workload: Workload, rows: int = 25
     options, learning_rate = method_settings(method)
     model = compacter.apply(build_backbone(backbone), method, **options).to(device).train()
     batch = make_batch(model, workload, device)
-    train_step = make_train_step(model, batch, torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=learning_rate))
+    train_step = make_train_step(model, batch, learning_rate)
 
     timed(train_step, workload.warmup, device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -275,9 +276,16 @@ def cpu_busy_s() -> float:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
-def children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def other_load_meter(who: int) -> Callable[[], float]:
+    """Start measuring; the returned function gives the cores *other* processes kept busy since:
+    machine busy time minus the CPU time of ``who`` (``resource.RUSAGE_SELF`` or
+    ``RUSAGE_CHILDREN``), over the wall time. Timings are only comparable where it is ≈ 0."""
+    def own_cpu_s() -> float:
+        usage = resource.getrusage(who)
+        return usage.ru_utime + usage.ru_stime
+
+    busy, own, start = cpu_busy_s(), own_cpu_s(), time.monotonic()
+    return lambda: max(((cpu_busy_s() - busy) - (own_cpu_s() - own)) / (time.monotonic() - start), 0.0)
 
 
 def wait_until_quiet(max_wait: float, threshold: float = 0.25) -> float:
@@ -294,16 +302,13 @@ def wait_until_quiet(max_wait: float, threshold: float = 0.25) -> float:
 def run_child(backbone: str, method: str, workload: Workload) -> dict:
     """One (backbone, method) in a fresh interpreter; a failure becomes a row with status 'failed: …'.
 
-    ``other_load``: cores kept busy by *other* processes while the child ran (machine busy
-    time minus the child's own CPU time, over its wall time) — wall-clock timings are only
-    comparable between rows where it is near 0."""
+    ``other_load``: cores kept busy by *other* processes while the child ran (``other_load_meter``)."""
     command = [sys.executable, "-m", "experiments.bench", "--child", "--backbones", backbone, "--methods", method,
                "--steps", str(workload.steps), "--warmup", str(workload.warmup)]
-    busy, own, start = cpu_busy_s(), children_cpu_s(), time.monotonic()
+    other_load = other_load_meter(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **CHILD_ENV})
-    other_load = ((cpu_busy_s() - busy) - (children_cpu_s() - own)) / (time.monotonic() - start)
     if done.returncode == 0:
-        return {**json.loads(done.stdout.strip().splitlines()[-1]), "other_load": max(other_load, 0.0)}
+        return {**json.loads(done.stdout.strip().splitlines()[-1]), "other_load": other_load()}
     error = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
     print(f"  {backbone}/{method} failed: {error}\n{done.stderr[-2000:]}", file=sys.stderr)
     return {"backbone": backbone, "method": method, "device": pick_device().type, **asdict(workload),

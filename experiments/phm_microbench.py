@@ -35,7 +35,7 @@ import torch
 from tabulate import tabulate
 
 from compacter.phm import PHMLinear, kronecker_sum, phm_factored
-from experiments.bench import cpu_busy_s, keep_freed_memory, machine, set_threads, wait_until_quiet
+from experiments.bench import keep_freed_memory, machine, other_load_meter, set_threads, wait_until_quiet
 
 TOKENS = (32, 128)
 SHAPES = [(384, 12), (768, 24), (256, 256), (1024, 1024), (4096, 4096)]
@@ -84,11 +84,6 @@ def eval_forward_s(layer: PHMLinear, x: torch.Tensor, repeats: int, warmup: int)
     return statistics.median(times[warmup:])
 
 
-def cpu_self_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run(repeats: int, max_wait: float) -> list[dict]:
     rows = []
     for in_features, out_features in SHAPES:
@@ -102,15 +97,14 @@ def run(repeats: int, max_wait: float) -> list[dict]:
             large = in_features * out_features >= LARGE
             reps, warmup = (3, 0) if large else (repeats, 2)  # a call of seconds needs no warm-up
             wait_until_quiet(max_wait)
-            busy, own, start = cpu_busy_s(), cpu_self_s(), time.monotonic()
+            other_load = other_load_meter(resource.RUSAGE_SELF)
             times = {name: math.nan if large and name.startswith("nn.Linear") else forward_backward_s(fn, x, reps, warmup)
                      for name, fn in paths(layer, full).items()}
             times["layer, eval forward (no_grad)"] = eval_forward_s(layer, x.detach(), reps, warmup)
-            other = ((cpu_busy_s() - busy) - (cpu_self_s() - own)) / (time.monotonic() - start)
             rows.append({"in → out": f"{in_features} → {out_features}", "n": n, **{k: v * 1e3 for k, v in times.items()},
                          "factored / built (rank-one)": times["factored, rank-one B"] / times["built, rank-one B"],
                          "layer uses": "factored" if layer.uses_factored else "built W",
-                         "repeats": reps, "other_load": max(other, 0.0)})
+                         "repeats": reps, "other_load": other_load()})
             print(f"[phm_microbench] {rows[-1]['in → out']} n={n}: built {times['built, rank-one B'] * 1e3:.2f} ms, "
                   f"factored {times['factored, rank-one B'] * 1e3:.2f} ms", file=sys.stderr, flush=True)
     return rows

@@ -83,8 +83,8 @@ class RunConfig:
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.val_every_n_epochs < 1 or self.epochs % self.val_every_n_epochs:
-            raise ValueError(f"val_every_n_epochs={self.val_every_n_epochs} must be >= 1 and divide epochs={self.epochs} "
-                             "(the last epoch is always validated); valid: "
+            raise ValueError(f"val_every_n_epochs={self.val_every_n_epochs} must be >= 1 and divide "
+                             f"epochs={self.epochs} (the last epoch is always validated); valid: "
                              f"{[n for n in range(1, self.epochs + 1) if self.epochs % n == 0]}")
 
     def identity(self) -> dict[str, Any]:

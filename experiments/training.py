@@ -56,7 +56,8 @@ def train_and_test(config, logger) -> dict[str, Any]:
                                  save_weights_only=True, filename="best")
     timer = EpochTimer()
     trainer = L.Trainer(
-        max_epochs=config.epochs, check_val_every_n_epoch=config.val_every_n_epochs, accelerator=config.accelerator, devices=config.devices,
+        max_epochs=config.epochs, check_val_every_n_epoch=config.val_every_n_epochs,
+        accelerator=config.accelerator, devices=config.devices,
         precision=config.precision, gradient_clip_val=config.gradient_clip_val, deterministic=True,
         callbacks=[checkpoint, timer], logger=logger if logger is not None else False,
         num_sanity_val_steps=0, log_every_n_steps=10, enable_model_summary=False,
