@@ -125,7 +125,7 @@ class PHMLinear(nn.Module):
     def weight(self) -> torch.Tensor:
         """W: (in, out), cached in eval mode under no_grad until a parameter changes."""
         if self.training or torch.is_grad_enabled():
-            self._cached_weight = None
+            self._cached_weight, self._cache_key = None, None  # emptied together, or a stale key hits None
             return kronecker_sum(self.rule, self.fast_weights())
         # Optimiser steps and load_state_dict update parameters in place, which bumps
         # their version counters: a changed key means the cached W is stale.

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from experiments.configs import method_config
+from lightning_modules.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,8 @@ def make_wandb_logger(config: RunConfig):
 
 def finish_wandb(logger, record: dict[str, Any]) -> None:
     experiment = logger.experiment
-    experiment.summary.update({k: v for k, v in record.items() if k not in ("config", "traceback")})
+    unsummarised = ("config", "traceback", "test_predictions")
+    experiment.summary.update({k: v for k, v in record.items() if k not in unsummarised})
     experiment.finish(exit_code=0 if record["status"] == "ok" else 1)
 
 
@@ -252,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         config = make_run_config(args.method, backbone=args.backbone, task=args.task, train_size=args.train_size,
                                  seed=args.seed, results_dir=args.results_dir, **data_dirs_from_env(),
                                  **parse_overrides(args.set))
+        get_task(config.task)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import resource
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,23 @@ from lightning_modules.module import TaskModule
 from lightning_modules.tasks import get_task
 
 
-class EpochTimer(Callback):
-    """Wall time of each training epoch (without validation)."""
+class EpochStats(Callback):
+    """Wall time (without validation) and mean training loss of each training epoch: the
+    record shows whether a run learned (a falling loss) without opening W&B."""
 
     def __init__(self) -> None:
         self.epoch_seconds: list[float] = []
+        self.epoch_losses: list[float] = []
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._start = time.perf_counter()
+        self._start, self._losses = time.perf_counter(), []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._losses.append(float(outputs["loss"] if isinstance(outputs, Mapping) else outputs))
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.epoch_seconds.append(time.perf_counter() - self._start)
+        self.epoch_losses.append(sum(self._losses) / max(len(self._losses), 1))
 
 
 def train_and_test(config, logger) -> dict[str, Any]:
@@ -54,12 +61,12 @@ def train_and_test(config, logger) -> dict[str, Any]:
     checkpoint_dir = Path(config.results_dir) / "checkpoints" / config.run_id
     checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, monitor="val/score", mode="max", save_top_k=1,
                                  save_weights_only=True, filename="best")
-    timer = EpochTimer()
+    epoch_stats = EpochStats()
     trainer = L.Trainer(
         max_epochs=config.epochs, check_val_every_n_epoch=config.val_every_n_epochs,
         accelerator=config.accelerator, devices=config.devices,
         precision=config.precision, gradient_clip_val=config.gradient_clip_val, deterministic=True,
-        callbacks=[checkpoint, timer], logger=logger if logger is not None else False,
+        callbacks=[checkpoint, epoch_stats], logger=logger if logger is not None else False,
         num_sanity_val_steps=0, log_every_n_steps=10, enable_model_summary=False,
         limit_train_batches=config.limit_train_batches,
     )
@@ -84,9 +91,11 @@ def train_and_test(config, logger) -> dict[str, Any]:
         "val": val_metrics, "test": test_metrics,
         "val_score": sum(val_metrics.values()) / len(val_metrics),
         "test_score": sum(test_metrics.values()) / len(test_metrics),
-        "epochs": len(timer.epoch_seconds), "best_epoch": best_epoch,
-        "time_per_epoch_s": sum(timer.epoch_seconds) / max(len(timer.epoch_seconds), 1),
-        "train_time_s": sum(timer.epoch_seconds),
+        "test_predictions": module.last_predictions["test"],  # in test-example order; None = unparsable
+        "epochs": len(epoch_stats.epoch_seconds), "best_epoch": best_epoch,
+        "time_per_epoch_s": sum(epoch_stats.epoch_seconds) / max(len(epoch_stats.epoch_seconds), 1),
+        "train_time_s": sum(epoch_stats.epoch_seconds),
+        "train_loss_per_epoch": epoch_stats.epoch_losses,
         "peak_mem_mb": peak_memory_mb(),
         "train_examples": len(data.examples("train")),
         "device": str(trainer.strategy.root_device), "torch_threads": torch.get_num_threads(),

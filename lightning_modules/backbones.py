@@ -79,8 +79,9 @@ def load_model(backbone: Backbone, head: str | None = None, num_labels: int = 2)
     if head == "regression":
         return AutoModelForSequenceClassification.from_pretrained(backbone.path, num_labels=1,
                                                                   problem_type="regression")
-    if head == "classification":
-        return AutoModelForSequenceClassification.from_pretrained(backbone.path, num_labels=num_labels)
+    if head == "classification":  # problem_type set: a checkpoint's own (e.g. "regression") must not leak in
+        return AutoModelForSequenceClassification.from_pretrained(backbone.path, num_labels=num_labels,
+                                                                  problem_type="single_label_classification")
     raise ValueError(f"encoder backbones need a head: classification, regression or multiple_choice; got {head!r}")
 
 

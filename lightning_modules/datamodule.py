@@ -23,7 +23,7 @@ from lightning_modules.tasks import get_task, supported_tasks, unsupported_messa
 
 MODEL_KINDS = ("seq2seq", "encoder")
 SPLITS = ("train", "validation", "test")
-_CACHE_VERSION = 1  # bump when the tokenised layout changes
+_CACHE_VERSION = 2  # bump when the tokenised layout changes
 
 
 def _pad(sequences: list[list[int]], value: int, left: bool = False) -> torch.Tensor:
@@ -167,8 +167,7 @@ class TaskDataModule(L.LightningDataModule):
         if self.model_kind == "seq2seq":
             out = dict(tok(batch["source"], max_length=self.max_source_length, truncation=True,
                            return_token_type_ids=False))
-            out["labels"] = tok(text_target=batch["target"], max_length=self.max_target_length,
-                                truncation=True)["input_ids"]
+            out["labels"] = self._target_ids(batch["target"])
         elif "choices" in batch:
             sizes = [len(c) for c in batch["choices"]]
             flat = [pair for choices in batch["choices"] for pair in choices]
@@ -182,6 +181,17 @@ class TaskDataModule(L.LightningDataModule):
             out["labels"] = batch["label"]
         out["example_id"] = batch["example_id"]
         return out
+
+    def _target_ids(self, targets: list[str]) -> list[list[int]]:
+        """T5's targets: the label's own tokens, then EOS — none of the special tokens an
+        encoder tokenizer would add (``[CLS] … [SEP]``). The model shifts them right behind
+        its ``decoder_start_token_id`` (pad for T5) for teacher forcing."""
+        eos = self.tokenizer.eos_token_id
+        if eos is None:
+            raise ValueError(f"the tokenizer {self.tokenizer.name_or_path!r} has no EOS token, which a seq2seq "
+                             f"target needs to end with; use the model's own (T5) tokenizer")
+        ids = self.tokenizer(targets, add_special_tokens=False)["input_ids"]
+        return [t[:self.max_target_length - 1] + [eos] for t in ids]
 
     def _tokenize(self, split: str, examples: list[dict]) -> datasets.Dataset:
         rows = self._rows(split, examples)

@@ -33,6 +33,7 @@ class TaskModule(L.LightningModule):
         self.strict_loading = False  # checkpoints hold only the trained tensors
         self._predictions: dict[int, object] = {}
         self.last_metrics: dict[str, dict[str, float]] = {}
+        self.last_predictions: dict[str, list] = {}  # "val" / "test" -> predictions in example order
         self.val_history: dict[int, dict[str, float]] = {}  # epoch -> validation metrics
 
     def forward(self, **batch):
@@ -84,7 +85,7 @@ class TaskModule(L.LightningModule):
         predictions = [self._predictions[i] for i in range(len(examples))]
         self._predictions.clear()
         metrics = self.task.compute_metrics(predictions, examples)
-        self.last_metrics[prefix] = metrics
+        self.last_metrics[prefix], self.last_predictions[prefix] = metrics, predictions
         if prefix == "val" and not self.trainer.testing:
             self.val_history[self.current_epoch] = metrics
         for name, value in metrics.items():

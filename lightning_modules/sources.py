@@ -44,6 +44,7 @@ _FIELDS = {
     "multirc": ("paragraph", "question", "answer"), "record": ("passage", "query", "entities"),
     "wic": ("word", "sentence1", "sentence2", "start1", "end1", "start2", "end2"),
     "wsc": ("text", "span1_index", "span2_index", "span1_text", "span2_text"),
+    "synthetic": ("sentence",), "synthetic_count": ("sentence",),
 }
 
 
@@ -86,9 +87,9 @@ def original_splits(task: str) -> tuple[str, ...]:
 # ---------------------------------------------------------------- normalisation
 
 def _parse_label(task: str, value) -> int | float:
-    labels = get_task(task).labels
-    if task == "stsb":
+    if get_task(task).encoder_head == "regression":  # STS-B's similarity score
         return float(value)
+    labels = get_task(task).labels
     if isinstance(value, bool):
         index = int(value)
     elif isinstance(value, int):
@@ -223,6 +224,36 @@ def read_superglue_jsonl(task: str, path: str | os.PathLike) -> list[dict]:
     return examples
 
 
+# ---------------------------------------------------------------- synthetic
+
+SYNTHETIC_WORDS = ("apple", "river", "stone", "cloud", "green", "table", "music", "light",
+                   "paper", "horse", "glass", "winter", "bread", "water", "chair", "night")
+SYNTHETIC_MARKER = "yes"
+SYNTHETIC_SIZES = {"train": 512, "validation": 256}  # validation is halved into val / test
+
+
+def synthetic_examples(task: str, split: str) -> list[dict]:
+    """Generated examples of the ``synthetic`` tasks, the same on every call.
+
+    A sentence is 8 words drawn from ``SYNTHETIC_WORDS``, some of them replaced by
+    ``SYNTHETIC_MARKER``: ``synthetic`` labels whether it occurs (half of the examples),
+    ``synthetic_count`` scores how often (0-5, uniform). A model that reads its input
+    learns either in seconds; one that does not stays at chance (50%, correlation 0).
+    """
+    if split not in SYNTHETIC_SIZES:
+        raise ValueError(f"synthetic tasks have splits {', '.join(SYNTHETIC_SIZES)}; got {split!r}")
+    generator = torch.Generator().manual_seed(list(SYNTHETIC_SIZES).index(split))
+    examples = []
+    for idx in range(SYNTHETIC_SIZES[split]):
+        words = [SYNTHETIC_WORDS[i] for i in torch.randint(len(SYNTHETIC_WORDS), (8,), generator=generator)]
+        markers = idx % 2 if task == "synthetic" else int(torch.randint(6, (1,), generator=generator))
+        for position in torch.randperm(8, generator=generator)[:markers].tolist():
+            words[position] = SYNTHETIC_MARKER
+        row = {"sentence": " ".join(words), "label": markers, "idx": idx}
+        examples.append(_normalize(task, row, f"synthetic {task} {split} row {idx}"))
+    return examples
+
+
 # ---------------------------------------------------------------- sources
 
 def _local_reader(task: str, root: Path, benchmark: str) -> Callable[[str], list[dict]]:
@@ -264,14 +295,16 @@ def _hub_reader(task: str) -> Callable[[str], list[dict]]:
 
 def resolve_source(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=None
                    ) -> tuple[str, Callable[[str], list[dict]]]:
-    """(kind, read) for ``task``: kind is ``"local"``, ``"parquet"`` or ``"hub"``; ``read``
+    """(kind, read) for ``task``: kind is ``"local"``, ``"parquet"``, ``"hub"`` (or
+    ``"synthetic"`` for the generated tasks, which need no files); ``read``
     maps an original split name (see ``original_splits``) to its examples.
 
     Explicit arguments win over the ``GLUE_DIR`` / ``SUPERGLUE_DIR`` environment, so a
     caller's ``hf_data_dir`` is never overridden by a stray variable. RTE is GLUE's but
     also read from a SuperGLUE directory when no GLUE directory is given.
     """
-    get_task(task)
+    if get_task(task).benchmark == "synthetic":
+        return "synthetic", lambda split: synthetic_examples(task, split)
     env_glue, env_superglue = os.environ.get("GLUE_DIR"), os.environ.get("SUPERGLUE_DIR")
     for glue, superglue, parquet in ((glue_dir, superglue_dir, hf_data_dir), (env_glue, env_superglue, None)):
         if glue is not None and task in _TSV:

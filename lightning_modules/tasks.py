@@ -20,6 +20,9 @@ from collections.abc import Callable
 from lightning_modules import metrics as M
 
 ENCODER_HEADS = ("classification", "regression", "multiple_choice")
+# "synthetic": small generated tasks that a tiny random model learns in seconds (sources.py),
+# for checking that training, generation and scoring work; never part of the paper's tables.
+BENCHMARKS = ("glue", "superglue", "synthetic")
 METRICS = ("mcc", "accuracy", "f1", "pearson", "spearman", "macro_f1", "f1a", "em")
 
 
@@ -92,8 +95,8 @@ class Task:
     prefix: str = ""  # the paper's task-name prefix (``add_prefix=True``)
 
     def __post_init__(self):
-        if self.benchmark not in ("glue", "superglue"):
-            raise ValueError(f"benchmark must be 'glue' or 'superglue', got {self.benchmark!r}")
+        if self.benchmark not in BENCHMARKS:
+            raise ValueError(f"benchmark must be one of {BENCHMARKS}, got {self.benchmark!r}")
         if self.encoder_head not in (*ENCODER_HEADS, None):
             raise ValueError(f"encoder_head must be one of {ENCODER_HEADS} or None, got {self.encoder_head!r}")
         unknown = set(self.metrics) - set(METRICS)
@@ -208,16 +211,25 @@ _SUPERGLUE = [
          ("text",), (("text",), ()), _wsc_view, prefix="superglue-wsc.fixed"),
 ]
 
+# The label is a visible function of the words (see sources.synthetic_examples): whether the
+# sentence contains the word "yes" (chance 50%), and how many times it does (0-5).
+_SYNTHETIC = [
+    Task("synthetic", "synthetic", _ACC, ("absent", "present"), "classification",
+         ("sentence",), (("sentence",), ())),
+    Task("synthetic_count", "synthetic", ("pearson", "spearman"), (), "regression",
+         ("sentence",), (("sentence",), ())),
+]
+
 
 def _with_prefix(task: Task) -> Task:
     """The paper's prefix is the task id, ``superglue-`` + id for SuperGLUE tasks."""
     if task.prefix:
         return task
-    prefix = task.name if task.benchmark == "glue" else f"superglue-{task.name}"
+    prefix = f"superglue-{task.name}" if task.benchmark == "superglue" else task.name
     return dataclasses.replace(task, prefix=prefix)
 
 
-TASKS: dict[str, Task] = {t.name: _with_prefix(t) for t in _GLUE + _SUPERGLUE}
+TASKS: dict[str, Task] = {t.name: _with_prefix(t) for t in _GLUE + _SUPERGLUE + _SYNTHETIC}
 
 
 def get_task(name: str) -> Task:

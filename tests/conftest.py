@@ -3,6 +3,7 @@ never copied in); a run that lacks them skips those tests locally but fails in C
 a silent skip would hide that nothing was checked."""
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,46 @@ def shared_data() -> Path:
 def fixtures_dir() -> Path:
     """Tiny task files written for this project, in the original release formats."""
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory) -> dict[str, str]:
+    """Tiny random BERT and T5 checkpoints on disk ({"bert": path, "t5": path})."""
+    from tests.tiny_models import save_tiny_backbones
+
+    return save_tiny_backbones(tmp_path_factory.mktemp("tiny"))
+
+
+@dataclass(frozen=True)
+class Pretraining:
+    config: object      # the fine-tuning run's RunConfig
+    record: dict        # its record
+    trained: Path       # its save_trained directory
+    checkpoint: str     # the fine-tuned model saved as a checkpoint: the PEFT tests' backbone
+
+
+@pytest.fixture(scope="session")
+def pretrained(tiny_checkpoints, tmp_path_factory) -> dict[str, Pretraining]:
+    """Full fine-tuning of each tiny random model on ``synthetic_count`` (a regression, as
+    STS-B: an encoder regression head for BERT, generated floats for T5), saved as a new
+    checkpoint. PEFT methods train a few parameters on top of a *pretrained* backbone; on
+    a random frozen one bitfit cannot make T5 emit a label at all (measured: 0%, every
+    generation unparsable), so these checkpoints play the pretrained model's part."""
+    from transformers import AutoTokenizer
+
+    import compacter
+    from lightning_modules.backbones import load_model, resolve
+    from tests.tiny_runs import tiny_run
+
+    root = tmp_path_factory.mktemp("pretrained")
+    out = {}
+    for arch, path in tiny_checkpoints.items():
+        config, record = tiny_run("finetune", path, "synthetic_count", root / "runs", learning_rate=1e-3, epochs=5,
+                                  save_trained_weights=True)
+        assert record["status"] == "ok", record.get("traceback")
+        trained = root / "runs" / "trained" / config.run_id
+        model = compacter.load_trained(load_model(resolve(path), "regression"), trained)
+        (model.bert if arch == "bert" else model).save_pretrained(root / arch)
+        AutoTokenizer.from_pretrained(path).save_pretrained(root / arch)
+        out[arch] = Pretraining(config, record, trained, str(root / arch))
+    return out

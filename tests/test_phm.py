@@ -63,3 +63,19 @@ def test_eval_cache_matches_uncached_and_is_rebuilt_after_an_update():
     expected = x @ explicit_weight(layer) + layer.bias
     torch.testing.assert_close(after, expected, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(after, cached)
+
+
+def test_eval_cache_survives_a_training_forward_without_an_update():
+    # eval -> train -> eval with no optimizer step in between (a validation pass, a training
+    # batch whose step was skipped, validation again): the second eval must rebuild W.
+    torch.manual_seed(0)
+    layer = PHMLinear(384, 12, 4, rank_one=True)
+    x = torch.randn(2, 384)
+    expected = x @ explicit_weight(layer) + layer.bias
+    with torch.no_grad():
+        layer.eval()
+        layer(x)
+        layer.train()
+        layer(x)
+        layer.eval()
+        torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-6)

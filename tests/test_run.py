@@ -1,64 +1,39 @@
-"""One run end to end through experiments.run on tiny models and the real RTE files."""
+"""One run through ``experiments.run``: its record, what it leaves behind, and every
+bad input it promises to name — on tiny checkpoints and the synthetic / real RTE data."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, T5Config, T5ForConditionalGeneration
 
 import compacter
-from experiments.run import make_run_config, run
-from lightning_modules.backbones import minilm_path
+from experiments.run import main, make_run_config, parse_overrides
 from lightning_modules.module import NonFiniteLossError, TaskModule
 from lightning_modules.tasks import get_task
+from tests.conftest import REPO
 from tests.tiny_models import tiny_bert, tiny_inputs
-
-TINY = dict(epochs=1, batch_size=16, eval_batch_size=64, warmup_steps=0, wandb_mode="disabled",
-            max_source_length=64, save_trained_weights=False)
+from tests.tiny_runs import tiny_run
 
 
-@pytest.fixture(scope="module")
-def tiny_backbones(tmp_path_factory):
-    """Tiny random BERT and T5 saved with the MiniLM tokenizer, loadable by path like any checkpoint."""
-    root = tmp_path_factory.mktemp("backbones")
-    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-    bert = BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                                                    num_attention_heads=4, intermediate_size=64))
-    t5 = T5ForConditionalGeneration(T5Config(vocab_size=tokenizer.vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2,
-                                             num_heads=4, pad_token_id=tokenizer.pad_token_id,
-                                             eos_token_id=tokenizer.sep_token_id, decoder_start_token_id=tokenizer.cls_token_id))
-    for name, model in {"bert": bert, "t5": t5}.items():
-        model.save_pretrained(root / name)
-        tokenizer.save_pretrained(root / name)
-    return {name: str(root / name) for name in ("bert", "t5")}
-
-
-def tiny_run(tmp_path, backbone, shared_data, **overrides):
-    config = make_run_config("compacter", backbone=backbone, task="rte", train_size=64, results_dir=str(tmp_path),
-                             glue_dir=str(shared_data / "glue"), method_options={"reduction_factor": 8, "n": 4},
-                             **{**TINY, **overrides})
-    return config, run(config)
+def left_behind(results_dir) -> list[str]:
+    return sorted(p.name for p in results_dir.iterdir())
 
 
 @pytest.mark.parametrize("arch", ["bert", "t5"])
-def test_tiny_run_writes_an_ok_record(arch, tiny_backbones, shared_data, tmp_path):
-    config, record = tiny_run(tmp_path, tiny_backbones[arch], shared_data)
+def test_a_run_writes_one_ok_record_and_nothing_else(arch, tiny_checkpoints, tmp_path):
+    config, record = tiny_run("compacter", tiny_checkpoints[arch], "synthetic", tmp_path, epochs=1, train_size=64)
     assert record["status"] == "ok", record.get("traceback")
     saved = json.loads(config.record_path.read_text())
     assert saved == json.loads(json.dumps(record, default=str))
-    assert set(saved["test"]) == {"accuracy"} and 0 <= saved["test"]["accuracy"] <= 100
+    assert set(saved["test"]) == {"accuracy"} and len(saved["test_predictions"]) == 128
     assert saved["train_examples"] == 64 and saved["trainable_params"] < saved["backbone_params"]
-    assert [p.name for p in tmp_path.iterdir()] == [config.record_path.name], "only the record is left behind"
+    assert left_behind(tmp_path) == [config.record_path.name], "only the record is left behind"
 
 
-def test_same_config_and_seed_give_the_same_scores(tiny_backbones, shared_data, tmp_path):
-    _, first = tiny_run(tmp_path / "a", tiny_backbones["bert"], shared_data, learning_rate=1e-2)
-    _, second = tiny_run(tmp_path / "b", tiny_backbones["bert"], shared_data, learning_rate=1e-2)
-    assert (first["val"], first["test"]) == (second["val"], second["test"])
-
-
-def test_validating_every_n_epochs_selects_among_validated_epochs_only(tiny_backbones, shared_data, tmp_path):
-    _, record = tiny_run(tmp_path, tiny_backbones["bert"], shared_data, epochs=2, val_every_n_epochs=2)
+def test_validating_every_n_epochs_selects_among_validated_epochs_only(tiny_checkpoints, tmp_path):
+    _, record = tiny_run("compacter", tiny_checkpoints["bert"], "synthetic", tmp_path, epochs=2, train_size=64)
     assert record["status"] == "ok", record.get("traceback")
     assert record["epochs"] == 2 and record["best_epoch"] == 1  # epoch 0 was never validated
 
@@ -68,12 +43,51 @@ def test_val_every_n_epochs_must_divide_epochs():
         make_run_config("compacter", epochs=5, val_every_n_epochs=2)
 
 
-def test_a_failing_run_is_recorded_as_failed(tiny_backbones, shared_data, tmp_path):
-    config, record = tiny_run(tmp_path, tiny_backbones["bert"], shared_data, learning_rate=float("nan"))
+# ---------------------------------------------------------------- failures at run time: a failed record
+
+def failed_run(tmp_path, backbone, **overrides):
+    config, record = tiny_run(overrides.pop("method", "compacter"), backbone, overrides.pop("task", "synthetic"),
+                              tmp_path, epochs=1, train_size=32, **overrides)
     assert record["status"] == "failed"
-    assert "Invalid learning rate: nan" in record["error"]
     assert json.loads(config.record_path.read_text())["status"] == "failed"
-    assert [p.name for p in tmp_path.iterdir()] == [config.record_path.name]
+    # nothing half-written: no checkpoints, no trained weights, only the failed record
+    assert left_behind(tmp_path) == [config.record_path.name]
+    return record
+
+
+def test_an_unknown_backbone_is_a_failed_run_naming_the_known_ones(tmp_path):
+    record = failed_run(tmp_path, "/nonexistent/checkpoint")
+    assert record["error"].startswith("ValueError: unknown backbone '/nonexistent/checkpoint': not one of minilm, "
+                                      "t5-base and not a reachable Hugging Face checkpoint")
+
+
+def test_n_not_dividing_the_bottleneck_is_a_failed_run_naming_the_sizes(tiny_checkpoints, tmp_path):
+    record = failed_run(tmp_path, tiny_checkpoints["bert"], method_options={"reduction_factor": 8, "n": 3})
+    assert record["error"] == ("ValueError: compacter: n=3 must divide the hidden size and the bottleneck (hidden 64 "
+                               "/ reduction_factor 8 = 8); not divisible by n: hidden size 64, bottleneck 8. Use n in "
+                               "[1, 2, 4, 8] or another reduction_factor.")
+
+
+def test_a_missing_data_directory_is_a_failed_run_naming_the_expected_layout(tiny_checkpoints, tmp_path):
+    record = failed_run(tmp_path / "results", tiny_checkpoints["bert"], task="rte", glue_dir=str(tmp_path / "nope"))
+    assert record["error"] == (f"FileNotFoundError: {tmp_path}/nope/RTE not found; expected the download_glue_data.py "
+                               f"layout: {tmp_path}/nope/RTE/{{train.tsv, dev.tsv}}")
+
+
+def test_a_malformed_tsv_line_is_a_failed_run_naming_file_and_line(tiny_checkpoints, shared_data, tmp_path):
+    rte = tmp_path / "glue" / "RTE"
+    rte.mkdir(parents=True)
+    (rte / "dev.tsv").write_text((shared_data / "glue" / "RTE" / "dev.tsv").read_text())
+    lines = (shared_data / "glue" / "RTE" / "train.tsv").read_text().splitlines()
+    (rte / "train.tsv").write_text("\n".join([*lines[:3], "7\tonly two columns", *lines[3:50]]) + "\n")
+    record = failed_run(tmp_path / "results", tiny_checkpoints["bert"], task="rte", glue_dir=str(tmp_path / "glue"))
+    assert record["error"] == f"ValueError: {rte}/train.tsv:4: expected 4 tab-separated columns, found 2"
+
+
+def test_a_nan_loss_is_a_failed_run_naming_the_step(tiny_checkpoints, tmp_path):
+    # a learning rate of 1e30 overflows the weights after the first step
+    record = failed_run(tmp_path, tiny_checkpoints["bert"], method="finetune", learning_rate=1e30)
+    assert record["error"] == "NonFiniteLossError: training loss became nan at step 1"
 
 
 def test_nan_loss_stops_training_with_a_named_error():
@@ -86,6 +100,8 @@ def test_nan_loss_stops_training_with_a_named_error():
         module.training_step(batch, 0)
 
 
+# ---------------------------------------------------------------- bad settings: no run, no record
+
 def test_unknown_setting_names_the_valid_ones():
     with pytest.raises(ValueError, match="unknown run setting.*'epoch'.*valid settings:.*epochs"):
         make_run_config("compacter", epoch=3)
@@ -97,8 +113,51 @@ def test_unknown_method_config_names_the_known_ones():
 
 
 def test_overrides_parse_numbers_and_reject_non_numbers():
-    from experiments.run import parse_overrides
     assert parse_overrides(["learning_rate=3e-3", "epochs=2", "train_size=null"]) == {
         "learning_rate": 0.003, "epochs": 2, "train_size": None}
     with pytest.raises(ValueError, match="learning_rate must be a number, got 'fast'"):
         make_run_config("compacter", learning_rate="fast")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--method", "compacter", "--task", "squad"], "error: unknown task 'squad'; valid tasks: cola, sst2"),
+    (["--method", "compactor", "--task", "rte"], "error: no method config"),
+    (["--method", "compacter", "--task", "rte", "--set", "learning_rate=fast"],
+     "error: learning_rate must be a number, got 'fast'"),
+    (["--method", "compacter", "--task", "rte", "--set", "epochs"], "error: --set expects key=value, got 'epochs'"),
+])
+def test_the_cli_rejects_bad_input_with_exit_2_and_writes_nothing(args, message, tmp_path, capsys):
+    assert main([*args, "--results-dir", str(tmp_path / "results")]) == 2
+    assert capsys.readouterr().err.startswith(message)
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_run_cli_trains_and_prints_its_record(tiny_checkpoints, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.run", "--backbone", tiny_checkpoints["t5"], "--method", "adapter",
+         "--task", "synthetic", "--train-size", "32", "--results-dir", str(tmp_path),
+         "--set", "epochs=1", "batch_size=16", "wandb_mode=disabled", "save_trained_weights=false",
+         "method_options={reduction_factor: 8}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    path = result.stdout.strip().splitlines()[-1].removeprefix("record: ")
+    record = json.loads(open(path).read())
+    assert record["status"] == "ok" and record["task"] == "synthetic" and record["train_examples"] == 32
+
+
+def test_the_sweep_cli_lists_a_profiles_runs_without_running_them():
+    result = subprocess.run([sys.executable, "-m", "experiments.sweep", "--profile", "smoke", "--dry-run"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1].startswith("6 runs in profile smoke")
+    assert sum(" minilm-" in line for line in lines) == 6
+
+
+def test_the_param_table_cli_writes_the_table(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "experiments.param_table", "--backbones", "t5-base",
+                             "--methods", "compacter", "compacterpp", "--out", str(tmp_path)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = (tmp_path / "params.md").read_text()
+    assert "0.073" in table and "0.047" in table  # the paper's T5-base percentages
