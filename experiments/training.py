@@ -39,6 +39,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
     tokenizer = load_tokenizer(backbone)
     data = TaskDataModule(
         config.task, tokenizer, backbone.kind, train_size=config.train_size, seed=config.seed,
+        data_seed=config.data_seed,
         batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
         max_source_length=config.max_source_length, max_target_length=config.max_target_length,
         add_task_prefix=config.add_task_prefix, glue_dir=config.glue_dir, superglue_dir=config.superglue_dir,
@@ -49,6 +50,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
     count = compacter.count_parameters(model)
     module = TaskModule(model, task, tokenizer, learning_rate=config.learning_rate,
                         warmup_steps=config.warmup_steps, warmup_ratio=config.warmup_ratio,
+                        warmup_clamped=config.warmup_clamped,
                         weight_decay=config.weight_decay, max_target_length=config.max_target_length)
     module.train()  # from_pretrained returns eval mode; Lightning keeps submodules' modes as it finds them
     checkpoint_dir = Path(config.results_dir) / "checkpoints" / config.run_id
@@ -57,6 +59,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
     timer = EpochTimer()
     trainer = L.Trainer(
         max_epochs=config.epochs, check_val_every_n_epoch=config.val_every_n_epochs,
+        accumulate_grad_batches=config.accumulate_grad_batches,
         accelerator=config.accelerator, devices=config.devices,
         precision=config.precision, gradient_clip_val=config.gradient_clip_val, deterministic=True,
         callbacks=[checkpoint, timer], logger=logger if logger is not None else False,
@@ -84,7 +87,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
         "val": val_metrics, "test": test_metrics,
         "val_score": sum(val_metrics.values()) / len(val_metrics),
         "test_score": sum(test_metrics.values()) / len(test_metrics),
-        "epochs": len(timer.epoch_seconds), "best_epoch": best_epoch,
+        "epochs": len(timer.epoch_seconds), "best_epoch": best_epoch, "lr_schedule": module.lr_schedule,
         "time_per_epoch_s": sum(timer.epoch_seconds) / max(len(timer.epoch_seconds), 1),
         "train_time_s": sum(timer.epoch_seconds),
         "peak_mem_mb": peak_memory_mb(),
