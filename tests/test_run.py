@@ -7,9 +7,10 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, T5Config, T5ForConditionalGeneration
 
 import compacter
+from experiments.plan import optimizer_steps
 from experiments.run import make_run_config, run
 from lightning_modules.backbones import minilm_path
-from lightning_modules.module import NonFiniteLossError, TaskModule
+from lightning_modules.module import NonFiniteLossError, TaskModule, lr_schedule
 from lightning_modules.tasks import get_task
 from tests.tiny_models import tiny_bert, tiny_inputs
 
@@ -49,6 +50,15 @@ def test_tiny_run_writes_an_ok_record(arch, tiny_backbones, shared_data, tmp_pat
     assert set(saved["test"]) == {"accuracy"} and 0 <= saved["test"]["accuracy"] <= 100
     assert saved["train_examples"] == 64 and saved["trainable_params"] < saved["backbone_params"]
     assert [p.name for p in tmp_path.iterdir()] == [config.record_path.name], "only the record is left behind"
+
+
+def test_a_run_records_its_data_seed_and_the_schedule_it_trained_with(tiny_backbones, shared_data, tmp_path):
+    config, record = tiny_run(tmp_path, tiny_backbones["bert"], shared_data, batch_size=8, accumulate_grad_batches=2,
+                              warmup_steps=500)
+    assert record["status"] == "ok", record.get("traceback")
+    steps = 64 // 8 // 2  # 8 batches, one optimizer step per 2: what the plan counts too
+    assert record["lr_schedule"] == lr_schedule(steps, 500, None, False) and optimizer_steps(config) == steps
+    assert record["data_seed"] == record["config"]["data_seed"] == 42
 
 
 def test_same_config_and_seed_give_the_same_scores(tiny_backbones, shared_data, tmp_path):
