@@ -7,9 +7,10 @@ defaults, then per-backbone, per-method and per-task overrides, then the block's
 ``settings``, then the variant (later wins). Settings that differ between blocks (epochs
 of full-data vs. low-resource runs) belong in the blocks, so they cannot leak from one
 block into another. ``train_steps: N`` (with ``validations: K``) sets the epochs of a
-low-resource run so that every train size makes N optimizer steps, validated K times. ``extends: <profile>`` takes another profile's settings (not its
-runs); its own sections add to them, name by name. Every cell
-becomes one ``RunConfig`` and one record in ``results/<profile>/``. A cell whose record
+low-resource run so that every train size makes N optimizer steps, validated K times.
+``extends: <profile>`` takes another profile's settings (not its runs); its own sections add
+to them, name by name. Every cell becomes one ``RunConfig`` and one record in
+``results/<profile>/``; ``--dry-run --json`` prints the plan (``experiments/plan.py``). A cell whose record
 says ``ok`` is skipped, so re-running a killed sweep finishes it without duplicates;
 a failing run is recorded and the sweep goes on.
 """
