@@ -5,7 +5,7 @@
 
 For auditing a protocol (and the protocol test), or feeding another scheduler. Optimizer
 steps need the training set's size: a low-resource run has it in its config; a full-data
-run takes it from ``FULL_TRAIN_EXAMPLES``, the original releases' train splits less what
+run takes it from ``ORIGINAL_TRAIN_EXAMPLES``, the original releases' train splits, less what
 the paper's split rule holds out as validation. ReCoRD trains one row per gold answer, so
 its step count is known only once its data is read: ``null`` in the plan.
 """
