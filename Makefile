@@ -34,7 +34,7 @@ reproduce:
 # FORMAT=jsonl: one JSON object per run (resolved config, optimizer steps, warm-up, status).
 FORMAT ?= text
 plan:
-	$(PY) -m experiments.sweep --profile $(PROFILE) --dry-run $(if $(filter jsonl,$(FORMAT)),--json)
+	@$(PY) -m experiments.sweep --profile $(PROFILE) --dry-run $(if $(filter jsonl,$(FORMAT)),--json)
 
 tables:
 	$(PY) -m analysis.build_reports --results results/$(PROFILE) --out reports/$(PROFILE) --profile $(PROFILE) \
