@@ -30,9 +30,11 @@ reproduce:
 	$(PY) -m experiments.sweep --profile $(PROFILE) --jobs $(JOBS); status=$$?; \
 	$(MAKE) --no-print-directory tables PROFILE=$(PROFILE) && exit $$status
 
-# List the runs of a profile without running anything (e.g. make plan PROFILE=paper).
+# List the runs of a profile without running anything (e.g. make plan PROFILE=paper);
+# FORMAT=jsonl: one JSON object per run (resolved config, optimizer steps, warm-up, status).
+FORMAT ?= text
 plan:
-	$(PY) -m experiments.sweep --profile $(PROFILE) --dry-run
+	@$(PY) -m experiments.sweep --profile $(PROFILE) --dry-run $(if $(filter jsonl,$(FORMAT)),--json)
 
 tables:
 	$(PY) -m analysis.build_reports --results results/$(PROFILE) --out reports/$(PROFILE) --profile $(PROFILE) \

@@ -1,4 +1,4 @@
-"""One run: (backbone, method, task, train size, seed, hyper-parameters) -> one JSON record.
+"""One run: (backbone, method, task, train size, seed, data seed, hyper-parameters) -> one JSON record.
 
     python -m experiments.run --backbone minilm --method compacter --task rte --train-size 1000 \
         --set epochs=5 learning_rate=3e-3
@@ -43,15 +43,18 @@ class RunConfig:
     peft_method: str | None = None           # what compacter.apply gets, when it differs (prompt_r -> prompt)
     task: str = "rte"
     train_size: int | None = None          # None = the full training split
-    seed: int = 42
+    seed: int = 42                         # drives initialisation, dropout and batch order
+    data_seed: int = 42                    # drives the splits and low-resource subsets (the paper's data_seed)
     method_options: dict = field(default_factory=dict)
     learning_rate: float = 3e-4
     epochs: int = 20
     val_every_n_epochs: int = 1            # validate (and checkpoint) every n epochs; n must divide epochs
     batch_size: int = 32
+    accumulate_grad_batches: int = 1       # batches per optimizer step (the paper: 2 for prompt tuning, SAID)
     eval_batch_size: int = 64
-    warmup_steps: int = 500
-    warmup_ratio: float | None = None      # when set, overrides warmup_steps
+    warmup_steps: int = 500                # linear warm-up, then linear decay to 0 (Hugging Face's schedule)
+    warmup_ratio: float | None = None      # when set, overrides warmup_steps: this share of the run's steps
+    warmup_clamped: bool = False           # shorten warmup_steps to a shorter run (the paper does not)
     weight_decay: float = 0.0
     gradient_clip_val: float | None = 1.0
     max_source_length: int = 128
@@ -75,7 +78,8 @@ class RunConfig:
                          "save_trained_weights", "wandb_project", "wandb_mode", "accelerator", "devices")
 
     def __post_init__(self) -> None:
-        for name in ("learning_rate", "weight_decay", "epochs", "val_every_n_epochs", "batch_size", "warmup_steps"):
+        for name in ("learning_rate", "weight_decay", "epochs", "val_every_n_epochs", "batch_size", "warmup_steps",
+                     "accumulate_grad_batches", "data_seed"):
             if not isinstance(getattr(self, name), (int, float)) or isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a number, got {getattr(self, name)!r} "
                                  f"(in YAML write floats with a dot: 3.0e-3, not 3e-3)")
@@ -83,6 +87,11 @@ class RunConfig:
             raise ValueError(f"train_size must be a positive number of examples or null (full), got {self.train_size}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.accumulate_grad_batches < 1:
+            raise ValueError(f"accumulate_grad_batches must be >= 1, got {self.accumulate_grad_batches}")
+        if self.warmup_ratio is not None and self.warmup_clamped:
+            raise ValueError("warmup_clamped applies to warmup_steps; with warmup_ratio set the warm-up is "
+                             "already a share of the run: set one of them")
         if self.val_every_n_epochs < 1 or self.epochs % self.val_every_n_epochs:
             raise ValueError(f"val_every_n_epochs={self.val_every_n_epochs} must be >= 1 and divide "
                              f"epochs={self.epochs} (the last epoch is always validated); valid: "
@@ -127,7 +136,8 @@ def run(config: RunConfig) -> dict[str, Any]:
     clock = time.perf_counter()
     record: dict[str, Any] = {
         "run_id": config.run_id, "profile": config.profile, "backbone": config.backbone, "method": config.method,
-        "task": config.task, "train_size": config.train_size, "seed": config.seed, "config": config.identity(),
+        "task": config.task, "train_size": config.train_size, "seed": config.seed, "data_seed": config.data_seed,
+        "config": config.identity(),
         "started_at": started.isoformat(), "machine": machine_info(), "status": "running", "error": None,
     }
     logger = None

@@ -3,8 +3,14 @@
 A profile (``experiments/configs/profiles/<name>.yaml``) is a union of blocks, each a
 product backbones × methods × tasks × train sizes × seeds (× optional ``variants``, a list
 of setting overrides such as learning rates to search), plus run settings: profile
-defaults, then per-backbone, per-method and per-task overrides, then the variant (later wins). Every cell
-becomes one ``RunConfig`` and one record in ``results/<profile>/``. A cell whose record
+defaults, then per-backbone, per-method and per-task overrides, then the block's own
+``settings``, then the variant (later wins). Settings that differ between blocks (epochs
+of full-data vs. low-resource runs) belong in the blocks, so they cannot leak from one
+block into another. ``train_steps: N`` (with ``validations: K``) sets the epochs of a
+low-resource run so that every train size makes N optimizer steps, validated K times.
+``extends: <profile>`` takes another profile's settings (not its runs); its own sections add
+to them, name by name. Every cell becomes one ``RunConfig`` and one record in
+``results/<profile>/``; ``--dry-run --json`` prints the plan (``experiments/plan.py``). A cell whose record
 says ``ok`` is skipped, so re-running a killed sweep finishes it without duplicates;
 a failing run is recorded and the sweep goes on.
 """
@@ -12,10 +18,12 @@ a failing run is recorded and the sweep goes on.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import itertools
 import json
 import logging
+import math
 import multiprocessing
 import os
 import sys
@@ -31,6 +39,9 @@ from experiments.run import RunConfig, data_dirs_from_env, make_run_config, read
 log = logging.getLogger(__name__)
 PROFILE_DIR = CONFIG_DIR / "profiles"
 BLOCK_KEYS = ("backbones", "methods", "tasks", "train_sizes", "seeds")
+BLOCK_OPTIONS = ("settings", "variants")
+SETTING_SECTIONS = ("defaults", "backbones", "methods", "tasks")  # what ``extends`` inherits
+STEP_BUDGET = ("train_steps", "validations")  # profile settings that resolve to epochs / val_every_n_epochs
 
 
 @dataclass(frozen=True)
@@ -49,10 +60,12 @@ class Profile:
         return hashlib.sha256(json.dumps([c.identity() for c in self.configs()], sort_keys=True).encode()).hexdigest()[:12]
 
     def cells(self) -> Iterator[tuple[str, str, str, int | None, int, dict]]:
-        """(backbone, method, task, train_size, seed, variant), de-duplicated, in a stable order."""
+        """(backbone, method, task, train_size, seed, variant), de-duplicated, in a stable order; the variant
+        holds the block's settings, then the variant's own."""
         seen = set()
         for block in self.blocks:
-            for cell in itertools.product(*(block[key] for key in BLOCK_KEYS), block.get("variants") or [{}]):
+            variants = [{**(block.get("settings") or {}), **variant} for variant in block.get("variants") or [{}]]
+            for cell in itertools.product(*(block[key] for key in BLOCK_KEYS), variants):
                 key = json.dumps(cell, sort_keys=True)
                 if key not in seen:
                     seen.add(key)
@@ -62,28 +75,66 @@ class Profile:
                variant: dict | None = None, **extra: Any) -> RunConfig:
         settings = {**self.defaults, **self.backbone_settings.get(backbone, {}),
                     **self.method_settings.get(method, {}), **self.task_settings.get(task, {}), **(variant or {})}
-        return make_run_config(method, **{"results_dir": f"results/{self.name}", **settings, **data_dirs_from_env(),
-                                          **extra, "backbone": backbone, "task": task, "train_size": train_size,
-                                          "seed": seed, "profile": self.name})
+        budget = {key: settings.pop(key) for key in STEP_BUDGET if key in settings}
+        config = make_run_config(method, **{"results_dir": f"results/{self.name}", **settings, **data_dirs_from_env(),
+                                            **extra, "backbone": backbone, "task": task, "train_size": train_size,
+                                            "seed": seed, "profile": self.name})
+        return with_step_budget(config, **budget) if budget else config
 
     def configs(self, **extra: Any) -> list[RunConfig]:
         return [self.config(*cell, **extra) for cell in self.cells()]
+
+
+def with_step_budget(config: RunConfig, train_steps: int, validations: int = 1) -> RunConfig:
+    """``config`` trained for ``train_steps`` optimizer steps (whole epochs of its ``train_size``
+    examples), validated ``validations`` times at even intervals: a low-resource curve whose sizes
+    differ in data, not in optimizer steps."""
+    where = f"{config.method} on {config.task} (train_size={config.train_size})"
+    if config.train_size is None:
+        raise ValueError(f"{where}: train_steps needs a train_size (the steps of a full-data run "
+                         f"depend on its split); set epochs instead")
+    per_epoch = math.ceil(math.ceil(config.train_size / config.batch_size) / config.accumulate_grad_batches)
+    epochs, rest = divmod(train_steps, per_epoch)
+    if rest or epochs % validations:
+        raise ValueError(f"{where}: train_steps={train_steps} with {per_epoch} optimizer step(s) per epoch "
+                         f"is not a whole number of epochs divisible by validations={validations}")
+    return dataclasses.replace(config, epochs=epochs, val_every_n_epochs=epochs // validations)
 
 
 def profile_names() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
 
 
-def load_profile(name: str) -> Profile:
+def _read_profile(name: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The profile's YAML with what it ``extends`` merged in: the base's setting sections, then its own."""
     path = PROFILE_DIR / f"{name}.yaml"
     if not path.is_file():
         raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(profile_names())}")
+    if name in chain:
+        raise ValueError(f"profiles extend each other in a cycle: {' -> '.join((*chain, name))}")
     raw = yaml.safe_load(path.read_text())
+    if not raw.get("extends"):
+        return raw
+    base = _read_profile(raw["extends"], (*chain, name))
+    merged = {**raw, "defaults": {**(base.get("defaults") or {}), **(raw.get("defaults") or {})}}
+    for section in SETTING_SECTIONS[1:]:  # per name: the base's settings for a task, then this profile's
+        own, inherited = raw.get(section) or {}, base.get(section) or {}
+        merged[section] = {key: {**inherited.get(key, {}), **own.get(key, {})} for key in {**inherited, **own}}
+    return merged
+
+
+def load_profile(name: str) -> Profile:
+    raw = _read_profile(name)
+    path = PROFILE_DIR / f"{name}.yaml"
     blocks = raw.get("runs") or []
     for i, block in enumerate(blocks):
         missing = [key for key in BLOCK_KEYS if not isinstance(block.get(key), list) or not block[key]]
         if missing:
             raise ValueError(f"{path}: runs[{i}] needs non-empty lists for {missing} (keys: {', '.join(BLOCK_KEYS)})")
+        unknown = sorted(set(block) - set(BLOCK_KEYS) - set(BLOCK_OPTIONS))
+        if unknown:
+            raise ValueError(f"{path}: runs[{i}] has unknown keys {unknown}; valid: "
+                             f"{', '.join(BLOCK_KEYS + BLOCK_OPTIONS)}")
     return Profile(name=name, description=raw.get("description", ""), blocks=blocks,
                    defaults=raw.get("defaults") or {}, backbone_settings=raw.get("backbones") or {},
                    method_settings=raw.get("methods") or {}, task_settings=raw.get("tasks") or {})
@@ -153,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="cpu", help=f"one of: {', '.join(profile_names())}")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
+    parser.add_argument("--json", action="store_true",
+                        help="with --dry-run: one JSON object per run (resolved config, steps, schedule, status)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -160,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.dry_run and args.json:
+        from experiments.plan import plan_lines
+
+        print("\n".join(plan_lines(profile.configs())))
+        return 0
     if args.dry_run:
         configs = profile.configs()
         for config in configs:

@@ -46,6 +46,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
     tokenizer = load_tokenizer(backbone)
     data = TaskDataModule(
         config.task, tokenizer, backbone.kind, train_size=config.train_size, seed=config.seed,
+        data_seed=config.data_seed,
         batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
         max_source_length=config.max_source_length, max_target_length=config.max_target_length,
         add_task_prefix=config.add_task_prefix, glue_dir=config.glue_dir, superglue_dir=config.superglue_dir,
@@ -56,6 +57,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
     count = compacter.count_parameters(model)
     module = TaskModule(model, task, tokenizer, learning_rate=config.learning_rate,
                         warmup_steps=config.warmup_steps, warmup_ratio=config.warmup_ratio,
+                        warmup_clamped=config.warmup_clamped,
                         weight_decay=config.weight_decay, max_target_length=config.max_target_length)
     module.train()  # from_pretrained returns eval mode; Lightning keeps submodules' modes as it finds them
     checkpoint_dir = Path(config.results_dir) / "checkpoints" / config.run_id
@@ -64,6 +66,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
     epoch_stats = EpochStats()
     trainer = L.Trainer(
         max_epochs=config.epochs, check_val_every_n_epoch=config.val_every_n_epochs,
+        accumulate_grad_batches=config.accumulate_grad_batches,
         accelerator=config.accelerator, devices=config.devices,
         precision=config.precision, gradient_clip_val=config.gradient_clip_val, deterministic=True,
         callbacks=[checkpoint, epoch_stats], logger=logger if logger is not None else False,
@@ -92,7 +95,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
         "val_score": sum(val_metrics.values()) / len(val_metrics),
         "test_score": sum(test_metrics.values()) / len(test_metrics),
         "test_predictions": module.last_predictions["test"],  # in test-example order; None = unparsable
-        "epochs": len(epoch_stats.epoch_seconds), "best_epoch": best_epoch,
+        "epochs": len(epoch_stats.epoch_seconds), "best_epoch": best_epoch, "lr_schedule": module.lr_schedule,
         "time_per_epoch_s": sum(epoch_stats.epoch_seconds) / max(len(epoch_stats.epoch_seconds), 1),
         "train_time_s": sum(epoch_stats.epoch_seconds),
         "train_loss_per_epoch": epoch_stats.epoch_losses,

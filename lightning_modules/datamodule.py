@@ -1,7 +1,7 @@
 """``TaskDataModule``: one task's splits, tokenised for a seq2seq (T5) or encoder model.
 
 Tokenised splits are cached on disk (``datasets`` arrow files) under a key of everything
-that changes them — task, split, model kind, tokenizer, lengths, prefix, seed, train size
+that changes them — task, split, model kind, tokenizer, lengths, prefix, data seed, train size
 and the examples' content — so a second run with the same settings does not re-tokenise.
 Batches are padded per batch (dynamic padding), never to a fixed length.
 """
@@ -72,7 +72,7 @@ class TaskDataModule(L.LightningDataModule):
     """
 
     def __init__(self, task: str, tokenizer, model_kind: str, train_size: int | None = None, seed: int = 42,
-                 batch_size: int = 32, eval_batch_size: int = 64, max_source_length: int = 128,
+                 data_seed: int = 42, batch_size: int = 32, eval_batch_size: int = 64, max_source_length: int = 128,
                  max_target_length: int = 8, add_task_prefix: bool = False, glue_dir=None, superglue_dir=None,
                  hf_data_dir=None, cache_dir=None, num_workers: int = 0):
         super().__init__()
@@ -82,7 +82,8 @@ class TaskDataModule(L.LightningDataModule):
         if task not in supported_tasks(model_kind):
             raise ValueError(unsupported_message(task, model_kind))
         self.tokenizer, self.model_kind = tokenizer, model_kind
-        self.train_size, self.seed = train_size, seed
+        # data_seed draws the splits and the low-resource subset (the paper's fixed 42), seed the batch order
+        self.train_size, self.seed, self.data_seed = train_size, seed, data_seed
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
         self.add_task_prefix = add_task_prefix
@@ -103,7 +104,7 @@ class TaskDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None):
         if self._tokenized:  # Lightning calls setup once per stage; the splits do not change
             return
-        splits = load_splits(self.task.name, seed=self.seed, train_size=self.train_size, **self.source_dirs)
+        splits = load_splits(self.task.name, seed=self.data_seed, train_size=self.train_size, **self.source_dirs)
         for split in SPLITS:
             self._examples[split] = splits[split]
             self._tokenized[split] = self._tokenize(split, splits[split])
@@ -210,7 +211,7 @@ class TaskDataModule(L.LightningDataModule):
             "version": _CACHE_VERSION, "task": self.task.name, "split": split, "kind": self.model_kind,
             "tokenizer": [type(tok).__name__, tok.name_or_path, len(tok), vocab, tok.truncation_side],
             "lengths": [self.max_source_length, self.max_target_length], "prefix": self.add_task_prefix,
-            "seed": self.seed, "train_size": self.train_size,
+            "data_seed": self.data_seed, "train_size": self.train_size,
             "rows": hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest(),
         }
         digest = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]

@@ -20,14 +20,15 @@ class NonFiniteLossError(RuntimeError):
 
 class TaskModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, task: Task, tokenizer, *, learning_rate: float,
-                 warmup_steps: int = 0, warmup_ratio: float | None = None, weight_decay: float = 0.0,
-                 max_target_length: int = 8) -> None:
+                 warmup_steps: int = 0, warmup_ratio: float | None = None, warmup_clamped: bool = False,
+                 weight_decay: float = 0.0, max_target_length: int = 8) -> None:
         super().__init__()
         self.model = model
         self.task = task
         self.tokenizer = tokenizer
         self.learning_rate, self.weight_decay = learning_rate, weight_decay
-        self.warmup_steps, self.warmup_ratio = warmup_steps, warmup_ratio  # ratio (of all steps) wins when set
+        self.warmup_steps, self.warmup_ratio, self.warmup_clamped = warmup_steps, warmup_ratio, warmup_clamped
+        self.lr_schedule: dict[str, object] = {}  # what configure_optimizers built, for the run's record
         self.max_target_length = max_target_length
         self.seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
         self.strict_loading = False  # checkpoints hold only the trained tensors
@@ -97,13 +98,30 @@ class TaskModule(L.LightningModule):
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=self.learning_rate, weight_decay=self.weight_decay)
         total = int(self.trainer.estimated_stepping_batches)
-        warmup = round(self.warmup_ratio * total) if self.warmup_ratio is not None else min(self.warmup_steps, total)
-        schedule = get_linear_schedule_with_warmup(optimizer, warmup, total)
+        self.lr_schedule = lr_schedule(total, self.warmup_steps, self.warmup_ratio, self.warmup_clamped)
+        schedule = get_linear_schedule_with_warmup(optimizer, self.lr_schedule["warmup_steps"], total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint):
         trained = {f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trained}
+
+
+def lr_schedule(total_steps: int, warmup_steps: int, warmup_ratio: float | None, clamped: bool) -> dict:
+    """The learning-rate schedule of a run of ``total_steps`` optimizer steps (for the optimizer, the run's
+    record and the sweep's plan): linear warm-up over ``warmup_ratio`` of the steps when set, else over
+    ``warmup_steps`` — shortened to the run only when ``clamped`` — then linear decay to 0. The paper's
+    schedule (Hugging Face's, 500 steps) is not clamped: a run shorter than its warm-up ends before the
+    peak rate, and ``peak_lr_fraction`` says how far it got."""
+    if warmup_ratio is not None:
+        warmup, kind = round(warmup_ratio * total_steps), f"{warmup_ratio:g} of the steps"
+    else:
+        warmup = min(warmup_steps, total_steps) if clamped else warmup_steps
+        kind = f"{warmup_steps} steps" + (", clamped to the run" if clamped else "")
+    # Step k (0-based) runs at k / warmup of the peak rate while k < warmup (Hugging Face's schedule).
+    peak = 1.0 if total_steps > warmup else (total_steps - 1) / warmup
+    return {"schedule": f"linear warm-up ({kind}), then linear decay to 0", "warmup_steps": warmup,
+            "optimizer_steps": total_steps, "peak_lr_fraction": round(peak, 4)}
 
 
 def _model_inputs(batch: dict) -> dict:

@@ -181,8 +181,8 @@ def _hub_rows_from_json(task: str, obj: dict) -> Iterator[dict]:
                        "idx": {"paragraph": obj["idx"], "question": question["idx"], "answer": answer["idx"]}}
     elif task == "record":  # one line = one passage with queries
         text = obj["passage"]["text"]
-        spans = sorted(obj["passage"]["entities"], key=lambda e: e["start"])
-        entities = list(dict.fromkeys(text[e["start"]:e["end"] + 1] for e in spans))
+        # the sorted set of entity texts, as the Hub's rows (and so the paper's inputs) list them
+        entities = sorted({text[e["start"]:e["end"] + 1] for e in obj["passage"]["entities"]})
         for qa in obj["qas"]:
             yield {"passage": text, "query": qa["query"], "entities": entities,
                    "answers": sorted({a["text"] for a in qa.get("answers", [])}),

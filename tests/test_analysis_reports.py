@@ -149,7 +149,7 @@ def test_missing_runs_are_the_planned_cells_without_a_record_when_the_grid_is_kn
     assert ("minilm", "compacter", "rte", None, 1) in missing_runs(records)
 
 
-@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper", "paper-lite"])
 def test_planned_cells_read_from_the_yaml_are_the_sweeps_grid(profile):
     from analysis.build_reports import planned_cells
     from experiments.sweep import load_profile

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import compacter
+from experiments.plan import optimizer_steps
 from experiments.run import main, make_run_config, parse_overrides
-from lightning_modules.module import NonFiniteLossError, TaskModule
+from lightning_modules.module import NonFiniteLossError, TaskModule, lr_schedule
 from lightning_modules.tasks import get_task
 from tests.conftest import REPO
 from tests.tiny_models import tiny_bert, tiny_inputs
@@ -30,6 +31,15 @@ def test_a_run_writes_one_ok_record_and_nothing_else(arch, tiny_checkpoints, tmp
     assert set(saved["test"]) == {"accuracy"} and len(saved["test_predictions"]) == 128
     assert saved["train_examples"] == 64 and saved["trainable_params"] < saved["backbone_params"]
     assert left_behind(tmp_path) == [config.record_path.name], "only the record is left behind"
+
+
+def test_a_run_records_its_data_seed_and_the_schedule_it_trained_with(tiny_checkpoints, tmp_path):
+    config, record = tiny_run("compacter", tiny_checkpoints["bert"], "synthetic", tmp_path, epochs=1, train_size=64,
+                              batch_size=8, accumulate_grad_batches=2, warmup_steps=500)
+    assert record["status"] == "ok", record.get("traceback")
+    steps = 64 // 8 // 2  # 8 batches, one optimizer step per 2: what the plan counts too
+    assert record["lr_schedule"] == lr_schedule(steps, 500, None, False) and optimizer_steps(config) == steps
+    assert record["data_seed"] == record["config"]["data_seed"] == 42
 
 
 def test_validating_every_n_epochs_selects_among_validated_epochs_only(tiny_checkpoints, tmp_path):

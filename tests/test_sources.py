@@ -150,7 +150,7 @@ def test_qqp_fixture_reads_and_formats(fixtures_dir):
 def test_record_fixture_reads_queries_entities_and_answers(fixtures_dir):
     train = read_superglue_jsonl("record", fixtures_dir / "superglue" / "ReCoRD" / "train.jsonl")
     assert [e["idx"] for e in train] == [0, 1, 2] and [e["passage_idx"] for e in train] == [0, 1, 1]
-    assert train[0]["entities"] == ["Harbour Town", "Ada Byrne", "Hill Rovers"]
+    assert train[0]["entities"] == ["Ada Byrne", "Harbour Town", "Hill Rovers"]  # sorted, as the Hub's
     assert [e["answers"] for e in train] == [["Ada Byrne"], ["Tom Reed"], ["Riverside"]]
     val = read_superglue_jsonl("record", fixtures_dir / "superglue" / "ReCoRD" / "val.jsonl")
     assert val[1]["answers"] == []  # FewGLUE-style record without answers is kept, not dropped

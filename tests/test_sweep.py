@@ -91,17 +91,6 @@ def test_wandb_agent_refuses_a_changed_profile():
         agent_run({"profile": "smoke", "profile_digest": "0" * 12, "cell": 0})
 
 
-def test_paper_profile_is_the_papers_protocol():
-    configs = load_profile("paper").configs()
-    full = [c for c in configs if c.train_size is None]
-    assert {c.backbone for c in configs} == {"t5-base"}
-    assert len({c.task for c in full}) == 15 and len({c.method for c in full}) == 9
-    rte = next(c for c in full if c.task == "rte" and c.method == "compacter")
-    assert (rte.learning_rate, rte.epochs, rte.batch_size, rte.warmup_steps) == (3e-3, 20, 100, 500)
-    assert rte.method_options == {"reduction_factor": 32, "n": 4, "activation": "gelu_new"}
-    assert next(c for c in full if c.task == "mnli").epochs == 3
-
-
 def test_unknown_profile_names_the_valid_ones():
     with pytest.raises(ValueError, match="unknown profile 'nope'; choose one of: .*smoke"):
         load_profile("nope")
