@@ -233,6 +233,9 @@ async function main() {
 }
 
 main().catch(error => {
-  document.getElementById("loading").textContent = `The dashboard failed to load: ${error}`;
+  const box = document.getElementById("loading") || document.querySelector("header").appendChild(document.createElement("p"));
+  box.className = "empty";
+  box.textContent = `The dashboard failed: ${error}`;
+  document.body.dataset.failed = "true";
   console.error(error);
 });

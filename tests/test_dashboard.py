@@ -94,8 +94,15 @@ def open_page(browser, path: Path, fragment: str = ""):
         route.continue_() if route.request.url.startswith("file://") else route.abort()
 
     page.route("**/*", route)
+    from playwright.sync_api import TimeoutError as PageTimeout
+
     page.goto(path.as_uri() + fragment)
-    page.wait_for_selector("body[data-renders='1']", timeout=30_000)
+    try:
+        page.wait_for_selector("body[data-renders='1'], body[data-failed]", timeout=20_000)
+    except PageTimeout:
+        pytest.fail(f"the page did not finish drawing in 20 s; console errors: {errors}")
+    if page.get_attribute("body", "data-failed"):
+        pytest.fail(f"the page failed to draw: {errors}")
     return page, errors, requests
 
 
@@ -156,6 +163,7 @@ def test_dashboard_tables_sort_by_any_column_and_screenshot_shows_marks(dashboar
     glue = page.eval_on_selector_all("#table-views h3", "hs => hs.map(h => h.textContent)")
     assert glue == ["GLUE (test, 100 training examples per task)", "SuperGLUE (test, 100 training examples per task)"]
     assert column(page, "table-0", 0) == ["Finetuning", "Adapter", "Compacter"]
+    assert points(page, "curve-plots") == [3, 3, 3]  # SST-2's points at 1000 are filtered out
     page.click("#table-0 th[data-key='Avg']")
     assert column(page, "table-0", 0) == ["Adapter", "Compacter", "Finetuning"]
     page.click("#table-0 th[data-key='Avg']")
@@ -179,3 +187,19 @@ def test_committed_cpu_dashboard_opens_offline_with_all_views(browser):
     assert page.locator("#table-views table").count() >= 2
     assert page.locator("#runs-table tbody tr").count() == 87
     page.close()
+
+
+def test_pareto_averages_only_complete_methods_with_the_interval_of_per_seed_averages():
+    from analysis.dashboard import dashboard_data
+    from analysis.records import normalise, to_frame
+
+    runs = [r for r in synthetic_records() if not (r["method"] == "compacter" and r["task"] == "rte")]
+    pareto = dashboard_data(to_frame(normalise(r, r["run_id"]) for r in runs), "dash", ["test"])["pareto"]
+    glue = {(p["kind"], tuple(p["tasks"])): p["figure"]["data"] for p in pareto if p["size"] == "100"}
+    assert [t["name"] for t in glue[("avg", ("sst2", "rte"))]] == ["Finetuning", "Adapter"]  # compacter lacks RTE
+    assert [t["name"] for t in glue[("task", ("sst2",))]] == ["Finetuning", "Adapter", "Compacter"]
+    finetune = glue[("avg", ("sst2", "rte"))][0]
+    # per-seed averages 71, 72, 73: std 1, t(0.975, 2) / sqrt(3) = 2.48
+    assert finetune["customdata"][0][0] == "72.0 ± 1.0 std, 95% CI ± 2.5 (n=3)"
+    assert finetune["error_y"]["array"][0] == pytest.approx(4.302653 / 3 ** 0.5)
+    assert finetune["x"][0] == 100.0 and finetune["customdata"][0][1] == "22,000,000"
