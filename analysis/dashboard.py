@@ -21,6 +21,7 @@ marks the statistics add there appear here too; sorting uses the tables' numbers
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import html
 import json
@@ -183,7 +184,7 @@ def curve_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
         ticks = [float(s) for s in sizes] + ([full_x] if mine["train_size"].isna().any() else [])
         figure.update_layout(
             title=dict(text=f"{names.task_name(task)}: test score vs training examples", font=dict(size=14)),
-            height=360, margin=dict(l=60, r=20, t=50, b=50), yaxis=dict(title="test score"),
+            height=400, margin=dict(l=60, r=20, t=50, b=50), yaxis=dict(title="test score"),
             xaxis=dict(type="log", title="training examples", tickvals=ticks,
                        ticktext=[str(int(s)) for s in sizes] + [FULL] * (len(ticks) - len(sizes))))
         panels.append({"tasks": [task], "sizes": [size_label(s) for s in sizes] + [FULL] * (len(ticks) > len(sizes)),
@@ -207,7 +208,7 @@ def table_view(table: Table, size, benchmark: str | None = None) -> dict:
     columns = [{"key": str(c), "header": str(c), "task": tasks.get(c)} for c in table.cells.columns]
     rows = []
     for (_, cells), (_, numbers) in zip(table.cells.iterrows(), table.numbers.iterrows()):
-        sort = {str(c): numbers.get(numeric[c]) if c in numeric else cells[c] for c in table.cells.columns}
+        sort = {str(c): numbers[numeric[c]] if numeric.get(c) in numbers else cells[c] for c in table.cells.columns}
         rows.append({"backbone": numbers["backbone"], "method": numbers["method"],
                      "cells": {str(c): str(v) for c, v in cells.items()},
                      "sort": {k: (_number(v) if not isinstance(v, str) else v) for k, v in sort.items()}})
@@ -295,12 +296,14 @@ def _run_row(backbone, method, task, size, status, values: dict) -> dict:
             "cells": cells, "sort": sort}
 
 
-def facets(records: pd.DataFrame) -> dict[str, list[dict]]:
-    """The filter choices, in the tables' order."""
+def facets(records: pd.DataFrame, efficiency: pd.DataFrame | None) -> dict[str, list[dict]]:
+    """The filter choices, in the tables' order; backbones and methods also those the
+    efficiency benchmark measured (it may cover more than the profile ran)."""
     sizes = sorted(records["train_size"].unique(), key=_size_order)
-    methods = sorted(records["method"].unique(), key=names.method_sort_key)
+    measured = efficiency if efficiency is not None else records.iloc[:0]
+    methods = sorted(set(records["method"]) | set(measured["method"]), key=names.method_sort_key)
     return {
-        "backbone": [{"value": b, "label": b} for b in sorted(records["backbone"].unique())],
+        "backbone": [{"value": b, "label": b} for b in sorted(set(records["backbone"]) | set(measured["backbone"]))],
         "task": [{"value": t, "label": names.task_name(t)} for t in names.order_tasks(records["task"])],
         "size": [{"value": size_label(s), "label": size_label(s)} for s in sizes],
         "method": [{"value": m, "label": names.method_label(m)} for m in methods],
@@ -311,7 +314,8 @@ def dashboard_data(records: pd.DataFrame, profile: str, sources: list[str],
                    efficiency: Table | None = None, planned: list[tuple] | None = None) -> dict:
     colours = _colours(records)
     return {
-        "profile": profile, "sources": sources, "facets": facets(records),
+        "profile": profile, "sources": sources,
+        "facets": facets(records, None if efficiency is None else efficiency.numbers),
         "pareto": pareto_panels(records, colours), "curves": curve_panels(records, colours),
         "tables": benchmark_views(records),
         "efficiency": None if efficiency is None else {
@@ -320,15 +324,20 @@ def dashboard_data(records: pd.DataFrame, profile: str, sources: list[str],
     }
 
 
+@functools.cache
+def packed_plotly() -> str:
+    """plotly.min.js gzip-compressed (mtime 0: the same bytes every build), base64 for the page."""
+    return base64.b64encode(gzip.compress(get_plotlyjs().encode(), mtime=0)).decode()
+
+
 def write_dashboard(records: pd.DataFrame, profile: str, sources: list[str], path: str | Path,
                     efficiency: Table | None = None, planned: list[tuple] | None = None) -> Path:
     """Write the page (one file, ~2 MB: data, plotly, script and style inlined)."""
     data = json.dumps(dashboard_data(records, profile, sources, efficiency, planned), cls=PlotlyJSONEncoder)
-    plotly_js = base64.b64encode(gzip.compress(get_plotlyjs().encode(), mtime=0)).decode()  # mtime=0: same bytes
     parts = {"TITLE": html.escape(f"compacter-bench — profile {profile}"),
              "STYLE": (HERE / "dashboard.css").read_text(encoding="utf-8"),
              "DATA": data.replace("</", "<\\/"),  # no "</script>" inside the data's script element
-             "PLOTLY_GZ": plotly_js, "SCRIPT": (HERE / "dashboard.js").read_text(encoding="utf-8")}
+             "PLOTLY_GZ": packed_plotly(), "SCRIPT": (HERE / "dashboard.js").read_text(encoding="utf-8")}
     template = (HERE / "dashboard.html").read_text(encoding="utf-8")
     page = re.sub(r"@@([A-Z_]+)@@", lambda match: parts[match.group(1)], template)  # one pass: data stays as is
     path = Path(path)

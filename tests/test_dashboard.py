@@ -66,7 +66,9 @@ def dashboard(tmp_path_factory) -> Path:
     efficiency.write_text("backbone,method,device,trainable_params,train_step_s,train_step_ratio,"
                           "peak_mem_mb,peak_mem_ratio,infer_s,infer_ratio\n"
                           "minilm,finetune,cpu,22000000,0.2,1.0,1500,1.0,0.01,1.0\n"
-                          "minilm,compacter,cpu,22000,0.1,0.5,900,0.6,0.01,1.1\n")
+                          "minilm,compacter,cpu,22000,0.1,0.5,900,0.6,0.01,1.1\n"
+                          "t5-base,finetune,cpu,222000000,4.0,1.0,4000,1.0,1.0,1.0\n"
+                          "t5-base,lora,cpu,880000,3.0,0.75,2000,0.5,1.2,1.2\n")  # measured beyond the runs
     assert main(["--results", str(results), "--out", str(root / "reports"), "--efficiency", str(efficiency)]) == 0
     return root / "reports" / "dashboard.html"
 
@@ -136,12 +138,13 @@ def test_dashboard_draws_every_view_offline_and_filters_act(dashboard, browser, 
     assert titles(page, "pareto-plots")[0] == "GLUE average over SST-2, RTE — n_train 100"
     # curves: SST-2 (finetune and compacter at two sizes, adapter at one), RTE, CB
     assert points(page, "curve-plots") == [5, 3, 3]
-    assert points(page, "efficiency-view") == [6]  # 3 ratios x 2 methods
+    assert points(page, "efficiency-view") == [12]  # 3 ratios x 4 (backbone, method) rows
     assert page.text_content("#runs-count") == "36 of 36 runs shown (30 ok, 1 failed, 5 missing)"
 
     changed(page, "#filter-method-compacter", 2)
     assert points(page, "pareto-plots") == [2, 1, 2]
     assert points(page, "curve-plots") == [3, 2, 2]
+    assert points(page, "efficiency-view") == [9]
     assert page.text_content("#runs-count") == "24 of 36 runs shown (19 ok, 1 failed, 4 missing)"
     assert "method=finetune%2Cadapter" in page.evaluate("location.hash")
 
