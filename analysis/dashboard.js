@@ -29,7 +29,8 @@ function writeHash() {
 }
 
 function passes(item) {
-  return FACETS.every(facet => item[facet] === undefined || item[facet] === null || state[facet].has(String(item[facet])));
+  const free = value => value === undefined || value === null;  // an item without this facet
+  return FACETS.every(facet => free(item[facet]) || state[facet].has(String(item[facet])));
 }
 
 function sliceTrace(trace) {
@@ -213,9 +214,12 @@ async function loadPlotly() {
 async function main() {
   readHash();
   document.getElementById("sources").textContent =
-    `Profile ${DATA.profile}: ${DATA.runs.rows.length} runs, from ${DATA.sources.join(", ")}. Scores are test scores ×100.`;
+    `Profile ${DATA.profile}: ${DATA.runs.rows.filter(row => row.status !== "missing").length} run records, ` +
+    `from ${DATA.sources.join(", ")}. Scores are test scores ×100.`;
   const form = document.getElementById("filters");
-  for (const facet of FACETS) form.appendChild(checkboxGroup(facet, FACET_NAMES[facet], DATA.facets[facet], state[facet], renderAll));
+  for (const facet of FACETS) {
+    form.appendChild(checkboxGroup(facet, FACET_NAMES[facet], DATA.facets[facet], state[facet], renderAll));
+  }
   document.getElementById("status-filter").appendChild(checkboxGroup(
     "status", "Status", STATUSES.map(value => ({value, label: value})), state.status, renderAll));
   const efficiency = document.getElementById("efficiency-view");
@@ -233,7 +237,8 @@ async function main() {
 }
 
 main().catch(error => {
-  const box = document.getElementById("loading") || document.querySelector("header").appendChild(document.createElement("p"));
+  const box = document.getElementById("loading") ||
+    document.querySelector("header").appendChild(document.createElement("p"));
   box.className = "empty";
   box.textContent = `The dashboard failed: ${error}`;
   document.body.dataset.failed = "true";

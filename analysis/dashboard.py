@@ -102,7 +102,7 @@ def pareto_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
                                     points, labels, colours, "average test score"))
         for task in tasks:
             mine = group[(group["task"] == task) & (group["n"] > 0)]
-            mine = mine.iloc[sorted(range(len(mine)), key=lambda i: names.method_sort_key(mine["method"].iloc[i]))]
+            mine = mine.assign(order=mine["method"].map(names.method_sort_key)).sort_values("order", kind="stable")
             points = [_pareto_point(runs[runs["task"] == task], row.backbone, row.method, row.mean, row.std,
                                     row.n, row.halfwidth) for row in mine.itertuples()]
             panels.append(_pareto_panel(f"avg-{benchmark}-{label}", "task", [task], label,
@@ -169,12 +169,11 @@ def curve_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
             if not band.empty:  # a polygon: upper edge left to right, lower edge back
                 xs = [float(s) for s in band["train_size"]]
                 band_sizes = [size_label(s) for s in band["train_size"]]
+                upper, lower = list(band["mean"] + band["halfwidth"]), list(band["mean"] - band["halfwidth"])
                 figure.add_trace(go.Scatter(
-                    x=xs + xs[::-1], y=list(band["mean"] + band["halfwidth"]) + list(band["mean"] - band["halfwidth"])[::-1],
-                    mode="lines", fill="toself", fillcolor=_rgba(colours[key], 0.15), line=dict(width=0),
-                    hoverinfo="skip",
-                    legendgroup=labels[key], showlegend=False,
-                    meta={**meta, "sizes": band_sizes + band_sizes[::-1]}))
+                    x=xs + xs[::-1], y=upper + lower[::-1], mode="lines", fill="toself",
+                    fillcolor=_rgba(colours[key], 0.15), line=dict(width=0), hoverinfo="skip",
+                    legendgroup=labels[key], showlegend=False, meta={**meta, "sizes": band_sizes + band_sizes[::-1]}))
             figure.add_trace(go.Scatter(
                 x=x, y=list(sized["mean"]) + list(full["mean"]), name=labels[key], legendgroup=labels[key],
                 mode="lines+markers", line=dict(color=colours[key]),
@@ -187,8 +186,8 @@ def curve_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
             height=400, margin=dict(l=60, r=20, t=50, b=50), yaxis=dict(title="test score"),
             xaxis=dict(type="log", title="training examples", tickvals=ticks,
                        ticktext=[str(int(s)) for s in sizes] + [FULL] * (len(ticks) - len(sizes))))
-        panels.append({"tasks": [task], "sizes": [size_label(s) for s in sizes] + [FULL] * (len(ticks) > len(sizes)),
-                       "figure": figure.to_plotly_json()})
+        panels.append({"tasks": [task], "figure": figure.to_plotly_json(),
+                       "sizes": [size_label(s) for s in sizes] + [FULL] * (len(ticks) > len(sizes))})
     return panels
 
 
@@ -208,7 +207,8 @@ def table_view(table: Table, size, benchmark: str | None = None) -> dict:
     columns = [{"key": str(c), "header": str(c), "task": tasks.get(c)} for c in table.cells.columns]
     rows = []
     for (_, cells), (_, numbers) in zip(table.cells.iterrows(), table.numbers.iterrows()):
-        sort = {str(c): numbers[numeric[c]] if numeric.get(c) in numbers else cells[c] for c in table.cells.columns}
+        sort = {str(c): numbers[numeric[c]] if numeric.get(c) in numbers else cells[c]
+                for c in table.cells.columns}
         rows.append({"backbone": numbers["backbone"], "method": numbers["method"],
                      "cells": {str(c): str(v) for c, v in cells.items()},
                      "sort": {k: (_number(v) if not isinstance(v, str) else v) for k, v in sort.items()}})
@@ -264,7 +264,8 @@ def run_rows(records: pd.DataFrame, planned: list[tuple] | None) -> dict:
     rows = []
     for row in records.sort_values(["task", "method", "train_size", "seed"], key=_run_order).itertuples():
         error = str(row.error).strip().splitlines()[0] if isinstance(row.error, str) and row.error.strip() else ""
-        values = {"run_id": row.run_id, "backbone": row.backbone, "method": names.method_label(row.method, row.backbone),
+        values = {"run_id": row.run_id, "backbone": row.backbone,
+                  "method": names.method_label(row.method, row.backbone),
                   "task": names.task_name(row.task), "size": size_label(row.train_size), "seed": row.seed,
                   "data_seed": row.data_seed, "status": row.status, "error": error, "test_score": row.test_score,
                   "trainable_percent": row.trainable_percent, "wall_time_s": row.wall_time_s,
