@@ -1,4 +1,4 @@
-"""CLI: run records -> the report folder of one profile (tables, figure, README).
+"""CLI: run records -> the report folder of one profile (tables, figure, dashboard.html, README).
 
     python -m analysis.build_reports --results results/cpu --out reports/cpu \\
         [--profile cpu] [--from-wandb entity/project] [--efficiency reports/efficiency.csv]

@@ -20,6 +20,8 @@ FIRST_COLOUR = (0x2E, 0x91, 0xE5)  # plotly's Dark24[0]: the first method's colo
 def chromium_path() -> str:
     """The browser, or a clear failure on CI (env CI set) and a skip elsewhere."""
     path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path and not Path(path).is_file():
+        path = None
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -140,6 +142,7 @@ def test_dashboard_draws_every_view_offline_and_filters_act(dashboard, browser, 
     assert points(page, "curve-plots") == [5, 3, 3]
     assert points(page, "efficiency-view") == [12]  # 3 ratios x 4 (backbone, method) rows
     assert page.text_content("#runs-count") == "36 of 36 runs shown (30 ok, 1 failed, 5 missing)"
+    assert column(page, "runs-table", 6)[:2] == ["42", ""]  # seed 1's record has a data seed, seed 2's none
 
     changed(page, "#filter-method-compacter", 2)
     assert points(page, "pareto-plots") == [2, 1, 2]
