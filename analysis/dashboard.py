@@ -191,9 +191,10 @@ def curve_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
     return panels
 
 
-def table_view(table: Table, size, benchmark: str | None = None) -> dict:
+def table_view(table: Table, size: str | None) -> dict:
     """A report table as the page's sortable table: cells as formatted for Markdown, sort keys
     from the table's numbers; metric columns know their task (the task filter hides them)."""
+    # header -> numbers column, for the headers benchmark_table and efficiency_table write
     numeric = {"% trainable params": "trainable_percent_min", "Avg": "avg", "Method": "label",
                "Trainable params": "trainable_params", "Train step (s)": "train_step_s",
                "Train step (× finetune)": "train_step_ratio", "Peak memory (MB)": "peak_mem_mb",
@@ -212,8 +213,7 @@ def table_view(table: Table, size, benchmark: str | None = None) -> dict:
         rows.append({"backbone": numbers["backbone"], "method": numbers["method"],
                      "cells": {str(c): str(v) for c, v in cells.items()},
                      "sort": {k: (_number(v) if not isinstance(v, str) else v) for k, v in sort.items()}})
-    return {"title": table.title, "notes": list(table.notes), "size": None if size is None else size_label(size),
-            "benchmark": benchmark, "columns": columns, "rows": rows}
+    return {"title": table.title, "notes": list(table.notes), "size": size, "columns": columns, "rows": rows}
 
 
 def benchmark_views(records: pd.DataFrame) -> list[dict]:
@@ -224,7 +224,7 @@ def benchmark_views(records: pd.DataFrame) -> list[dict]:
         for size in sorted(runs["train_size"].unique(), key=_size_order):
             table = benchmark_table(runs[_same_size(runs["train_size"], size)], benchmark)
             if table is not None:
-                views.append(table_view(table, size, benchmark))
+                views.append(table_view(table, size_label(size)))
     return views
 
 

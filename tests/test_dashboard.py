@@ -200,7 +200,14 @@ def test_pareto_averages_only_complete_methods_with_the_interval_of_per_seed_ave
     from analysis.records import normalise, to_frame
 
     runs = [r for r in synthetic_records() if not (r["method"] == "compacter" and r["task"] == "rte")]
-    pareto = dashboard_data(to_frame(normalise(r, r["run_id"]) for r in runs), "dash", ["test"])["pareto"]
+    runs += [{**record(m, "rte", None, 1), "run_id": f"{m}-rte-full"} for m in ("finetune", "adapter")]
+    data = dashboard_data(to_frame(normalise(r, r["run_id"]) for r in runs), "dash", ["test"])
+    # full data is a size of its own in every view and filter
+    assert [view["size"] for view in data["tables"]] == ["100", "1000", "full", "100"]
+    assert [option["value"] for option in data["facets"]["size"]] == ["100", "1000", "full"]
+    rte = [(panel["kind"], panel["size"]) for panel in data["pareto"] if panel["tasks"] == ["rte"]]
+    assert rte == [("task", "100"), ("avg", "full"), ("task", "full")]
+    pareto = data["pareto"]
     glue = {(p["kind"], tuple(p["tasks"])): p["figure"]["data"] for p in pareto if p["size"] == "100"}
     assert [t["name"] for t in glue[("avg", ("sst2", "rte"))]] == ["Finetuning", "Adapter"]  # compacter lacks RTE
     assert [t["name"] for t in glue[("task", ("sst2",))]] == ["Finetuning", "Adapter", "Compacter"]
