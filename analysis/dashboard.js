@@ -54,6 +54,7 @@ async function drawPlots(boxId, panels) {
   const drawing = [];
   for (const panel of panels) {
     const figure = JSON.parse(JSON.stringify(panel.figure));  // plotly mutates what it is given
+    figure.layout.template = DATA.template;  // shared by every figure, stored once
     const traces = figure.data.filter(trace => passes(trace.meta || {})).map(sliceTrace)
       .filter(trace => !Array.isArray(trace.x) || trace.x.length);
     if (!traces.some(trace => trace.hoverinfo !== "skip")) continue;  // a band alone is no plot

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.colors import qualitative
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
@@ -63,6 +64,13 @@ def _colours(records: pd.DataFrame) -> dict[tuple[str, str], str]:
 def _rgba(colour: str, alpha: float) -> str:
     red, green, blue = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({red},{green},{blue},{alpha})"
+
+
+def _plain(figure: go.Figure) -> dict:
+    """The figure's JSON without its template (~10 kB each): the page holds one for all."""
+    plain = figure.to_plotly_json()
+    plain["layout"].pop("template", None)
+    return plain
 
 
 def _spread(mean: float, std: float, n: int, halfwidth: float) -> str:
@@ -142,7 +150,7 @@ def _pareto_panel(group, kind, tasks, size, title, points, labels, colours, y_ti
             meta={"backbone": key[0], "method": key[1]}))
     figure.update_layout(title=dict(text=title, font=dict(size=14)), height=380, margin=dict(l=60, r=20, t=50, b=50),
                          xaxis=dict(type="log", title="% trainable parameters (log)"), yaxis=dict(title=y_title))
-    return {"group": group, "kind": kind, "tasks": tasks, "size": size, "figure": figure.to_plotly_json()}
+    return {"group": group, "kind": kind, "tasks": tasks, "size": size, "figure": _plain(figure)}
 
 
 def curve_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
@@ -186,7 +194,7 @@ def curve_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
             height=400, margin=dict(l=60, r=20, t=50, b=50), yaxis=dict(title="test score"),
             xaxis=dict(type="log", title="training examples", tickvals=ticks,
                        ticktext=[str(int(s)) for s in sizes] + [FULL] * (len(ticks) - len(sizes))))
-        panels.append({"tasks": [task], "figure": figure.to_plotly_json(),
+        panels.append({"tasks": [task], "figure": _plain(figure),
                        "sizes": [size_label(s) for s in sizes] + [FULL] * (len(ticks) > len(sizes))})
     return panels
 
@@ -252,7 +260,7 @@ def efficiency_figure(frame: pd.DataFrame) -> dict:
                          margin=dict(l=130, r=20, t=40, b=70),
                          legend=dict(orientation="h", yref="container", y=0.0, yanchor="bottom"))
     figure.update_yaxes(autorange="reversed")
-    return figure.to_plotly_json()
+    return _plain(figure)
 
 
 def run_rows(records: pd.DataFrame, planned: list[tuple] | None) -> dict:
@@ -322,6 +330,7 @@ def dashboard_data(records: pd.DataFrame, profile: str, sources: list[str],
         "efficiency": None if efficiency is None else {
             "figure": efficiency_figure(efficiency.numbers), "table": table_view(efficiency, None)},
         "runs": run_rows(records, planned),
+        "template": pio.templates[pio.templates.default].to_plotly_json(),
     }
 
 
