@@ -81,7 +81,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        # as root in a container: no sandbox, and /dev/shm may be tiny
+        browser = playwright.chromium.launch(executable_path=executable,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
         yield browser
         browser.close()
 
