@@ -58,6 +58,10 @@ async function drawPlots(boxId, panels) {
     const traces = figure.data.filter(trace => passes(trace.meta || {})).map(sliceTrace)
       .filter(trace => !Array.isArray(trace.x) || trace.x.length);
     if (!traces.some(trace => trace.hoverinfo !== "skip")) continue;  // a band alone is no plot
+    if (panel.subplots) {  // horizontal bars: the height follows the bars one subplot shows
+      const bars = traces.reduce((sum, trace) => sum + trace.y.length, 0) / panel.subplots;
+      figure.layout.height = 150 + 24 * bars;
+    }
     const div = document.createElement("div");
     div.className = "plot";
     box.appendChild(div);
@@ -96,6 +100,7 @@ function compare(key, dir) {
 
 function buildTable(id, view, rows, redraw) {
   const columns = view.columns.filter(column => !column.task || state.task.has(column.task));
+  const partial = columns.length < view.columns.length;  // an average still covers every task
   const sort = sortState.get(id);
   if (sort) rows = [...rows].sort(compare(sort.key, sort.dir));
   const table = document.createElement("table");
@@ -103,7 +108,7 @@ function buildTable(id, view, rows, redraw) {
   const head = table.createTHead().insertRow();
   for (const column of columns) {
     const th = document.createElement("th");
-    th.textContent = column.header;
+    th.textContent = column.header === "Avg" && partial ? "Avg (all tasks)" : column.header;
     th.dataset.key = column.key;
     if (sort && sort.key === column.key) th.className = sort.dir > 0 ? "sorted-asc" : "sorted-desc";
     th.addEventListener("click", () => {
@@ -197,7 +202,7 @@ async function renderAll() {
   const plots = [drawPlots("pareto-plots", paretoPanels()), drawPlots("curve-plots", curvePanels())];
   if (DATA.efficiency) {
     renderEfficiencyTable();
-    plots.push(drawPlots("efficiency-plot", [{figure: DATA.efficiency.figure}]));
+    plots.push(drawPlots("efficiency-plot", [{figure: DATA.efficiency.figure, subplots: DATA.efficiency.subplots}]));
   }
   await Promise.all(plots);
   document.body.dataset.renders = String(++renders);  // tests wait for this after a change

@@ -256,7 +256,8 @@ def efficiency_figure(frame: pd.DataFrame) -> dict:
                 hovertemplate=f"%{{y}} {backbone}/{device}: %{{x:.2f}} × finetune<extra></extra>",
                 meta={"backbone": backbone, "methods": list(rows["method"])}), row=1, col=col)
     figure.add_vline(x=1.0, line_dash="dot", line_color="grey")
-    figure.update_layout(barmode="group", height=150 + 24 * frame["method"].nunique() * max(len(groups), 1),
+    # no height: the page sets it from the bars its filters leave (dashboard.js, drawPlots)
+    figure.update_layout(barmode="group",
                          margin=dict(l=130, r=20, t=40, b=70),
                          legend=dict(orientation="h", yref="container", y=0.0, yanchor="bottom"))
     figure.update_yaxes(autorange="reversed")
@@ -328,7 +329,8 @@ def dashboard_data(records: pd.DataFrame, profile: str, sources: list[str],
         "pareto": pareto_panels(records, colours), "curves": curve_panels(records, colours),
         "tables": benchmark_views(records),
         "efficiency": None if efficiency is None else {
-            "figure": efficiency_figure(efficiency.numbers), "table": table_view(efficiency, None)},
+            "figure": efficiency_figure(efficiency.numbers), "subplots": len(RATIOS),
+            "table": table_view(efficiency, None)},
         "runs": run_rows(records, planned),
         "template": pio.templates[pio.templates.default].to_plotly_json(),
     }
