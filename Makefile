@@ -10,7 +10,7 @@ DATA    ?= ../shared/data
 export GLUE_DIR      ?= $(if $(wildcard $(DATA)/glue),$(abspath $(DATA)/glue))
 export SUPERGLUE_DIR ?= $(if $(wildcard $(DATA)/superglue),$(abspath $(DATA)/superglue))
 
-.PHONY: install test params bench reproduce plan tables smoke sweep-wandb clean
+.PHONY: install test params bench reproduce plan tables dashboard smoke sweep-wandb clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +36,18 @@ FORMAT ?= text
 plan:
 	@$(PY) -m experiments.sweep --profile $(PROFILE) --dry-run $(if $(filter jsonl,$(FORMAT)),--json)
 
+# Every report of the profile, the dashboard (reports/$(PROFILE)/dashboard.html) among them.
 tables:
 	$(PY) -m analysis.build_reports --results results/$(PROFILE) --out reports/$(PROFILE) --profile $(PROFILE) \
 	  $(if $(wildcard reports/efficiency.csv),--efficiency reports/efficiency.csv)
+
+# The dashboard is one of the reports: rebuilt from the profile's records, or, with none yet,
+# by running the profile first (make reproduce writes it too).
+dashboard:
+	@if ls results/$(PROFILE)/*.json >/dev/null 2>&1; then $(MAKE) --no-print-directory tables PROFILE=$(PROFILE); \
+	else echo "no run records in results/$(PROFILE): running profile $(PROFILE) first"; \
+	  $(MAKE) --no-print-directory reproduce PROFILE=$(PROFILE); fi
+	@echo "dashboard: file://$(abspath reports/$(PROFILE)/dashboard.html)"
 
 smoke:
 	$(MAKE) --no-print-directory reproduce PROFILE=smoke

@@ -1,4 +1,4 @@
-"""CLI: run records -> the report folder of one profile (tables, figure, README).
+"""CLI: run records -> the report folder of one profile (tables, figure, dashboard.html, README).
 
     python -m analysis.build_reports --results results/cpu --out reports/cpu \\
         [--profile cpu] [--from-wandb entity/project] [--efficiency reports/efficiency.csv]
@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from analysis import readme
+from analysis.dashboard import write_dashboard
 from analysis.figures import lowresource_figure, lowresource_points, lowresource_table
 from analysis.records import RecordError, drop_duplicates, load_records, load_wandb
 from analysis.tables import Table, benchmark_table, efficiency_table, params_table
@@ -28,7 +29,7 @@ TABLE_FORMATS = {
     "lowresource": ("csv", "md"), "efficiency": ("csv", "md"),
 }
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "profiles"
-OUTPUT_FILES = [f"{name}.{ext}" for name, exts in TABLE_FORMATS.items() for ext in exts] + ["lowresource.png"]
+OUTPUT_FILES = [f"{name}.{ext}" for name, exts in TABLE_FORMATS.items() for ext in exts] + ["lowresource.png", "dashboard.html"]
 
 
 class ReportError(Exception):
@@ -130,15 +131,19 @@ def build(records: pd.DataFrame, profile: str, sources: list[str], out: Path,
         links.append("- [Low-resource](lowresource.md) ([csv](lowresource.csv)), figure: "
                      "![low-resource](lowresource.png) (full-data runs: rightmost unconnected point, \"full\")")
         observations += readme.lowresource_observations(points)
-    if efficiency is None:
+    efficiency_report = None if efficiency is None else efficiency_table(efficiency)
+    if efficiency_report is None:
         links.append("- efficiency: not generated (no `--efficiency` CSV given)")
     else:
-        table = efficiency_table(efficiency)
-        written += write_table(table, out)
+        written += write_table(efficiency_report, out)
         links.append("- [Efficiency](efficiency.md) ([csv](efficiency.csv))")
-        observations += readme.efficiency_observations(table.numbers)
+        observations += readme.efficiency_observations(efficiency_report.numbers)
+    planned = planned_cells(profile)
+    written.append(write_dashboard(records, profile, sources, out / "dashboard.html", efficiency_report, planned))
+    links.insert(0, "- [Dashboard](dashboard.html): every view below, interactive, with filters "
+                    "(one self-contained page; open it in a browser, offline)")
     readme_path = out / "README.md"
-    readme_path.write_text(readme.readme_text(profile, records, sources, links, observations, planned_cells(profile)),
+    readme_path.write_text(readme.readme_text(profile, records, sources, links, observations, planned),
                            encoding="utf-8")
     written.append(readme_path)
     for name in OUTPUT_FILES:

@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import names
-from analysis.tables import MISSING, Table, failed_note, format_score, row_labels
+from analysis.tables import MISSING, Table, failed_note, format_score, row_labels, score_cells
 
 POINT_COLUMNS = ["backbone", "method", "label", "task", "train_size", "size_label", "mean", "std", "n"]
 FULL = "full"
@@ -32,11 +32,7 @@ def lowresource_points(records: pd.DataFrame) -> pd.DataFrame:
     curves = set(zip(low["backbone"], low["method"], low["task"]))
     full = records[records["train_size"].isna()]
     full = full[[key in curves for key in zip(full["backbone"], full["method"], full["task"])]]
-    runs = pd.concat([low, full])
-    runs = runs.assign(score=runs["test_score"].where(runs["status"] == "ok"))
-    keys = ["backbone", "method", "task", "train_size"]
-    points = runs.groupby(keys, dropna=False)["score"].agg(["mean", "std", "count"])
-    points = points.rename(columns={"count": "n"}).reset_index()
+    points = score_cells(pd.concat([low, full]))
     labels = row_labels(sorted(set(zip(points["backbone"], points["method"]))))
     points["label"] = [labels[key] for key in zip(points["backbone"], points["method"])]
     points["size_label"] = points["train_size"].map(lambda s: FULL if pd.isna(s) else str(s))

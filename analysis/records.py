@@ -30,7 +30,7 @@ STATUSES = ("ok", "failed")
 RUN_KEY = ("profile", "backbone", "method", "task", "train_size", "seed")
 BASE_COLUMNS = (
     "run_id", "profile", "backbone", "method", "task", "benchmark", "train_size", "seed",
-    "status", "error", "started_at", "finished_at", "machine", "config", "source", *NUMERIC,
+    "data_seed", "status", "error", "started_at", "finished_at", "machine", "config", "source", *NUMERIC,
 )
 # W&B run states that carry no final record yet.
 WANDB_UNFINISHED = ("running", "pending", "preempting")
@@ -130,6 +130,8 @@ def normalise(raw: Any, source: str) -> dict[str, Any]:
         "benchmark": raw.get("benchmark") or names.benchmark_of(task),
         "train_size": _integer(raw.get("train_size"), "train_size", source),
         "seed": _integer(raw["seed"], "seed", source),
+        # records written before data_seed existed have none: left empty, never guessed
+        "data_seed": _integer(raw.get("data_seed", (raw.get("config") or {}).get("data_seed")), "data_seed", source),
         "status": raw["status"],
         "error": raw.get("error"),
         "started_at": raw.get("started_at"),
@@ -187,7 +189,8 @@ def to_frame(rows: Iterable[dict[str, Any]], keep_reruns: bool = False) -> pd.Da
         if column not in frame.columns:
             frame[column] = pd.Series(dtype=object)
     frame["train_size"] = frame["train_size"].astype("Int64")
-    frame["seed"] = frame["seed"].astype("Int64")
+    for column in ("seed", "data_seed"):
+        frame[column] = frame[column].astype("Int64")
     for column in ("started_at", "finished_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True, errors="coerce", format="ISO8601")
     return frame if keep_reruns else drop_duplicates(frame)

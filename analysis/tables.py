@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from scipy import stats as scipy_stats
 
 from analysis import names
 from analysis.records import RecordError
@@ -66,6 +67,19 @@ def format_score(mean: float, std: float, n: int) -> str:
     return f"{mean:.1f} ± {std:.1f} (n={n})"
 
 
+def interval_halfwidth(std: float, n: int, level: float = 0.95) -> float:
+    """Half-width of the t interval of a mean over ``n`` seeds (NaN below two seeds).
+    The statistics of the tables (issue 14) may replace this; the dashboard calls only it."""
+    if pd.isna(std) or n < 2:
+        return float("nan")
+    return float(scipy_stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n))
+
+
+def metric_header(task: str, metric: str) -> str:
+    """A benchmark table's column for one metric, e.g. ``MRPC (F1)``."""
+    return f"{names.task_name(task)} ({names.metric_name(metric)})"
+
+
 def format_range(values: pd.Series, spec: str) -> str:
     """One value, or ``min–max`` where runs differ (task heads change the parameter count)."""
     values = values.dropna()
@@ -108,6 +122,17 @@ def metric_stats(records: pd.DataFrame) -> pd.DataFrame:
     long = long.dropna(subset=["score"]).assign(metric=lambda d: d["metric"].str.removeprefix("test."))
     stats = long.groupby(["backbone", "method", "task", "metric"])["score"].agg(["mean", "std", "count"])
     return stats.rename(columns={"count": "n"})
+
+
+def score_cells(records: pd.DataFrame) -> pd.DataFrame:
+    """Per (backbone, method, task, train size; NaN = full): the test score's mean, sample std,
+    count over ok seeds (n = 0 where every run failed) and the half-width of its interval."""
+    runs = records.assign(score=records["test_score"].where(records["status"] == "ok"))
+    keys = ["backbone", "method", "task", "train_size"]
+    cells = runs.groupby(keys, dropna=False)["score"].agg(["mean", "std", "count"])
+    cells = cells.rename(columns={"count": "n"}).reset_index()
+    cells["halfwidth"] = [interval_halfwidth(std, n) for std, n in zip(cells["std"], cells["n"])]
+    return cells
 
 
 def table_train_size(records: pd.DataFrame, benchmark: str) -> float | None:
@@ -187,8 +212,7 @@ def benchmark_table(records: pd.DataFrame, benchmark: str) -> Table | None:
             mean, std, n = stats.loc[(*key, task, metric)] if found else (float("nan"), float("nan"), 0)
             number.update({f"{task}.{metric}.mean": mean, f"{task}.{metric}.std": std,
                            f"{task}.{metric}.n": int(n)})
-            header = f"{names.task_name(task)} ({names.metric_name(metric)})"
-            cell[header] = format_score(mean, std, int(n))
+            cell[metric_header(task, metric)] = format_score(mean, std, int(n))
         lacking = [names.task_name(t) for t in tasks if pd.isna(scores.loc[key, t])]
         number["avg"] = float("nan") if lacking else scores.loc[key, tasks].mean()
         cell["Avg"] = MISSING_AVG if lacking else f"{number['avg']:.1f}"

@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -225,10 +226,26 @@ def make_wandb_logger(config: RunConfig):
 
 
 def finish_wandb(logger, record: dict[str, Any]) -> None:
+    """The record as the run's summary, plus ``step_time_s``: with test_score, trainable_percent
+    and train_size it is what the dashboard's views need as W&B panels (README, "Dashboard")."""
     experiment = logger.experiment
-    unsummarised = ("config", "traceback", "test_predictions")
-    experiment.summary.update({k: v for k, v in record.items() if k not in unsummarised})
+    summary = {k: v for k, v in record.items() if k not in ("config", "traceback", "test_predictions")}
+    experiment.summary.update({**summary, "step_time_s": step_time(record)})
     experiment.finish(exit_code=0 if record["status"] == "ok" else 1)
+
+
+def step_time(record: dict[str, Any]) -> float | None:
+    """Training seconds per optimizer step on one device: the loader keeps a last partial batch,
+    ``limit_train_batches`` caps the batches as Lightning does (a count, or a fraction)."""
+    config = record.get("config") or {}
+    examples, batch, epochs = record.get("train_examples"), config.get("batch_size"), record.get("epochs")
+    if not (examples and batch and epochs and record.get("train_time_s")):
+        return None  # a failed run trained nothing measurable
+    batches = math.ceil(examples / batch)
+    limit = config.get("limit_train_batches")
+    if limit is not None:
+        batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+    return record["train_time_s"] / (epochs * max(batches, 1))
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

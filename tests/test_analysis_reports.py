@@ -77,7 +77,8 @@ def test_cli_writes_every_report_and_readme(tmp_path, capsys):
     assert main(["--results", str(results), "--out", str(out), "--efficiency", str(efficiency)]) == 0
     names = {p.name for p in out.iterdir()}
     assert names == {"glue.csv", "glue.md", "glue.tex", "params.csv", "params.md", "lowresource.csv",
-                     "lowresource.md", "lowresource.png", "efficiency.csv", "efficiency.md", "README.md"}
+                     "lowresource.md", "lowresource.png", "efficiency.csv", "efficiency.md", "README.md",
+                     "dashboard.html"}
     assert "wrote" in capsys.readouterr().out
     csv = pd.read_csv(out / "lowresource.csv")
     assert csv.loc[(csv["method"] == "finetune") & (csv["size_label"] == "100"), "mean"].item() == 62.0

@@ -1,0 +1,248 @@
+"""The dashboard page in a real browser (Debian's headless Chromium driven by playwright),
+built by the report CLI from synthetic records written here."""
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from analysis.build_reports import main
+
+REPO = Path(__file__).resolve().parents[1]
+INSTALL = "install it with: apt-get update && apt-get install -y chromium (and pip install -e '.[dev]' for playwright)"
+METHODS = {"finetune": (100.0, 22_000_000), "adapter": (0.5, 110_000), "compacter": (0.1, 22_000)}
+FIRST_COLOUR = (0x2E, 0x91, 0xE5)  # plotly's Dark24[0]: the first method's colour (finetune)
+
+
+def chromium_path() -> str:
+    """The browser, or a clear failure on CI (env CI set) and a skip elsewhere."""
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path and not Path(path).is_file():
+        path = None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        path = None
+    if path is None:
+        message = f"headless Chromium or playwright not found; {INSTALL}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def record(method, task, size, seed, status="ok"):
+    percent, params = METHODS[method]
+    score = {"finetune": 70.0, "adapter": 60.0, "compacter": 65.0}[method] + seed + (size == 1000) * 10
+    metrics = {"sst2": ("accuracy",), "rte": ("accuracy",), "cb": ("macro_f1", "accuracy")}[task]
+    return {
+        "run_id": f"minilm-{method}-{task}-n{size}-s{seed}", "profile": "dash", "backbone": "minilm",
+        "method": method, "task": task, "train_size": size, "seed": seed, "status": status,
+        "error": "RuntimeError: diverged\nTraceback (most recent call last): ..." if status == "failed" else None,
+        "test": {m: score for m in metrics} if status == "ok" else {}, "test_score": score if status == "ok" else None,
+        "trainable_params": params, "total_params": 22_700_000, "trainable_percent": percent,
+        "wall_time_s": 30.0 + seed, "finished_at": "2026-11-25T23:00:00+00:00",
+        **({"data_seed": 42} if seed == 1 else {}),  # older records have none
+    }
+
+
+def synthetic_records() -> list[dict]:
+    """3 methods x (SST-2, RTE, CB) at 100 examples x 3 seeds, adapter's CB seed 3 failed;
+    SST-2 at 1000 for finetune and compacter, seeds 1-2 (5 runs of the records' grid missing)."""
+    runs = [record(m, t, 100, s, "failed" if (m, t, s) == ("adapter", "cb", 3) else "ok")
+            for m in METHODS for t in ("sst2", "rte", "cb") for s in (1, 2, 3)]
+    return runs + [record(m, "sst2", 1000, s) for m in ("finetune", "compacter") for s in (1, 2)]
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("dashboard")
+    results = root / "results"
+    results.mkdir()
+    for rec in synthetic_records():
+        (results / f"{rec['run_id']}.json").write_text(json.dumps(rec))
+    efficiency = root / "efficiency.csv"
+    efficiency.write_text("backbone,method,device,trainable_params,train_step_s,train_step_ratio,"
+                          "peak_mem_mb,peak_mem_ratio,infer_s,infer_ratio\n"
+                          "minilm,finetune,cpu,22000000,0.2,1.0,1500,1.0,0.01,1.0\n"
+                          "minilm,compacter,cpu,22000,0.1,0.5,900,0.6,0.01,1.1\n"
+                          "t5-base,finetune,cpu,222000000,4.0,1.0,4000,1.0,1.0,1.0\n"
+                          "t5-base,lora,cpu,880000,3.0,0.75,2000,0.5,1.2,1.2\n")  # measured beyond the runs
+    assert main(["--results", str(results), "--out", str(root / "reports"), "--efficiency", str(efficiency)]) == 0
+    return root / "reports" / "dashboard.html"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # as root in a container: no sandbox, and /dev/shm may be tiny
+        browser = playwright.chromium.launch(executable_path=executable,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield browser
+        browser.close()
+
+
+def open_page(browser, path: Path, fragment: str = ""):
+    """Load the page; return it with the console errors and every request it made."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors, requests = [], []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    def route(route):
+        requests.append(route.request.url)
+        route.continue_() if route.request.url.startswith("file://") else route.abort()
+
+    page.route("**/*", route)
+    from playwright.sync_api import TimeoutError as PageTimeout
+
+    page.goto(path.as_uri() + fragment)
+    try:
+        page.wait_for_selector("body[data-renders='1'], body[data-failed]", timeout=20_000)
+    except PageTimeout:
+        pytest.fail(f"the page did not finish drawing in 20 s; console errors: {errors}")
+    if page.get_attribute("body", "data-failed"):
+        pytest.fail(f"the page failed to draw: {errors}")
+    return page, errors, requests
+
+
+def changed(page, selector: str, renders: int) -> None:
+    page.click(selector)
+    page.wait_for_selector(f"body[data-renders='{renders}']")
+
+
+def points(page, box: str) -> list[int]:
+    """Marks drawn per plot in a view (scatter markers and bars, as SVG paths)."""
+    return page.eval_on_selector_all(
+        f"#{box} .js-plotly-plot",
+        "plots => plots.map(p => p.querySelectorAll('.scatterlayer path.point, .barlayer .point path').length)")
+
+
+def titles(page, box: str) -> list[str]:
+    return page.eval_on_selector_all(f"#{box} .js-plotly-plot .gtitle", "ts => ts.map(t => t.textContent)")
+
+
+def efficiency_height(page) -> int:
+    return page.evaluate("document.querySelector('#efficiency-plot .js-plotly-plot')._fullLayout.height")
+
+
+def column(page, table: str, index: int) -> list[str]:
+    return page.eval_on_selector_all(f"#{table} tbody tr", f"rows => rows.map(r => r.cells[{index}].textContent)")
+
+
+def test_dashboard_draws_every_view_offline_and_filters_act(dashboard, browser, tmp_path):
+    assert dashboard.stat().st_size < 5_000_000
+    page, errors, requests = open_page(browser, dashboard)
+    assert errors == []
+    assert requests and all(url.startswith("file://") for url in requests), requests
+    # Pareto: GLUE@100 (3 methods), GLUE@1000 (2), SuperGLUE@100 (3); the average panels only
+    assert points(page, "pareto-plots") == [3, 2, 3]
+    assert titles(page, "pareto-plots")[0] == "GLUE average over SST-2, RTE — n_train 100"
+    # curves: SST-2 (finetune and compacter at two sizes, adapter at one), RTE, CB
+    assert points(page, "curve-plots") == [5, 3, 3]
+    assert points(page, "efficiency-view") == [12]  # 3 ratios x 4 (backbone, method) rows
+    assert efficiency_height(page) == 150 + 24 * 4
+    assert page.text_content("#runs-count") == "36 of 36 runs shown (30 ok, 1 failed, 5 missing)"
+    assert column(page, "runs-table", 6)[:2] == ["42", ""]  # seed 1's record has a data seed, seed 2's none
+
+    changed(page, "#filter-method-compacter", 2)
+    assert points(page, "pareto-plots") == [2, 1, 2]
+    assert points(page, "curve-plots") == [3, 2, 2]
+    assert points(page, "efficiency-view") == [9]
+    assert efficiency_height(page) == 150 + 24 * 3  # bars keep their thickness
+    assert page.text_content("#runs-count") == "24 of 36 runs shown (19 ok, 1 failed, 4 missing)"
+    assert "method=finetune%2Cadapter" in page.evaluate("location.hash")
+
+    changed(page, "#filter-task-rte", 3)  # part of GLUE: its average gives way to the tasks
+    assert titles(page, "pareto-plots") == ["SST-2 — n_train 100", "GLUE average over SST-2 — n_train 1000",
+                                            "SuperGLUE average over CB — n_train 100"]
+    headers = page.eval_on_selector_all("#table-0 th", "ths => ths.map(t => t.textContent)")
+    assert headers == ["Method", "% trainable params", "SST-2 (acc)", "Avg (all tasks)"]
+
+    changed(page, "#filter-status-ok", 4)
+    assert column(page, "runs-table", 3) == ["CB", "SST-2", "SST-2", "SST-2", "SST-2"]
+    assert column(page, "runs-table", 8)[0] == "RuntimeError: diverged"  # first line only
+    assert column(page, "runs-table", 6)[0] == ""  # no data seed in the record: blank
+    page.close()
+
+
+def test_dashboard_tables_sort_by_any_column_and_screenshot_shows_marks(dashboard, browser):
+    page, errors, _ = open_page(browser, dashboard, "#size=100")
+    assert errors == []
+    glue = page.eval_on_selector_all("#table-views h3", "hs => hs.map(h => h.textContent)")
+    assert glue == ["GLUE (test, 100 training examples per task)", "SuperGLUE (test, 100 training examples per task)"]
+    assert column(page, "table-0", 0) == ["Finetuning", "Adapter", "Compacter"]
+    assert points(page, "curve-plots") == [3, 3, 3]  # SST-2's points at 1000 are filtered out
+    page.click("#table-0 th[data-key='Avg']")
+    assert column(page, "table-0", 0) == ["Adapter", "Compacter", "Finetuning"]
+    page.click("#table-0 th[data-key='Avg']")
+    assert column(page, "table-0", 0) == ["Finetuning", "Compacter", "Adapter"]
+    assert column(page, "table-0", 2)[0] == "72.0 ± 1.0 (n=3)"
+    page.click("#table-0 th[data-key='% trainable params']")
+    assert column(page, "table-0", 0) == ["Compacter", "Adapter", "Finetuning"]
+
+    shot = Image.open(io.BytesIO(page.locator("#pareto-plots .js-plotly-plot").first.screenshot())).convert("RGB")
+    marks = sum(1 for pixel in shot.getdata() if all(abs(a - b) < 24 for a, b in zip(pixel, FIRST_COLOUR)))
+    assert marks > 40  # finetune's marker (11 px wide) drawn in its colour, not a blank frame
+    page.close()
+
+
+def test_committed_cpu_dashboard_opens_offline_with_all_views(browser):
+    path = REPO / "reports" / "cpu" / "dashboard.html"
+    page, errors, requests = open_page(browser, path)
+    assert errors == [] and all(url.startswith("file://") for url in requests)
+    for box in ("pareto-plots", "curve-plots", "efficiency-view"):
+        assert points(page, box) and all(points(page, box)), box
+    assert page.locator("#table-views table").count() >= 2
+    assert page.locator("#runs-table tbody tr").count() == 87
+    page.close()
+
+
+def test_pareto_averages_only_complete_methods_with_the_interval_of_per_seed_averages():
+    from analysis.dashboard import dashboard_data
+    from analysis.records import normalise, to_frame
+
+    runs = [r for r in synthetic_records() if not (r["method"] == "compacter" and r["task"] == "rte")]
+    runs += [{**record(m, "rte", None, 1), "run_id": f"{m}-rte-full"} for m in ("finetune", "adapter")]
+    data = dashboard_data(to_frame(normalise(r, r["run_id"]) for r in runs), "dash", ["test"])
+    # full data is a size of its own in every view and filter
+    assert [view["size"] for view in data["tables"]] == ["100", "1000", "full", "100"]
+    assert [option["value"] for option in data["facets"]["size"]] == ["100", "1000", "full"]
+    rte = [(panel["kind"], panel["size"]) for panel in data["pareto"] if panel["tasks"] == ["rte"]]
+    assert rte == [("task", "100"), ("avg", "full"), ("task", "full")]
+    pareto = data["pareto"]
+    glue = {(p["kind"], tuple(p["tasks"])): p["figure"]["data"] for p in pareto if p["size"] == "100"}
+    assert [t["name"] for t in glue[("avg", ("sst2", "rte"))]] == ["Finetuning", "Adapter"]  # compacter lacks RTE
+    assert [t["name"] for t in glue[("task", ("sst2",))]] == ["Finetuning", "Adapter", "Compacter"]
+    finetune = glue[("avg", ("sst2", "rte"))][0]
+    # per-seed averages 71, 72, 73: std 1, t(0.975, 2) / sqrt(3) = 2.48
+    assert finetune["customdata"][0][0] == "72.0 ± 1.0 std, 95% CI ± 2.5 (n=3)"
+    assert finetune["error_y"]["array"][0] == pytest.approx(4.302653 / 3 ** 0.5)
+    assert finetune["x"][0] == 100.0 and finetune["customdata"][0][1] == "22,000,000"
+
+
+class FakeExperiment:
+    def __init__(self):
+        self.summary, self.exit_code = {}, None
+
+    def finish(self, exit_code):
+        self.exit_code = exit_code
+
+
+def test_wandb_summary_carries_the_dashboard_fields():
+    from experiments.run import finish_wandb
+
+    logger = type("FakeLogger", (), {"experiment": FakeExperiment()})()
+    rec = {**record("compacter", "cb", 100, 1), "config": {"batch_size": 16}, "epochs": 5,
+           "train_examples": 100, "train_time_s": 14.0, "traceback": None}
+    finish_wandb(logger, rec)
+    summary = logger.experiment.summary
+    assert summary["step_time_s"] == pytest.approx(14.0 / (5 * 7))  # 100 examples: 7 batches of 16 per epoch
+    assert (summary["test_score"], summary["trainable_percent"], summary["train_size"]) == (66.0, 0.1, 100)
+    assert "config" not in summary and logger.experiment.exit_code == 0
