@@ -37,10 +37,15 @@ def tiny_berts(tmp_path_factory):
     return paths
 
 
-def run_command(backbone, results, **settings):
+def run_command(backbone, results, train_size=64, **settings):
     overrides = [f"{k}={json.dumps(v)}" for k, v in {**SETTINGS, **settings}.items()]
     return [sys.executable, "-m", "experiments.run", "--backbone", backbone, "--method", "compacter", "--task", "rte",
-            "--train-size", "64", "--results-dir", str(results), "--set", *overrides]
+            "--train-size", str(train_size), "--results-dir", str(results), "--set", *overrides]
+
+
+def run_config(backbone, results, shared_data, train_size=64, **settings):
+    return make_run_config("compacter", backbone=backbone, task="rte", train_size=train_size, results_dir=str(results),
+                           glue_dir=str(shared_data / "glue"), **{**SETTINGS, **settings})
 
 
 def data_env(shared_data):
@@ -48,10 +53,9 @@ def data_env(shared_data):
 
 
 def test_a_killed_run_resumes_from_its_last_epoch_and_leaves_one_record(tiny_berts, shared_data, tmp_path):
-    results, epochs, tiny_bert_path = tmp_path / "killed", 4, tiny_berts["dropout"]
-    command = run_command(tiny_bert_path, results, epochs=epochs)
-    config = make_run_config("compacter", backbone=tiny_bert_path, task="rte", train_size=64, results_dir=str(results),
-                             glue_dir=str(shared_data / "glue"), **SETTINGS, epochs=epochs)
+    results, epochs, backbone = tmp_path / "killed", 4, tiny_berts["dropout"]
+    command = run_command(backbone, results, epochs=epochs)
+    config = run_config(backbone, results, shared_data, epochs=epochs)
     last = results / "checkpoints" / config.run_id / "last.ckpt"
     process = subprocess.Popen(command, cwd=REPO, env=data_env(shared_data), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -61,7 +65,7 @@ def test_a_killed_run_resumes_from_its_last_epoch_and_leaves_one_record(tiny_ber
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert last.is_file() and not config.record_path.exists(), "killed after an epoch's checkpoint, before the end"
-    stopped_after = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
+    stopped_after = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
     assert stopped_after < epochs - 1
 
     resumed = subprocess.run(command, cwd=REPO, env=data_env(shared_data), capture_output=True, text=True)
@@ -72,6 +76,29 @@ def test_a_killed_run_resumes_from_its_last_epoch_and_leaves_one_record(tiny_ber
     assert sorted(p.name for p in results.iterdir()) == [config.record_path.name, "trained"], "no checkpoint left"
 
     # the same run never stopped: the restored optimizer, schedule, RNG and batch order give the same scores
-    never_stopped = run(config.__class__(**{**config.__dict__, "results_dir": str(tmp_path / "whole")}))
+    never_stopped = run(run_config(backbone, tmp_path / "whole", shared_data, epochs=epochs))
     assert (record["val"], record["test"], record["best_epoch"]) == (
         never_stopped["val"], never_stopped["test"], never_stopped["best_epoch"])
+
+
+def test_ddp_on_two_cpu_processes_writes_one_record_equal_to_one_device(tiny_berts, shared_data, tmp_path):
+    """Full-batch training (the global batch is the whole training set): every step's gradient is the
+    mean over the same 32 examples whether one process computes it or two gloo ranks average their
+    halves, so the two runs differ only in float summation order (~1e-7 relative)."""
+    backbone, common = tiny_berts["no_dropout"], dict(train_size=32, epochs=3)
+    one = run(run_config(backbone, tmp_path / "one", shared_data, batch_size=32, **common))
+    ddp = subprocess.run(run_command(backbone, tmp_path / "ddp", batch_size=16, devices=2, **common),
+                         cwd=REPO, env=data_env(shared_data), capture_output=True, text=True)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    (path,) = (tmp_path / "ddp").glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["status"] == "ok" and record["devices"] == 2 and one["devices"] == 1
+    # gathered across ranks and de-duplicated, both score the same full validation and test sets
+    assert (record["val"], record["test"]) == (one["val"], one["test"])
+    trained = {name: load_file(next((tmp_path / name / "trained").rglob("*.safetensors"))) for name in ("one", "ddp")}
+    # tolerance: observed differences are <= 1.1e-6; a real divergence (a rank's half missing from the
+    # gradient, the sum instead of the mean) moves Adam's updates by ~lr = 1e-2 per step
+    assert trained["one"].keys() == trained["ddp"].keys()
+    for key, tensor in trained["one"].items():
+        torch.testing.assert_close(trained["ddp"][key], tensor, atol=1e-5, rtol=0, msg=key)
+    assert (trained["one"]["classifier.bias"].abs() > 1e-3).any(), "training moved the weights"
