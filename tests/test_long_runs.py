@@ -7,34 +7,14 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from experiments.run import make_run_config, run
-from lightning_modules.backbones import minilm_path
 from tests.conftest import REPO
 
 SETTINGS = dict(batch_size=16, eval_batch_size=64, warmup_steps=0, max_source_length=64, learning_rate=1e-2,
                 method_options={"reduction_factor": 8, "n": 4}, wandb_mode="disabled", accelerator="cpu")
-
-
-@pytest.fixture(scope="module")
-def tiny_berts(tmp_path_factory):
-    """Tiny random BERTs with BERT's dropout (resume must restore its RNG) and without (so devices=1
-    and devices=2 compute the same gradients)."""
-    root, paths = tmp_path_factory.mktemp("backbones"), {}
-    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-    for name, dropout in {"dropout": 0.1, "no_dropout": 0.0}.items():
-        torch.manual_seed(0)
-        BertForSequenceClassification(BertConfig(
-            vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-            intermediate_size=64, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
-        )).save_pretrained(root / name)
-        tokenizer.save_pretrained(root / name)
-        paths[name] = str(root / name)
-    return paths
 
 
 def run_command(backbone, results, train_size=64, **settings):
