@@ -283,7 +283,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     options = SlurmOptions(partition=args.partition, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run,
                            time_min=args.time, parallelism=args.parallelism)
-    failed = run_sweep(profile, jobs=args.jobs, launcher=args.launcher, slurm=options)
+    try:
+        failed = run_sweep(profile, jobs=args.jobs, launcher=args.launcher, slurm=options)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if failed:
         print(f"\n{len(failed)} run(s) failed (records kept; re-run the same command to retry them):")
         for record in failed:

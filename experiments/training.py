@@ -30,9 +30,8 @@ from lightning_modules.tasks import get_task
 
 
 class EpochTimer(Callback):
-    """Wall time of each training epoch (without validation); with the global RNG states it
-    is part of the last checkpoint, so a resumed run counts all epochs and draws the same
-    dropout masks as one never stopped. ``resumed_at_epoch``: where this process started."""
+    """Wall time of each training epoch (without validation), kept in the last checkpoint so a
+    resumed run counts every epoch; ``resumed_at_epoch``: where this process started (None: 0)."""
 
     def __init__(self) -> None:
         self.epoch_seconds: list[float] = []
@@ -48,16 +47,25 @@ class EpochTimer(Callback):
         self.epoch_seconds.append(time.perf_counter() - self._start)
 
     def state_dict(self) -> dict[str, Any]:
-        # torch's generators only (dropout; the batch order is the datamodule's): tensors, which
-        # keep the checkpoint loadable with torch.load(weights_only=True)
-        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
-        return {"epoch_seconds": self.epoch_seconds, "torch_rng": torch.get_rng_state(), "cuda_rng": cuda}
+        return {"epoch_seconds": self.epoch_seconds}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.epoch_seconds = list(state_dict["epoch_seconds"])
-        torch.set_rng_state(state_dict["torch_rng"])
-        if state_dict["cuda_rng"]:
-            torch.cuda.set_rng_state_all(state_dict["cuda_rng"])
+
+
+class RngState(Callback):
+    """torch's generators (dropout) in the last checkpoint, so a resumed run draws what one never
+    stopped would (the batch order is the datamodule's state). Tensors only: the checkpoint stays
+    loadable with ``torch.load(weights_only=True)``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        return {"torch": torch.get_rng_state(), "cuda": cuda}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        if state_dict["cuda"]:
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
 
 
 class PeakMemory:
@@ -141,7 +149,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
         max_epochs=config.epochs, check_val_every_n_epoch=config.val_every_n_epochs,
         accelerator=config.accelerator, devices=config.devices,
         precision=config.precision, gradient_clip_val=config.gradient_clip_val, deterministic=True,
-        callbacks=[best, last, timer], logger=logger if logger is not None else False,
+        callbacks=[best, last, timer, RngState()], logger=logger if logger is not None else False,
         num_sanity_val_steps=0, log_every_n_steps=10, enable_model_summary=False,
         limit_train_batches=config.limit_train_batches,
     )

@@ -1,6 +1,7 @@
 """One run end to end through experiments.run on tiny models and the real RTE files."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -84,6 +85,15 @@ def test_nan_loss_stops_training_with_a_named_error():
     batch = {**tiny_inputs(model), "labels": torch.tensor([0, 1]), "example_id": torch.tensor([0, 1])}
     with pytest.raises(NonFiniteLossError, match="training loss became nan"):
         module.training_step(batch, 0)
+
+
+def test_a_partial_evaluation_pass_raises_instead_of_skipping(monkeypatch):
+    module = TaskModule(tiny_bert(), get_task("rte"), tokenizer=None, learning_rate=1e-3)
+    examples = SimpleNamespace(examples=lambda split: [{"label": 0}] * 3)
+    monkeypatch.setattr(TaskModule, "trainer", SimpleNamespace(world_size=1, sanity_checking=False, datamodule=examples))
+    module._predictions = {0: 1, 2: 0}  # example 1 was never predicted
+    with pytest.raises(RuntimeError, match="validation pass predicted 2 of 3 examples"):
+        module._score("validation", "val")
 
 
 def test_unknown_setting_names_the_valid_ones():
