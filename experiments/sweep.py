@@ -153,7 +153,8 @@ def _run_in_worker(job: tuple[RunConfig, int]) -> dict[str, Any]:
 
 class Progress:
     """One live bar for the sweep (done / total, running, failed, elapsed, estimate) and a
-    line per finished run above it; ``failed`` collects the failed records."""
+    line per finished run above it; ``failed`` collects the failed records. "running" is what
+    the workers (or the SLURM array's parallelism) allow; queued array tasks count as running."""
 
     def __init__(self, total: int, skipped: int, parallel: int) -> None:
         self.failed: list[dict[str, Any]] = []
@@ -220,7 +221,7 @@ def run_sweep(profile: Profile, jobs: int = 1, launcher: str = "local", slurm: S
     todo = [c for c in configs if not is_done(c)]
     where = f"{jobs} local worker(s)" if launcher == "local" else "a SLURM job array"
     print(f"profile {profile.name}: {len(configs)} runs, {len(configs) - len(todo)} already done, "
-          f"{len(todo)} to run on {where}; each run's output in results/{profile.name}/logs/", flush=True)
+          f"{len(todo)} to run on {where}; each run's output in {log_path(configs[0]).parent}/", flush=True)
     if not todo:
         return []
     several = sorted({c.run_id for c in todo if c.devices != 1})
@@ -228,27 +229,36 @@ def run_sweep(profile: Profile, jobs: int = 1, launcher: str = "local", slurm: S
         raise ValueError(f"{len(several)} run(s) use several devices (e.g. {several[0]}); Lightning's DDP needs a "
                          f"process of its own per device: sweep with --launcher slurm --gpus-per-run N, or run "
                          f"one with python -m experiments.run ... --set devices=N")
-    progress = Progress(len(configs), len(configs) - len(todo), jobs if launcher == "local" else len(todo))
-    by_id = {config.run_id: config for config in todo}
+    slurm = slurm or SlurmOptions()
+    progress = Progress(len(configs), len(configs) - len(todo), jobs if launcher == "local" else slurm.parallelism)
     try:
         if launcher == "slurm":
-            import submitit
-
-            array = _submit(todo, slurm or SlurmOptions(), Path(todo[0].results_dir) / "slurm")
-            config_of = {job.job_id: config for job, config in zip(array, todo)}
-            for job in submitit.helpers.as_completed(array):
-                progress.update(_job_record(job, config_of[job.job_id]), log_path(config_of[job.job_id]))
+            _run_on_slurm(todo, slurm, progress)
         else:
-            threads = max(1, (os.cpu_count() or 1) // jobs)
-            # Long-lived workers (importing torch & co. costs seconds per process); spawned, so no
-            # forked torch/OpenMP state. Leaving the `with` block terminates them, also on Ctrl-C:
-            # an interrupted run leaves no record and resumes from its last checkpoint next time.
-            with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-                for record in pool.imap_unordered(_run_in_worker, [(config, threads) for config in todo]):
-                    progress.update(record, log_path(by_id[record["run_id"]]))
+            _run_locally(todo, jobs, progress)
     finally:
         progress.close()
     return progress.failed
+
+
+def _run_locally(todo: list[RunConfig], jobs: int, progress: Progress) -> None:
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    by_id = {config.run_id: config for config in todo}
+    # Long-lived workers (importing torch & co. costs seconds per process); spawned, so no
+    # forked torch/OpenMP state. Leaving the `with` block terminates them, also on Ctrl-C:
+    # an interrupted run leaves no record and resumes from its last checkpoint next time.
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        for record in pool.imap_unordered(_run_in_worker, [(config, threads) for config in todo]):
+            progress.update(record, log_path(by_id[record["run_id"]]))
+
+
+def _run_on_slurm(todo: list[RunConfig], options: SlurmOptions, progress: Progress) -> None:
+    import submitit
+
+    array = _submit(todo, options, Path(todo[0].results_dir) / "slurm")
+    config_of = {job.job_id: config for job, config in zip(array, todo)}
+    for job in submitit.helpers.as_completed(array):
+        progress.update(_job_record(job, config_of[job.job_id]), log_path(config_of[job.job_id]))
 
 
 def main(argv: list[str] | None = None) -> int:
