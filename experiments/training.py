@@ -155,6 +155,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
     )
     with PeakMemory() as memory:
         trainer.fit(module, datamodule=data, ckpt_path="last" if (directory / "last.ckpt").is_file() else None)
+        last_loss = trainer.callback_metrics.get("train/loss")  # before test() replaces the metrics
         if not best.best_model_path:
             raise RuntimeError("no checkpoint was saved: validation never produced a score")
         best_epoch = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["epoch"]
@@ -171,6 +172,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
         "val_score": sum(val_metrics.values()) / len(val_metrics),
         "test_score": sum(test_metrics.values()) / len(test_metrics),
         "epochs": len(timer.epoch_seconds), "best_epoch": best_epoch, "resumed_at_epoch": timer.resumed_at_epoch,
+        "last_train_loss": None if last_loss is None else float(last_loss),  # the last step's
         "time_per_epoch_s": sum(timer.epoch_seconds) / max(len(timer.epoch_seconds), 1),
         "train_time_s": sum(timer.epoch_seconds),
         "peak_mem_mb": memory.mb, "peak_mem_kind": memory.kind,
