@@ -5,6 +5,10 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 PROFILE ?= cpu
 JOBS    ?= 1
+# LAUNCHER=slurm submits the pending runs as a SLURM job array (submitit); SLURM_ARGS e.g.
+# "--partition gpu --gpus-per-run 1 --time 240 --parallelism 32" (python -m experiments.sweep --help)
+LAUNCHER   ?= local
+SLURM_ARGS ?=
 # Local GLUE / SuperGLUE copies (original release layouts); without them data comes from the Hub.
 DATA    ?= ../shared/data
 export GLUE_DIR      ?= $(if $(wildcard $(DATA)/glue),$(abspath $(DATA)/glue))
@@ -27,7 +31,7 @@ params:
 
 # Run the profile's grid (skipping runs whose record is ok), then build its reports.
 reproduce:
-	$(PY) -m experiments.sweep --profile $(PROFILE) --jobs $(JOBS); status=$$?; \
+	$(PY) -m experiments.sweep --profile $(PROFILE) --jobs $(JOBS) --launcher $(LAUNCHER) $(SLURM_ARGS); status=$$?; \
 	$(MAKE) --no-print-directory tables PROFILE=$(PROFILE) && exit $$status
 
 # List the runs of a profile without running anything (e.g. make plan PROFILE=paper);

@@ -8,6 +8,9 @@ profile's overrides, then ``--set``. The run trains with Lightning, keeps the be
 checkpoint by the mean validation score, tests it, and writes the record atomically to
 the results directory — ``status: ok``, or ``status: failed`` with the error. The same
 fields go to Weights & Biases (offline unless W&B is configured; ``wandb sync`` uploads).
+A killed run started again resumes from its last checkpoint (experiments/training.py).
+With ``--set devices=N`` Lightning's DDP starts one process per device by re-running this
+command; rank zero alone writes the record, the trained weights and the W&B run.
 """
 
 from __future__ import annotations
@@ -144,7 +147,7 @@ def run(config: RunConfig) -> dict[str, Any]:
     logger = None
     try:
         from experiments.training import train_and_test  # heavy imports only when a run happens
-        logger = make_wandb_logger(config)
+        logger = make_wandb_logger(config)  # Lightning's WandbLogger creates the W&B run on rank zero only
         record.update(train_and_test(config, logger))
         record["status"] = "ok"
     except KeyboardInterrupt:
@@ -156,10 +159,22 @@ def run(config: RunConfig) -> dict[str, Any]:
         log.error("run %s failed: %s", config.run_id, record["error"])
     record["wall_time_s"] = time.perf_counter() - clock
     record["finished_at"] = datetime.now(timezone.utc).isoformat()
-    write_record(record, config.record_path)
-    if logger is not None:
-        finish_wandb(logger, record)
+    if _global_rank() == 0:
+        from experiments.training import remove_checkpoints
+
+        write_record(record, config.record_path)
+        remove_checkpoints(config)  # only now: a run killed before its record exists resumes from them
+        if logger is not None:
+            finish_wandb(logger, record)
     return record
+
+
+def _global_rank() -> int:
+    """This process's DDP rank: set by the strategy once a Trainer runs, read from the launcher's
+    environment (RANK / LOCAL_RANK / SLURM_PROCID) before that."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return rank_zero_only.rank
 
 
 def write_record(record: dict[str, Any], path: Path) -> None:

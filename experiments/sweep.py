@@ -12,13 +12,19 @@ low-resource run so that every train size makes N optimizer steps, validated K t
 to them, name by name. Every cell becomes one ``RunConfig`` and one record in
 ``results/<profile>/``; ``--dry-run --json`` prints the plan (``experiments/plan.py``). A cell whose record
 says ``ok`` is skipped, so re-running a killed sweep finishes it without duplicates;
-a failing run is recorded and the sweep goes on.
+a failing run is recorded and the sweep goes on (and is retried by the next sweep).
+
+Execution: ``--jobs N`` worker processes on this machine, or ``--launcher slurm`` a SLURM
+job array through ``submitit`` (one array task per pending run). Either way each run's own
+output (Lightning, transformers, W&B) goes to ``results/<profile>/logs/<run_id>.log``; the
+terminal shows one progress bar, a line per finished run and our own packages' warnings.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import contextlib
 import hashlib
 import itertools
 import json
@@ -27,11 +33,12 @@ import math
 import multiprocessing
 import os
 import sys
-import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
+from tqdm import tqdm
 
 from experiments.configs import CONFIG_DIR
 from experiments.run import RunConfig, data_dirs_from_env, make_run_config, read_record, run
@@ -145,64 +152,179 @@ def is_done(config: RunConfig) -> bool:
     return bool(record) and record.get("status") == "ok"
 
 
-def _run_in_worker(job: tuple[RunConfig, int]) -> dict[str, Any]:
+def log_path(config: RunConfig) -> Path:
+    return Path(config.results_dir) / "logs" / f"{config.run_id}.log"
+
+
+# Loggers whose warnings stay on the terminal; everything else a run prints goes to its log file.
+VISIBLE_LOGGERS = ("experiments", "lightning_modules", "compacter")
+
+
+@contextlib.contextmanager
+def _output_to(path: Path) -> Iterator[None]:
+    """Send file descriptors 1 and 2 (Python, C extensions, W&B's and Lightning's output) and the
+    root logger to ``path`` for the duration of the block; our own warnings also to the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with path.open("a") as log_file, os.fdopen(os.dup(saved[1]), "w") as terminal:
+        to_file, to_terminal = logging.StreamHandler(log_file), logging.StreamHandler(terminal)
+        to_file.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        to_terminal.setFormatter(logging.Formatter(f"%(levelname)s {path.stem}: %(message)s"))
+        to_terminal.setLevel(logging.WARNING)
+        to_terminal.addFilter(lambda record: record.name.split(".")[0] in VISIBLE_LOGGERS)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.INFO)
+        root.addHandler(to_file), root.addHandler(to_terminal)
+        os.dup2(log_file.fileno(), 1), os.dup2(log_file.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush(), sys.stderr.flush()
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            os.close(saved[0]), os.close(saved[1])
+            root.removeHandler(to_file), root.removeHandler(to_terminal)
+            root.setLevel(level)
+
+
+def run_logged(config: RunConfig, threads: int | None = None) -> dict[str, Any]:
+    """One run with its output in its log file: what a local worker or a SLURM task executes."""
     import torch
 
-    config, threads = job
-    torch.set_num_threads(threads)
-    return run(config)
+    if threads:
+        torch.set_num_threads(threads)
+    with _output_to(log_path(config)):
+        return run(config)
+
+
+def _run_in_worker(job: tuple[RunConfig, int]) -> dict[str, Any]:
+    return run_logged(*job)
 
 
 class Progress:
-    """One line per finished run: done / total, elapsed, a naive estimate of what is left."""
+    """One live bar for the sweep (done / total, running, failed, elapsed, estimate) and a
+    line per finished run above it; ``failed`` collects the failed records. "running" is what
+    the workers (or the SLURM array's parallelism) allow; queued array tasks count as running."""
 
-    def __init__(self, total: int, skipped: int) -> None:
-        self.total, self.done, self.failed = total, skipped, []
-        self.start, self.ran = time.monotonic(), 0
+    def __init__(self, total: int, skipped: int, parallel: int) -> None:
+        self.failed: list[dict[str, Any]] = []
+        self.pending, self.parallel = total - skipped, parallel
+        self.bar = tqdm(total=total, initial=skipped, unit="run", dynamic_ncols=True, file=sys.stderr)
+        self._show()
 
-    def update(self, record: dict[str, Any]) -> str:
-        self.done += 1
-        self.ran += 1
-        if record["status"] != "ok":
-            self.failed.append(record)
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / self.ran * (self.total - self.done)
-        status = "ok" if record["status"] == "ok" else f"FAILED ({record['error']})"
-        return (f"[{self.done}/{self.total}] {_clock(elapsed)} elapsed, ~{_clock(eta)} left | "
-                f"{record['run_id']}: {status}")
+    def _show(self) -> None:
+        self.bar.set_postfix_str(f"running {min(self.parallel, self.pending)}, failed {len(self.failed)}")
+
+    def update(self, record: dict[str, Any], log: Path) -> None:
+        self.pending -= 1
+        if record["status"] == "ok":
+            line = f"ok      {record['run_id']} ({record['wall_time_s']:.0f} s, peak {record['peak_mem_mb']:.0f} MiB)"
+        else:
+            self.failed.append({**record, "log": str(log)})
+            line = f"FAILED  {record['run_id']}: {record['error']} (log: {log})"
+        self.bar.write(line, file=sys.stderr)
+        self.bar.update()
+        self._show()
+
+    def close(self) -> None:
+        self.bar.close()
 
 
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes // 60:d}:{minutes % 60:02d}:{secs:02d}"
+@dataclass(frozen=True)
+class SlurmOptions:
+    """Where and how ``--launcher slurm`` submits (submitit's parameters); cluster "local" or
+    "debug" runs the array on this machine with submitit's own executors (tests)."""
+
+    partition: str | None = None
+    gpus_per_run: int = 1                  # 0: CPU runs
+    cpus_per_run: int = 8
+    time_min: int = 24 * 60
+    parallelism: int = 64                  # array tasks running at once
+    cluster: str | None = None             # None: SLURM when sbatch is available
 
 
-def run_sweep(profile: Profile, jobs: int = 1, **extra: Any) -> list[dict[str, Any]]:
-    """Run every cell without an ok record; returns the failed records."""
+def _submit(todo: list[RunConfig], options: SlurmOptions, folder: Path):
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=folder, cluster=options.cluster)
+    # One SLURM task per device: Lightning's SLURMEnvironment then takes each task's rank from
+    # SLURM_PROCID and starts no processes itself (a run's `devices` must equal gpus_per_run).
+    executor.update_parameters(timeout_min=options.time_min, cpus_per_task=options.cpus_per_run,
+                               gpus_per_node=options.gpus_per_run, tasks_per_node=max(1, options.gpus_per_run),
+                               slurm_array_parallelism=options.parallelism,
+                               **({"slurm_partition": options.partition} if options.partition else {}))
+    return executor.map_array(run_logged, todo, [options.cpus_per_run] * len(todo))
+
+
+def _job_record(job, config: RunConfig) -> dict[str, Any]:
+    """The run's record; a task that died without one (time limit, preemption) reads as failed."""
+    try:
+        return job.result()
+    except Exception as error:  # noqa: BLE001 — the sweep reports it and goes on
+        return {"run_id": config.run_id, "status": "failed", "error": f"SLURM job {job.job_id}: {error}"}
+
+
+def run_sweep(profile: Profile, jobs: int = 1, launcher: str = "local", slurm: SlurmOptions | None = None,
+              **extra: Any) -> list[dict[str, Any]]:
+    """Run every cell without an ok record; returns the failed records (each with its ``log``)."""
     configs = profile.configs(**extra)
     todo = [c for c in configs if not is_done(c)]
-    progress = Progress(len(configs), len(configs) - len(todo))
+    where = f"{jobs} local worker(s)" if launcher == "local" else "a SLURM job array"
     print(f"profile {profile.name}: {len(configs)} runs, {len(configs) - len(todo)} already done, "
-          f"{len(todo)} to run with {jobs} job(s)", flush=True)
-    if jobs <= 1:
-        for config in todo:
-            print(f"  running {config.run_id} ...", flush=True)
-            print(progress.update(run(config)), flush=True)
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state
-        # Leaving the `with` block terminates the workers, also on Ctrl-C: an interrupted
-        # run leaves no record and is redone when the sweep is resumed.
-        with context.Pool(jobs) as pool:
-            for record in pool.imap_unordered(_run_in_worker, [(config, threads) for config in todo]):
-                print(progress.update(record), flush=True)
+          f"{len(todo)} to run on {where}; each run's output in {log_path(configs[0]).parent}/", flush=True)
+    if not todo:
+        return []
+    several = sorted({c.run_id for c in todo if c.devices != 1})
+    if launcher == "local" and several:
+        raise ValueError(f"{len(several)} run(s) use several devices (e.g. {several[0]}); Lightning's DDP needs a "
+                         f"process of its own per device: sweep with --launcher slurm --gpus-per-run N, or run "
+                         f"one with python -m experiments.run ... --set devices=N")
+    slurm = slurm or SlurmOptions()
+    progress = Progress(len(configs), len(configs) - len(todo), jobs if launcher == "local" else slurm.parallelism)
+    try:
+        if launcher == "slurm":
+            _run_on_slurm(todo, slurm, progress)
+        else:
+            _run_locally(todo, jobs, progress)
+    finally:
+        progress.close()
     return progress.failed
+
+
+def _run_locally(todo: list[RunConfig], jobs: int, progress: Progress) -> None:
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    by_id = {config.run_id: config for config in todo}
+    # Long-lived workers (importing torch & co. costs seconds per process); spawned, so no
+    # forked torch/OpenMP state. Leaving the `with` block terminates them, also on Ctrl-C:
+    # an interrupted run leaves no record and resumes from its last checkpoint next time.
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        for record in pool.imap_unordered(_run_in_worker, [(config, threads) for config in todo]):
+            progress.update(record, log_path(by_id[record["run_id"]]))
+
+
+def _run_on_slurm(todo: list[RunConfig], options: SlurmOptions, progress: Progress) -> None:
+    import submitit
+
+    array = _submit(todo, options, Path(todo[0].results_dir) / "slurm")
+    config_of = {job.job_id: config for job, config in zip(array, todo)}
+    for job in submitit.helpers.as_completed(array):
+        progress.update(_job_record(job, config_of[job.job_id]), log_path(config_of[job.job_id]))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a profile's grid of runs (resumable).")
     parser.add_argument("--profile", default="cpu", help=f"one of: {', '.join(profile_names())}")
-    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (local worker processes)")
+    parser.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                        help="local workers, or a SLURM job array through submitit")
+    slurm = parser.add_argument_group("SLURM (--launcher slurm)")
+    slurm.add_argument("--partition", help="SLURM partition (default: the cluster's)")
+    slurm.add_argument("--gpus-per-run", type=int, default=SlurmOptions.gpus_per_run,
+                       help="GPUs (= tasks, one DDP rank each) per run; set the runs' devices to match")
+    slurm.add_argument("--cpus-per-run", type=int, default=SlurmOptions.cpus_per_run)
+    slurm.add_argument("--time", type=int, default=SlurmOptions.time_min, help="minutes per run")
+    slurm.add_argument("--parallelism", type=int, default=SlurmOptions.parallelism, help="array tasks at once")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and whether they are done")
     parser.add_argument("--json", action="store_true",
                         help="with --dry-run: one JSON object per run (resolved config, steps, schedule, status)")
@@ -227,11 +349,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(configs)} runs in profile {profile.name} ({sum(map(is_done, configs))} done); "
               f"records go to results/{profile.name}/")
         return 0
-    failed = run_sweep(profile, jobs=args.jobs)
+    options = SlurmOptions(partition=args.partition, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run,
+                           time_min=args.time, parallelism=args.parallelism)
+    try:
+        failed = run_sweep(profile, jobs=args.jobs, launcher=args.launcher, slurm=options)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if failed:
         print(f"\n{len(failed)} run(s) failed (records kept; re-run the same command to retry them):")
         for record in failed:
-            print(f"  {record['run_id']}: {record['error']}")
+            print(f"  {record['run_id']}: {record['error']}\n    log: {record['log']}")
         return 1
     print("all runs ok")
     return 0

@@ -1,15 +1,25 @@
-"""The body of one run: build data and model, fit with Lightning, test the best checkpoint."""
+"""The body of one run: build data and model, fit with Lightning, test the best checkpoint.
+
+While the run trains, ``<results>/checkpoints/<run_id>/`` holds the best checkpoint (for
+test) and ``last.ckpt``, written after every epoch with the full training state (trained
+tensors only, optimizer, scheduler, loop counters, RNG and batch-order state): a killed run
+that is started again continues from it. ``experiments.run`` deletes the folder once the
+record is written. With ``devices > 1`` Lightning's DDP runs one process per device; the
+caller writes the record on rank zero only.
+"""
 
 from __future__ import annotations
 
-import resource
+import gc
 import shutil
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import psutil
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
@@ -21,12 +31,17 @@ from lightning_modules.tasks import get_task
 
 
 class EpochStats(Callback):
-    """Wall time (without validation) and mean training loss of each training epoch: the
-    record shows whether a run learned (a falling loss) without opening W&B."""
+    """Wall time (without validation) and mean training loss of each training epoch — the
+    record shows whether a run learned without opening W&B —, kept in the last checkpoint so
+    a resumed run counts every epoch; ``resumed_at_epoch``: where this process started (None: 0)."""
 
     def __init__(self) -> None:
         self.epoch_seconds: list[float] = []
         self.epoch_losses: list[float] = []
+        self.resumed_at_epoch: int | None = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.resumed_at_epoch = trainer.current_epoch or None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._start, self._losses = time.perf_counter(), []
@@ -37,6 +52,79 @@ class EpochStats(Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.epoch_seconds.append(time.perf_counter() - self._start)
         self.epoch_losses.append(sum(self._losses) / max(len(self._losses), 1))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch_seconds": self.epoch_seconds, "epoch_losses": self.epoch_losses}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.epoch_seconds = list(state_dict["epoch_seconds"])
+        self.epoch_losses = list(state_dict["epoch_losses"])
+
+
+class RngState(Callback):
+    """torch's generators (dropout) in the last checkpoint, so a resumed run draws what one never
+    stopped would (the batch order is the datamodule's state). Tensors only: the checkpoint stays
+    loadable with ``torch.load(weights_only=True)``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        return {"torch": torch.get_rng_state(), "cuda": cuda}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        if state_dict["cuda"]:
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class PeakMemory:
+    """The run's own peak memory. CUDA: torch's peak allocated, reset when the run starts.
+    CPU: the process's resident set size sampled every ``interval`` seconds during the run
+    (a sweep worker runs many runs, so the process's lifetime peak would be the largest run's)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.cuda = torch.cuda.is_available()
+        self.kind = "cuda_max_allocated" if self.cuda else "cpu_rss_sampled"
+        self.interval, self.peak_bytes = interval, 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakMemory:
+        gc.collect()  # the previous run's garbage is not this run's memory
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        process = psutil.Process()
+        while True:
+            self.peak_bytes = max(self.peak_bytes, process.memory_info().rss)
+            if self._stop.wait(self.interval):
+                return
+
+    def __exit__(self, *exc) -> None:
+        if self.cuda:
+            self.peak_bytes = torch.cuda.max_memory_allocated()
+        else:
+            self._stop.set()
+            self._thread.join()
+
+    @property
+    def mb(self) -> float:
+        return self.peak_bytes / 2**20
+
+
+def checkpoint_dir(config) -> Path:
+    return Path(config.results_dir) / "checkpoints" / config.run_id
+
+
+def remove_checkpoints(config) -> None:
+    """The record and the trained weights are what a run leaves; checkpoints are scratch."""
+    directory = checkpoint_dir(config)
+    shutil.rmtree(directory, ignore_errors=True)
+    if directory.parent.is_dir() and not any(directory.parent.iterdir()):
+        directory.parent.rmdir()
 
 
 def train_and_test(config, logger) -> dict[str, Any]:
@@ -60,31 +148,30 @@ def train_and_test(config, logger) -> dict[str, Any]:
                         warmup_clamped=config.warmup_clamped,
                         weight_decay=config.weight_decay, max_target_length=config.max_target_length)
     module.train()  # from_pretrained returns eval mode; Lightning keeps submodules' modes as it finds them
-    checkpoint_dir = Path(config.results_dir) / "checkpoints" / config.run_id
-    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, monitor="val/score", mode="max", save_top_k=1,
-                                 save_weights_only=True, filename="best")
+    directory = checkpoint_dir(config)
+    best = ModelCheckpoint(dirpath=directory, monitor="val/score", mode="max", save_top_k=1,
+                           save_weights_only=True, filename="best", enable_version_counter=False)
+    # After every epoch's validation (Lightning validates before on_train_epoch_end), one file, replaced.
+    last = ModelCheckpoint(dirpath=directory, filename="last", save_on_train_epoch_end=True,
+                           enable_version_counter=False)
     epoch_stats = EpochStats()
     trainer = L.Trainer(
         max_epochs=config.epochs, check_val_every_n_epoch=config.val_every_n_epochs,
         accumulate_grad_batches=config.accumulate_grad_batches,
         accelerator=config.accelerator, devices=config.devices,
         precision=config.precision, gradient_clip_val=config.gradient_clip_val, deterministic=True,
-        callbacks=[checkpoint, epoch_stats], logger=logger if logger is not None else False,
+        callbacks=[best, last, epoch_stats, RngState()], logger=logger if logger is not None else False,
         num_sanity_val_steps=0, log_every_n_steps=10, enable_model_summary=False,
         limit_train_batches=config.limit_train_batches,
     )
-    try:
-        trainer.fit(module, datamodule=data)
-        if not checkpoint.best_model_path:
+    with PeakMemory() as memory:
+        trainer.fit(module, datamodule=data, ckpt_path="last" if (directory / "last.ckpt").is_file() else None)
+        if not best.best_model_path:
             raise RuntimeError("no checkpoint was saved: validation never produced a score")
-        best_epoch = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)["epoch"]
-        trainer.test(module, datamodule=data, ckpt_path="best", verbose=False)
-        if config.save_trained_weights:
-            compacter.save_trained(model, Path(config.results_dir) / "trained" / config.run_id)
-    finally:  # the record and the trained weights are what a run leaves; the checkpoint is scratch
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        if checkpoint_dir.parent.is_dir() and not any(checkpoint_dir.parent.iterdir()):
-            checkpoint_dir.parent.rmdir()
+        best_epoch = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["epoch"]
+        trainer.test(module, datamodule=data, ckpt_path=best.best_model_path, verbose=False)
+    if config.save_trained_weights and trainer.is_global_zero:
+        compacter.save_trained(model, Path(config.results_dir) / "trained" / config.run_id)
     # the best checkpoint's validation scores were computed when it was selected
     val_metrics, test_metrics = module.val_history[best_epoch], module.last_metrics["test"]
     return {
@@ -96,17 +183,13 @@ def train_and_test(config, logger) -> dict[str, Any]:
         "test_score": sum(test_metrics.values()) / len(test_metrics),
         "test_predictions": module.last_predictions["test"],  # in test-example order; None = unparsable
         "epochs": len(epoch_stats.epoch_seconds), "best_epoch": best_epoch, "lr_schedule": module.lr_schedule,
+        "resumed_at_epoch": epoch_stats.resumed_at_epoch,
         "time_per_epoch_s": sum(epoch_stats.epoch_seconds) / max(len(epoch_stats.epoch_seconds), 1),
         "train_time_s": sum(epoch_stats.epoch_seconds),
         "train_loss_per_epoch": epoch_stats.epoch_losses,
-        "peak_mem_mb": peak_memory_mb(),
+        "peak_mem_mb": memory.mb, "peak_mem_kind": memory.kind,
         "train_examples": len(data.examples("train")),
-        "device": str(trainer.strategy.root_device), "torch_threads": torch.get_num_threads(),
+        "device": str(trainer.strategy.root_device), "devices": trainer.world_size,
+        "torch_threads": torch.get_num_threads(),
     }
 
-
-def peak_memory_mb() -> float:
-    """CUDA: peak allocated by torch; CPU: the process's peak resident set size."""
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

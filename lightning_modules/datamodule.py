@@ -91,6 +91,7 @@ class TaskDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir else Path(datasets.config.HF_DATASETS_CACHE) / "compacter_bench"
         self._examples: dict[str, list[dict]] = {}
         self._tokenized: dict[str, datasets.Dataset] = {}
+        self._train_generator = torch.Generator().manual_seed(seed)
 
     # ------------------------------------------------------------ Lightning hooks
 
@@ -118,10 +119,16 @@ class TaskDataModule(L.LightningDataModule):
         return self._examples[split]
 
     def train_dataloader(self):
-        # A fresh generator seeded by `seed`: the same seed gives the same batch order.
-        generator = torch.Generator().manual_seed(self.seed)
-        sampler = LengthGroupedSampler(self.batch_size, lengths=self._lengths("train"), generator=generator)
+        # A generator seeded by `seed`: the same seed gives the same batch order, epoch after epoch.
+        sampler = LengthGroupedSampler(self.batch_size, lengths=self._lengths("train"), generator=self._train_generator)
         return self._loader("train", self.batch_size, sampler=sampler)
+
+    def state_dict(self) -> dict:
+        """Saved in checkpoints: a resumed run draws the next epochs' orders as if never stopped."""
+        return {"train_generator": self._train_generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._train_generator.set_state(state_dict["train_generator"])
 
     def val_dataloader(self):
         return self._loader("validation", self.eval_batch_size, sampler=self._shortest_first("validation"))

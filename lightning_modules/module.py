@@ -3,12 +3,15 @@
 It receives a Hugging Face model that ``compacter.apply`` has adapted (encoder + head,
 or T5) and the task; Lightning's Trainer does the loop. Only trainable parameters reach
 the optimiser, and checkpoints hold only those, so a PEFT checkpoint costs kilobytes.
+Evaluation works on one device or several (DDP): each rank predicts its share, the
+predictions are gathered by example id, and every rank scores the same full set.
 """
 
 from __future__ import annotations
 
 import lightning as L
 import torch
+import torch.distributed as dist
 from transformers import get_linear_schedule_with_warmup
 
 from lightning_modules.tasks import Task
@@ -78,21 +81,34 @@ class TaskModule(L.LightningModule):
             return logits.squeeze(-1).tolist()
         return logits.argmax(-1).tolist()
 
+    def _gathered_predictions(self) -> dict[int, object]:
+        """example id -> prediction over all ranks. DistributedSampler pads a rank's share with
+        repeats of other examples; merging by id keeps one prediction per example."""
+        if self.trainer.world_size == 1:
+            return dict(self._predictions)
+        shares: list = [None] * self.trainer.world_size
+        dist.all_gather_object(shares, self._predictions)  # predictions are Python values (labels, None, text)
+        return {example_id: p for share in reversed(shares) for example_id, p in share.items()}
+
     def _score(self, split: str, prefix: str) -> None:
-        examples = self.trainer.datamodule.examples(split)
-        if self.trainer.sanity_checking or len(self._predictions) != len(examples):
-            self._predictions.clear()  # partial pass (sanity check / limit_*_batches): nothing to score
-            return
-        predictions = [self._predictions[i] for i in range(len(examples))]
+        gathered = self._gathered_predictions()
         self._predictions.clear()
+        if self.trainer.sanity_checking:
+            return  # a sanity check sees a few batches by design
+        examples = self.trainer.datamodule.examples(split)
+        if len(gathered) != len(examples):
+            raise RuntimeError(f"{split} pass predicted {len(gathered)} of {len(examples)} examples; a partial pass "
+                               f"(limit_val_batches / limit_test_batches) cannot be scored")
+        predictions = [gathered[i] for i in range(len(examples))]
         metrics = self.task.compute_metrics(predictions, examples)
         self.last_metrics[prefix], self.last_predictions[prefix] = metrics, predictions
         if prefix == "val" and not self.trainer.testing:
             self.val_history[self.current_epoch] = metrics
+        # every rank computed the same metrics from the gathered predictions: syncing averages equal values
         for name, value in metrics.items():
-            self.log(f"{prefix}/{name}", value)
+            self.log(f"{prefix}/{name}", value, sync_dist=True)
         # model selection uses the mean of the task's metrics, as the paper's "average_metrics"
-        self.log(f"{prefix}/score", sum(metrics.values()) / len(metrics), prog_bar=True)
+        self.log(f"{prefix}/score", sum(metrics.values()) / len(metrics), prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self):
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -105,6 +121,10 @@ class TaskModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint):
         trained = {f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trained}
+        checkpoint["val_history"] = self.val_history  # a resumed run selects among all validated epochs
+
+    def on_load_checkpoint(self, checkpoint):
+        self.val_history.update(checkpoint.get("val_history", {}))
 
 
 def lr_schedule(total_steps: int, warmup_steps: int, warmup_ratio: float | None, clamped: bool) -> dict:

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+from lightning_modules.backbones import minilm_path
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -71,3 +75,17 @@ def pretrained(tiny_checkpoints, tmp_path_factory) -> dict[str, Pretraining]:
         AutoTokenizer.from_pretrained(path).save_pretrained(root / arch)
         out[arch] = Pretraining(config, record, trained, str(root / arch))
     return out
+def tiny_berts(tmp_path_factory):
+    """Tiny random BERTs with BERT's dropout (resume must restore its RNG) and without (so devices=1
+    and devices=2 compute the same gradients)."""
+    root, paths = tmp_path_factory.mktemp("backbones"), {}
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    for name, dropout in {"dropout": 0.1, "no_dropout": 0.0}.items():
+        torch.manual_seed(0)
+        BertForSequenceClassification(BertConfig(
+            vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=64, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+        )).save_pretrained(root / name)
+        tokenizer.save_pretrained(root / name)
+        paths[name] = str(root / name)
+    return paths

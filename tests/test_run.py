@@ -4,6 +4,7 @@ bad input it promises to name — on tiny checkpoints and the synthetic / real R
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -111,6 +112,14 @@ def test_nan_loss_stops_training_with_a_named_error():
 
 
 # ---------------------------------------------------------------- bad settings: no run, no record
+def test_a_partial_evaluation_pass_raises_instead_of_skipping(monkeypatch):
+    module = TaskModule(tiny_bert(), get_task("rte"), tokenizer=None, learning_rate=1e-3)
+    examples = SimpleNamespace(examples=lambda split: [{"label": 0}] * 3)
+    monkeypatch.setattr(TaskModule, "trainer", SimpleNamespace(world_size=1, sanity_checking=False, datamodule=examples))
+    module._predictions = {0: 1, 2: 0}  # example 1 was never predicted
+    with pytest.raises(RuntimeError, match="validation pass predicted 2 of 3 examples"):
+        module._score("validation", "val")
+
 
 def test_unknown_setting_names_the_valid_ones():
     with pytest.raises(ValueError, match="unknown run setting.*'epoch'.*valid settings:.*epochs"):

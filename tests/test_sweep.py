@@ -1,15 +1,20 @@
 """The smoke profile end to end: runs, kill and resume, failures recorded, W&B, tables."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import yaml
 
-import experiments.sweep as sweep
 from analysis.build_reports import main as build_reports
-from experiments.sweep import Profile, load_profile, run_sweep
+from experiments.sweep import Profile, SlurmOptions, load_profile, run_sweep
 from experiments.wandb_sweep import agent_run, sweep_definition
 from experiments.wandb_sweep import main as wandb_sweep_main
+from tests.conftest import REPO
 
 
 @pytest.fixture
@@ -18,41 +23,49 @@ def local_data(shared_data, monkeypatch):
     monkeypatch.setenv("SUPERGLUE_DIR", str(shared_data / "superglue"))
 
 
+TINY_DEFAULTS = {"wandb_mode": "disabled", "epochs": 1, "save_trained_weights": False}
+TINY_COMPACTER = {"compacter": {"method_options": {"reduction_factor": 8, "n": 4}}}  # fits hidden size 32
+
+
 def records(directory):
     return {p.stem: json.loads(p.read_text()) for p in directory.glob("*.json")}
 
 
-def test_smoke_profile_runs_resumes_after_a_kill_and_builds_tables(local_data, tmp_path, monkeypatch):
+def test_smoke_profile_runs_resumes_after_a_kill_and_builds_tables(local_data, tmp_path):
     results = tmp_path / "results"
     profile = load_profile("smoke")
-    calls = []
-    real_run = sweep.run
-
-    def killed_on_third_run(config):
-        calls.append(config.run_id)
-        if len(calls) == 3:
-            raise KeyboardInterrupt  # the sweep is killed in the middle of its third run
-        return real_run(config)
-
-    monkeypatch.setattr(sweep, "run", killed_on_third_run)
-    with pytest.raises(KeyboardInterrupt):
-        run_sweep(profile, results_dir=str(results), wandb_mode="offline")
+    order = [c.run_id for c in profile.configs(results_dir=str(results))]
+    sweep_in_a_process = ("from experiments.sweep import load_profile, run_sweep; "
+                          f"run_sweep(load_profile('smoke'), results_dir={str(results)!r}, wandb_mode='offline')")
+    process = subprocess.Popen([sys.executable, "-c", sweep_in_a_process], cwd=REPO, start_new_session=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.DEVNULL)
+    third_log = results / "logs" / f"{order[2]}.log"
+    deadline = time.monotonic() + 600
+    # the third run is live once its log has output (model loading, Lightning's start)
+    while not (third_log.is_file() and third_log.stat().st_size) and process.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)  # the sweep and its worker, in the middle of the third run
+    process.wait()
     first = records(results)
-    assert sorted(first) == sorted(calls[:2]), "the killed run leaves no record"
+    assert sorted(first) == sorted(order[:2]), "the killed run leaves no record"
+    assert process.returncode == -signal.SIGKILL, "the sweep was killed, not finished"
     mtimes = {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
 
-    calls.clear()
-    monkeypatch.setattr(sweep, "run", lambda config: calls.append(config.run_id) or real_run(config))
     assert run_sweep(profile, results_dir=str(results), wandb_mode="offline") == []
-    assert len(calls) == 4 and not set(calls) & set(first), "completed runs are not run again"
-    assert {p.name: p.stat().st_mtime_ns for p in results.glob("*.json") if p.name in mtimes} == mtimes
+    assert {p.name: p.stat().st_mtime_ns for p in results.glob("*.json") if p.name in mtimes} == mtimes, (
+        "completed runs are not run again")
     done = records(results)
     assert len(done) == 6 and all(r["status"] == "ok" for r in done.values())
+    assert {p.stem for p in (results / "logs").glob("*.log")} == set(done), "each run's output is in its log file"
+    assert "wandb" in (results / "logs" / f"{order[3]}.log").read_text().lower()
     offline_runs = list((results / "wandb").rglob("offline-run-*"))
     assert {d.name.split("-", 3)[-1] for d in offline_runs} == set(done), "every run is logged to W&B (offline)"
+    assert not (results / "checkpoints").exists()
 
-    calls.clear()
-    assert run_sweep(profile, results_dir=str(results), wandb_mode="offline") == [] and calls == []
+    mtimes = {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
+    assert run_sweep(profile, results_dir=str(results), wandb_mode="offline") == []
+    assert {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")} == mtimes, "nothing left to run"
 
     out = tmp_path / "reports"
     assert build_reports(["--results", str(results), "--out", str(out), "--profile", "smoke"]) == 0
@@ -73,6 +86,38 @@ def test_failing_runs_are_recorded_and_the_sweep_goes_on_in_parallel(local_data,
     saved = records(tmp_path)
     assert len(saved) == 2 and all(r["status"] == "failed" for r in saved.values())
     assert all("100000" in r["error"] for r in saved.values()), "the error says what was asked"
+    assert all(f"logs/{r['run_id']}.log" in r["log"] and "100000" in open(r["log"]).read() for r in failed)
+
+
+def test_two_runs_in_one_worker_each_carry_their_own_peak_memory(local_data, tiny_berts, tmp_path):
+    """Full fine-tuning of MiniLM (22.7M weights, AdamW's two moments) first, then a tiny BERT: a
+    process-lifetime peak would give the second run the first one's peak."""
+    profile = Profile(name="memory", description="", blocks=[
+        {"backbones": ["minilm"], "methods": ["finetune"], "tasks": ["cb"], "train_sizes": [16], "seeds": [1]},
+        {"backbones": [tiny_berts["no_dropout"]], "methods": ["compacter"], "tasks": ["rte"], "train_sizes": [16],
+         "seeds": [1]}], defaults=TINY_DEFAULTS, method_settings=TINY_COMPACTER)
+    assert run_sweep(profile, jobs=1, results_dir=str(tmp_path)) == []
+    big, tiny = (records(tmp_path)[c.run_id] for c in profile.configs(results_dir=str(tmp_path)))
+    assert big["peak_mem_kind"] == tiny["peak_mem_kind"] == "cpu_rss_sampled"
+    assert big["peak_mem_mb"] - tiny["peak_mem_mb"] > 200, (big["peak_mem_mb"], tiny["peak_mem_mb"])
+
+
+def test_a_slurm_sweep_through_submitit_writes_the_same_records(local_data, tiny_berts, tmp_path):
+    """submitit's local executor: each pending run is one array task in its own process."""
+    profile = Profile(name="slurm", description="", blocks=[
+        {"backbones": [tiny_berts["no_dropout"]], "methods": ["compacter"], "tasks": ["rte"], "train_sizes": [16],
+         "seeds": [1, 2]}], defaults=TINY_DEFAULTS, method_settings=TINY_COMPACTER)
+    first = profile.configs(results_dir=str(tmp_path))[0]
+    options = SlurmOptions(cluster="local", gpus_per_run=0, cpus_per_run=1, time_min=10)
+    assert run_sweep(profile, launcher="slurm", slurm=options, results_dir=str(tmp_path)) == []
+    saved = records(tmp_path)
+    assert len(saved) == 2 and all(r["status"] == "ok" for r in saved.values())
+    assert {p.stem for p in (tmp_path / "logs").glob("*.log")} == set(saved)
+    first.record_path.write_text(json.dumps({**saved[first.run_id], "status": "failed"}))
+    others = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.json") if p.stem != first.run_id}
+    assert run_sweep(profile, launcher="slurm", slurm=options, results_dir=str(tmp_path)) == []
+    assert records(tmp_path)[first.run_id]["status"] == "ok", "a failed run is retried"
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.json") if p.stem != first.run_id} == others
 
 
 def test_wandb_sweep_definition_is_the_profile_grid(tmp_path):
@@ -94,3 +139,11 @@ def test_wandb_agent_refuses_a_changed_profile():
 def test_unknown_profile_names_the_valid_ones():
     with pytest.raises(ValueError, match="unknown profile 'nope'; choose one of: .*smoke"):
         load_profile("nope")
+
+
+def test_a_local_sweep_refuses_runs_on_several_devices(tmp_path):
+    profile = Profile(name="ddp", description="", blocks=[
+        {"backbones": ["minilm"], "methods": ["compacter"], "tasks": ["cb"], "train_sizes": [16], "seeds": [1]}],
+        defaults={**TINY_DEFAULTS, "devices": 2})
+    with pytest.raises(ValueError, match="use several devices.*--launcher slurm --gpus-per-run N"):
+        run_sweep(profile, results_dir=str(tmp_path))
