@@ -128,26 +128,13 @@ def remove_checkpoints(config) -> None:
 
 
 def train_and_test(config, logger) -> dict[str, Any]:
+    """Fit, select the best validated epoch, test it; the record's fields of a finished run."""
     L.seed_everything(config.seed, workers=True, verbose=False)
-    task = get_task(config.task)
-    backbone = resolve(config.backbone)
+    task, backbone = get_task(config.task), resolve(config.backbone)
     tokenizer = load_tokenizer(backbone)
-    data = TaskDataModule(
-        config.task, tokenizer, backbone.kind, train_size=config.train_size, seed=config.seed,
-        data_seed=config.data_seed,
-        batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
-        max_source_length=config.max_source_length, max_target_length=config.max_target_length,
-        add_task_prefix=config.add_task_prefix, glue_dir=config.glue_dir, superglue_dir=config.superglue_dir,
-        hf_data_dir=config.hf_data_dir,
-    )
-    model = load_model(backbone, task.encoder_head, num_labels=max(len(task.labels), 1))
-    compacter.apply(model, config.peft_method or config.method, **config.method_options)
-    count = compacter.count_parameters(model)
-    module = TaskModule(model, task, tokenizer, learning_rate=config.learning_rate,
-                        warmup_steps=config.warmup_steps, warmup_ratio=config.warmup_ratio,
-                        warmup_clamped=config.warmup_clamped,
-                        weight_decay=config.weight_decay, max_target_length=config.max_target_length)
-    module.train()  # from_pretrained returns eval mode; Lightning keeps submodules' modes as it finds them
+    data = build_data(config, backbone, tokenizer)
+    model = build_model(config, task, backbone)
+    module = build_module(config, task, model, tokenizer)
     directory = checkpoint_dir(config)
     best = ModelCheckpoint(dirpath=directory, monitor="val/score", mode="max", save_top_k=1,
                            save_weights_only=True, filename="best", enable_version_counter=False)
@@ -155,32 +142,26 @@ def train_and_test(config, logger) -> dict[str, Any]:
     last = ModelCheckpoint(dirpath=directory, filename="last", save_on_train_epoch_end=True,
                            enable_version_counter=False)
     epoch_stats = EpochStats()
-    trainer = L.Trainer(
-        max_epochs=config.epochs, check_val_every_n_epoch=config.val_every_n_epochs,
-        accumulate_grad_batches=config.accumulate_grad_batches,
-        accelerator=config.accelerator, devices=config.devices,
-        precision=config.precision, gradient_clip_val=config.gradient_clip_val, deterministic=True,
-        callbacks=[best, last, epoch_stats, RngState()], logger=logger if logger is not None else False,
-        num_sanity_val_steps=0, log_every_n_steps=10, enable_model_summary=False,
-        limit_train_batches=config.limit_train_batches,
-    )
+    trainer = build_trainer(config, logger, [best, last, epoch_stats, RngState()])
     with PeakMemory() as memory:
         trainer.fit(module, datamodule=data, ckpt_path="last" if (directory / "last.ckpt").is_file() else None)
         if not best.best_model_path:
             raise RuntimeError("no checkpoint was saved: validation never produced a score")
-        best_epoch = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["epoch"]
-        trainer.test(module, datamodule=data, ckpt_path=best.best_model_path, verbose=False)
+        (tested,) = trainer.test(module, datamodule=data, ckpt_path=best.best_model_path, verbose=False)
     if config.save_trained_weights and trainer.is_global_zero:
         compacter.save_trained(model, Path(config.results_dir) / "trained" / config.run_id)
-    # the best checkpoint's validation scores were computed when it was selected
-    val_metrics, test_metrics = module.val_history[best_epoch], module.last_metrics["test"]
+    # mmap: the epoch is read without loading the checkpoint's tensors
+    best_epoch = torch.load(best.best_model_path, map_location="cpu", weights_only=True, mmap=True)["epoch"]
+    # the best epoch's validation scores were computed when it was selected
+    val_metrics = module.val_history[best_epoch]
+    test_metrics = {name: tested[f"test/{name}"] for name in task.metrics}
+    count = compacter.count_parameters(model)
     return {
         "benchmark": task.benchmark,
         "trainable_params": count.trainable, "total_params": count.total, "backbone_params": count.backbone,
         "trainable_percent": count.trainable_percent,
         "val": val_metrics, "test": test_metrics,
-        "val_score": sum(val_metrics.values()) / len(val_metrics),
-        "test_score": sum(test_metrics.values()) / len(test_metrics),
+        "val_score": float(best.best_model_score), "test_score": tested["test/score"],
         "test_predictions": module.last_predictions["test"],  # in test-example order; None = unparsable
         "epochs": len(epoch_stats.epoch_seconds), "best_epoch": best_epoch, "lr_schedule": module.lr_schedule,
         "resumed_at_epoch": epoch_stats.resumed_at_epoch,
@@ -193,3 +174,39 @@ def train_and_test(config, logger) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
     }
 
+
+def build_data(config, backbone, tokenizer) -> TaskDataModule:
+    return TaskDataModule(
+        config.task, tokenizer, backbone.kind, train_size=config.train_size, seed=config.seed,
+        data_seed=config.data_seed, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
+        max_source_length=config.max_source_length, max_target_length=config.max_target_length,
+        add_task_prefix=config.add_task_prefix, glue_dir=config.glue_dir, superglue_dir=config.superglue_dir,
+        hf_data_dir=config.hf_data_dir,
+    )
+
+
+def build_model(config, task, backbone):
+    """The pretrained backbone (with the task's head for encoders), the method applied."""
+    model = load_model(backbone, task.encoder_head, num_labels=max(len(task.labels), 1))
+    return compacter.apply(model, config.peft_method or config.method, **config.method_options)
+
+
+def build_module(config, task, model, tokenizer) -> TaskModule:
+    module = TaskModule(model, task, tokenizer, learning_rate=config.learning_rate,
+                        warmup_steps=config.warmup_steps, warmup_ratio=config.warmup_ratio,
+                        warmup_clamped=config.warmup_clamped,
+                        weight_decay=config.weight_decay, max_target_length=config.max_target_length)
+    module.train()  # from_pretrained returns eval mode; Lightning keeps submodules' modes as it finds them
+    return module
+
+
+def build_trainer(config, logger, callbacks: list[Callback]) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=config.epochs, check_val_every_n_epoch=config.val_every_n_epochs,
+        accumulate_grad_batches=config.accumulate_grad_batches,
+        accelerator=config.accelerator, devices=config.devices,
+        precision=config.precision, gradient_clip_val=config.gradient_clip_val, deterministic=True,
+        callbacks=callbacks, logger=logger if logger is not None else False,
+        num_sanity_val_steps=0, log_every_n_steps=10, enable_model_summary=False,
+        limit_train_batches=config.limit_train_batches,
+    )

@@ -53,7 +53,7 @@ def agent_run(params: dict[str, Any]) -> dict[str, Any] | None:
     index = int(params["cell"])
     if not 0 <= index < len(cells):
         raise ValueError(f"cell {index} out of range: profile {profile.name!r} has {len(cells)} cells")
-    config = profile.config(*cells[index], **params.get("overrides", {}))
+    config = profile.config(*cells[index])
     return None if is_done(config) else run(config)
 
 

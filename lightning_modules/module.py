@@ -40,9 +40,6 @@ class TaskModule(L.LightningModule):
         self.last_predictions: dict[str, list] = {}  # "val" / "test" -> predictions in example order
         self.val_history: dict[int, dict[str, float]] = {}  # epoch -> validation metrics
 
-    def forward(self, **batch):
-        return self.model(**batch)
-
     def training_step(self, batch, batch_idx):
         loss = self.model(**_model_inputs(batch), labels=batch["labels"]).loss
         if not torch.isfinite(loss):

@@ -8,13 +8,14 @@ by chance). They are built in rather than registered by the tests so that a user
 check an installation the same way: ``python -m experiments.run --task synthetic ...``.
 """
 
+import lightning as L
 import pytest
 import torch
 from safetensors.torch import load_file
 
 import compacter
 from lightning_modules.backbones import load_model, load_tokenizer, resolve
-from lightning_modules.datamodule import TaskDataModule
+from experiments.training import build_data
 from lightning_modules.module import TaskModule
 from lightning_modules.tasks import get_task, stsb_target
 from tests.tiny_runs import tiny_run
@@ -45,10 +46,8 @@ def test_saved_trained_weights_reproduce_the_runs_test_predictions(arch, pretrai
     backbone = resolve(tiny_checkpoints[arch])
     model = compacter.load_trained(load_model(backbone, "regression"), trained)
     tokenizer = load_tokenizer(backbone)
-    data = TaskDataModule("synthetic_count", tokenizer, backbone.kind, eval_batch_size=config.eval_batch_size,
-                          max_source_length=config.max_source_length)
+    data = build_data(config, backbone, tokenizer)  # the run's own data (prefix, lengths, seeds)
     module = TaskModule(model, get_task("synthetic_count"), tokenizer, learning_rate=0.0)
-    import lightning as L
     L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).test(module, datamodule=data,
                                                                                          verbose=False)
     assert module.last_predictions["test"] == record["test_predictions"]

@@ -31,8 +31,8 @@ def records(directory):
     return {p.stem: json.loads(p.read_text()) for p in directory.glob("*.json")}
 
 
-def test_smoke_profile_runs_resumes_after_a_kill_and_builds_tables(local_data, tmp_path):
-    results = tmp_path / "results"
+def test_smoke_profile_runs_resumes_after_a_kill_and_builds_tables(local_data, tmp_path, monkeypatch):
+    results = tmp_path / "results" / "smoke"  # where the profile puts its records, relative to the working dir
     profile = load_profile("smoke")
     order = [c.run_id for c in profile.configs(results_dir=str(results))]
     sweep_in_a_process = ("from experiments.sweep import load_profile, run_sweep; "
@@ -73,8 +73,9 @@ def test_smoke_profile_runs_resumes_after_a_kill_and_builds_tables(local_data, t
     assert all(name in table for name in ("Finetuning", "Adapter", "Compacter", "CB (acc)", "COPA (acc)"))
     assert (out / "lowresource.png").stat().st_size > 0
 
-    cell = {"profile": "smoke", "profile_digest": profile.digest, "overrides": {"results_dir": str(results)}}
-    assert agent_run({**cell, "cell": 0}) is None, "a W&B agent skips a cell whose record is ok"
+    monkeypatch.chdir(tmp_path)  # an agent runs the profile's cells as configured: results/smoke/
+    assert agent_run({"profile": "smoke", "profile_digest": profile.digest, "cell": 0}) is None, \
+        "a W&B agent skips a cell whose record is ok"
 
 
 def test_failing_runs_are_recorded_and_the_sweep_goes_on_in_parallel(local_data, tmp_path):
