@@ -39,7 +39,7 @@ from plotly.utils import PlotlyJSONEncoder
 from analysis import names
 from analysis.readme import missing_runs
 from analysis.tables import (MISSING, Table, benchmark_table, interval_halfwidth, metric_header,
-                             row_labels, score_cells)
+                             row_labels, same_size, score_cells)
 
 HERE = Path(__file__).resolve().parent
 FULL = "full"
@@ -94,7 +94,7 @@ def pareto_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
     for (benchmark, size), group in sorted(groups, key=lambda item: (item[0][0], _size_order(item[0][1]))):
         tasks = names.order_tasks(group["task"])
         bench, label = names.BENCHMARK_NAMES.get(benchmark, benchmark), size_label(size)
-        runs = ok[(ok["benchmark"] == benchmark) & _same_size(ok["train_size"], size)]
+        runs = ok[(ok["benchmark"] == benchmark) & same_size(ok["train_size"], size)]
         points = []
         for (backbone, method), mine in sorted(group[group["n"] > 0].groupby(["backbone", "method"]),
                                                key=lambda item: names.method_sort_key(item[0][1])):
@@ -121,10 +121,6 @@ def pareto_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
 
 def _size_order(size) -> float:
     return float("inf") if pd.isna(size) else float(size)
-
-
-def _same_size(sizes: pd.Series, size) -> pd.Series:
-    return sizes.isna() if pd.isna(size) else sizes == size
 
 
 def _pareto_point(runs, backbone, method, mean, std, n, halfwidth) -> dict:
@@ -230,7 +226,7 @@ def benchmark_views(records: pd.DataFrame) -> list[dict]:
     for benchmark in ("glue", "superglue"):
         runs = records[records["benchmark"] == benchmark]
         for size in sorted(runs["train_size"].unique(), key=_size_order):
-            table = benchmark_table(runs[_same_size(runs["train_size"], size)], benchmark)
+            table = benchmark_table(runs[same_size(runs["train_size"], size)], benchmark)
             if table is not None:
                 views.append(table_view(table, size_label(size)))
     return views
