@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 import compacter
 from lightning_modules.backbones import load_model, load_tokenizer, resolve
+from lightning_modules.chance import majority_scores
 from lightning_modules.datamodule import TaskDataModule
 from lightning_modules.module import TaskModule
 from lightning_modules.tasks import get_task
@@ -95,6 +96,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
         "val_score": sum(val_metrics.values()) / len(val_metrics),
         "test_score": sum(test_metrics.values()) / len(test_metrics),
         "test_predictions": module.last_predictions["test"],  # in test-example order; None = unparsable
+        "chance_test": majority_scores(task, data.examples("train"), data.examples("test")),
         "epochs": len(epoch_stats.epoch_seconds), "best_epoch": best_epoch, "lr_schedule": module.lr_schedule,
         "time_per_epoch_s": sum(epoch_stats.epoch_seconds) / max(len(epoch_stats.epoch_seconds), 1),
         "train_time_s": sum(epoch_stats.epoch_seconds),
