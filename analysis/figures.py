@@ -83,8 +83,7 @@ def lowresource_table(points: pd.DataFrame, records: pd.DataFrame) -> Table:
             cells.append({"Task": names.task_name(task), "Method": CHANCE_LABEL, **{
                 column: MISSING if column not in set(level["size_label"]) else
                 f"{level.loc[level['size_label'] == column, 'chance_score'].iloc[0]:.1f}" for column in columns}})
-    tested = pd.concat([points[[f"vs_{r}.p", f"vs_{r}.n_pairs"]].set_axis(["p", "n_pairs"], axis=1)
-                        for r in REFERENCES])
+    tested = point_comparisons(points)
     notes = [
         "Test score ×100 (the task's metrics averaged), mean ± sample std over seeds, n = seeds, "
         f"by number of training examples; {FULL} = the full training set. The CSV adds the 95% "
@@ -96,6 +95,14 @@ def lowresource_table(points: pd.DataFrame, records: pd.DataFrame) -> Table:
     numbers = points.assign(n=points["n"].astype(int))
     return Table("lowresource", "Low-resource (test score vs training examples)",
                  numbers, pd.DataFrame(cells), tuple(n for n in notes if n))
+
+
+def point_comparisons(points: pd.DataFrame) -> pd.DataFrame:
+    """The points' comparisons back in ``paired_comparisons``' long shape (one row per reference)."""
+    ids = ["backbone", "method", "task", "train_size"]
+    long = [points[ids + [f"vs_{r}.{field}" for field in COMPARED]].set_axis(ids + list(COMPARED), axis=1)
+            .assign(reference=r) for r in REFERENCES]
+    return pd.concat(long, ignore_index=True).dropna(subset=["n_pairs"])
 
 
 def chance_points(records: pd.DataFrame) -> pd.DataFrame:
