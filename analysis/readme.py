@@ -147,7 +147,7 @@ def verdict_text(rows: pd.DataFrame, preposition: str) -> str:
         hits = rows[rows["verdict"] == verdict]
         if len(hits):
             parts.append(f"{word} {preposition} " + ", ".join(
-                f"{r.place} ({r.mean_diff:+.1f} points, p={r.p_holm:.2g}, n={r.n_pairs})" for r in hits.itertuples()))
+                f"{r.place} ({r.mean_diff:+.1f} points, p={r.p_holm:.2g}, n={int(r.n_pairs)})" for r in hits.itertuples()))
     same = rows[(rows["verdict"] == 0) & rows["p"].notna()]
     if len(same):
         parts.append(f"no significant difference {preposition} {', '.join(same['place'])} "
