@@ -47,6 +47,8 @@ def lowresource_points(records: pd.DataFrame) -> pd.DataFrame:
         mine = comparisons[comparisons["reference"] == reference].drop(columns="reference")
         mine = mine.rename(columns={field: f"vs_{reference}.{field}" for field in COMPARED})
         points = points.merge(mine, on=["backbone", "method", "task", "train_size"], how="left")
+        for count in (f"vs_{reference}.n_pairs", f"vs_{reference}.verdict"):  # NaN-able integers
+            points[count] = points[count].astype("Int64")
     marks = cell_marks(comparisons)
     points["marks"] = [marks.get((b, m, t, None if pd.isna(s) else int(s)), "") for b, m, t, s in
                        zip(points["backbone"], points["method"], points["task"], points["train_size"])]

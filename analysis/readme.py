@@ -76,7 +76,9 @@ def describe_provenance(records: pd.DataFrame) -> list[str]:
         lines.append(f"- no provenance: {len(records) - len(recorded)} run(s) (records written before it was recorded)")
     if recorded.empty:
         return lines
-    field = lambda name: recorded["provenance"].map(lambda p: p.get(name) or {})
+    def field(name: str) -> pd.Series:
+        return recorded["provenance"].map(lambda p: p.get(name) or {})
+
     packages = field("packages").map(lambda v: ", ".join(f"{k} {v[k]}" for k in sorted(v)) or "unknown")
     lines += [f"- packages: {versions} ({count} runs)" for versions, count in packages.value_counts().items()]
     git = field("git")
@@ -128,12 +130,11 @@ def comparison_observations(comparisons: pd.DataFrame, where, preposition: str, 
     comparisons = comparisons[~((comparisons["method"] == "finetune") & (comparisons["reference"] == "adapter"))]
     labels = row_labels(sorted(set(zip(comparisons["backbone"], comparisons["method"]))
                                | set(zip(comparisons["backbone"], comparisons["reference"]))))
-    order = lambda frame: frame.assign(order=frame["method"].map(names.method_sort_key)).sort_values("order", kind="stable")
     lines = []
     groups = comparisons.groupby(by, sort=False) if by else [(None, comparisons)]
     for key, group in groups:
-        for (backbone, method, reference), rows in order(group).groupby(
-                ["backbone", "method", "reference"], sort=False):
+        group = group.assign(order=group["method"].map(names.method_sort_key)).sort_values("order", kind="stable")
+        for (backbone, method, reference), rows in group.groupby(["backbone", "method", "reference"], sort=False):
             lines.append(f"{where(key)}: {labels[(backbone, method)]} vs {labels[(backbone, reference)]} — "
                          f"{verdict_text(rows, preposition)}.")
     return lines

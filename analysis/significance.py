@@ -109,8 +109,8 @@ def marks_note(comparisons: pd.DataFrame) -> str | None:
     tested = comparisons["p"].notna()
     if not tested.any():
         return None
-    low, high = comparisons.loc[tested, "n_pairs"].agg(["min", "max"])
+    low, high = comparisons.loc[tested, "n_pairs"].astype(int).agg(["min", "max"])
     pairs = f"{low}" if low == high else f"{low}–{high}"
     return (f"▲/▼: significantly better/worse than Finetuning, △/▽: than Adapter — two-sided paired t-test "
             f"over seeds paired by (data_seed, seed), {pairs} pairs, Holm-corrected over the "
-            f"{int(tested.sum())} comparisons of this table, α = {ALPHA}. Unmarked: no significant difference.")
+            f"{int(tested.sum())} comparison(s) of this table, α = {ALPHA}. Unmarked: no significant difference.")

@@ -72,7 +72,7 @@ def test_table_marks_better_and_worse_and_csv_carries_the_test():
     assert numbers["rte.vs_finetune.t"] == pytest.approx(-3.535534, rel=1e-6)
     # compacter's scores 71, 76, 72, 76, 80: sd sqrt(13); t(0.975, 4) = 2.776445
     assert numbers["sst2.accuracy.ci95"] == pytest.approx(2.776445 * 13 ** 0.5 / 5 ** 0.5, rel=1e-5)
-    assert any("Holm-corrected over the 2 comparisons" in note for note in table.notes)
+    assert any("5 pairs, Holm-corrected over the 2 comparison(s)" in note for note in table.notes)
 
 
 def test_equal_methods_get_no_mark_and_the_readme_says_no_difference():
