@@ -28,7 +28,7 @@ order); when the records vary ``data_seed`` too, the data subset as well (pairs 
 both). It excludes the choice of test set.
 
 Multiple comparisons: Holm's step-down correction over every comparison of one table (every
-method × task × size × reference shown together), which keeps the chance of *any* false
+method × task × size × reference shown together; Finetuning vs Adapter and its mirror count once), which keeps the chance of *any* false
 mark in that table at 5%. Holm rather than Benjamini–Hochberg because the README states
 each mark as a claim on its own. (Holm is five lines; it does not justify statsmodels.)
 
@@ -87,7 +87,14 @@ def paired_comparisons(records: pd.DataFrame, references=REFERENCES, alpha: floa
                 mean = float(differences.mean()) if len(differences) else float("nan")
                 rows.append((*cell, method, reference, len(pairs), mean, t, p))
     frame = pd.DataFrame(rows, columns=COLUMNS[:-2])
-    frame["p_holm"] = holm(frame["p"])
+    # Finetuning vs Adapter and Adapter vs Finetuning are one test: counted once, the mirror
+    # gets its counterpart's adjusted p
+    rank = {reference: index for index, reference in enumerate(references)}
+    mirror = frame["method"].map(rank).lt(frame["reference"].map(rank))
+    frame["p_holm"] = holm(frame["p"].where(~mirror))
+    counterpart = frame[~mirror].set_index([*CELL, "method", "reference"])["p_holm"]
+    keys = pd.MultiIndex.from_frame(frame.loc[mirror, [*CELL, "reference", "method"]])
+    frame.loc[mirror, "p_holm"] = counterpart.reindex(keys).to_numpy()
     significant = frame["p_holm"] < alpha
     frame["verdict"] = np.where(significant, np.sign(frame["mean_diff"]), 0).astype(int)
     return frame

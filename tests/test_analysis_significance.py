@@ -115,3 +115,14 @@ def test_majority_class_row_shows_the_recorded_chance_level():
     points = lowresource_points(frame({"sst2": BETTER}, train_size=100, chance=49.0))
     table = lowresource_table(points, frame({"sst2": BETTER}, train_size=100, chance=49.0))
     assert table.cells.set_index("Method").loc["Majority class", "100"] == "49.0"
+
+
+def test_finetune_against_adapter_is_one_test_in_the_family():
+    records = frame({"sst2": BETTER})
+    records.loc[records["method"] == "compacter", "method"] = "adapter"  # adapter = finetune + 1..5
+    comparisons = paired_comparisons(records).set_index(["method", "reference"])
+    assert comparisons.loc[("adapter", "finetune"), "p_holm"] == pytest.approx(0.013236, rel=1e-4)  # m = 1
+    assert comparisons.loc[("finetune", "adapter"), "p_holm"] == pytest.approx(0.013236, rel=1e-4)
+    assert comparisons.loc[("finetune", "adapter"), "verdict"] == -1
+    cells = benchmark_table(records, "glue").cells.set_index("Method")
+    assert cells.loc["Adapter", "SST-2 (acc)"].endswith("▲") and cells.loc["Finetuning", "SST-2 (acc)"].endswith("▽")
