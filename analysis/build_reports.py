@@ -20,7 +20,7 @@ import yaml
 
 from analysis import readme
 from analysis.dashboard import write_dashboard
-from analysis.figures import lowresource_figure, lowresource_points, lowresource_table
+from analysis.figures import chance_points, lowresource_figure, lowresource_points, lowresource_table
 from analysis.records import RecordError, drop_duplicates, load_records, load_wandb
 from analysis.tables import Table, benchmark_table, efficiency_table, params_table
 
@@ -127,7 +127,7 @@ def build(records: pd.DataFrame, profile: str, sources: list[str], out: Path,
         links.append("- low-resource: not generated (no runs with a train_size)")
     else:
         written += write_table(lowresource_table(points, records), out)
-        written.append(lowresource_figure(points, out / "lowresource.png"))
+        written.append(lowresource_figure(points, out / "lowresource.png", chance_points(records)))
         links.append("- [Low-resource](lowresource.md) ([csv](lowresource.csv)), figure: "
                      "![low-resource](lowresource.png) (full-data runs: rightmost unconnected point, \"full\")")
         observations += readme.lowresource_observations(points)

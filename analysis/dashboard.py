@@ -16,7 +16,8 @@ page: it works from ``file://``. (Vega-Lite would be smaller but needs a 30 MB c
 inline its runtime; bokeh draws on canvas inside shadow DOM, which is harder to test.)
 
 Significance marks: the tables' cells are shown as ``analysis.tables`` formats them, so the
-marks the statistics add there appear here too; sorting uses the tables' numbers.
+marks the statistics add there appear here too; sorting uses the tables' numbers. A curve
+point's hover text carries the marks of the low-resource table (the same comparisons).
 """
 from __future__ import annotations
 
@@ -37,9 +38,10 @@ from plotly.subplots import make_subplots
 from plotly.utils import PlotlyJSONEncoder
 
 from analysis import names
+from analysis.figures import lowresource_points
 from analysis.readme import missing_runs
 from analysis.tables import (MISSING, Table, benchmark_table, interval_halfwidth, metric_header,
-                             row_labels, score_cells)
+                             row_labels, same_size, score_cells, with_mark)
 
 HERE = Path(__file__).resolve().parent
 FULL = "full"
@@ -94,7 +96,7 @@ def pareto_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
     for (benchmark, size), group in sorted(groups, key=lambda item: (item[0][0], _size_order(item[0][1]))):
         tasks = names.order_tasks(group["task"])
         bench, label = names.BENCHMARK_NAMES.get(benchmark, benchmark), size_label(size)
-        runs = ok[(ok["benchmark"] == benchmark) & _same_size(ok["train_size"], size)]
+        runs = ok[(ok["benchmark"] == benchmark) & same_size(ok["train_size"], size)]
         points = []
         for (backbone, method), mine in sorted(group[group["n"] > 0].groupby(["backbone", "method"]),
                                                key=lambda item: names.method_sort_key(item[0][1])):
@@ -121,10 +123,6 @@ def pareto_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
 
 def _size_order(size) -> float:
     return float("inf") if pd.isna(size) else float(size)
-
-
-def _same_size(sizes: pd.Series, size) -> pd.Series:
-    return sizes.isna() if pd.isna(size) else sizes == size
 
 
 def _pareto_point(runs, backbone, method, mean, std, n, halfwidth) -> dict:
@@ -158,6 +156,8 @@ def curve_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
     right of the largest size (the full set has no place on the size axis)."""
     cells = score_cells(records)
     cells = cells[cells["n"] > 0]
+    points = lowresource_points(records)
+    marks = dict(zip(zip(points["backbone"], points["method"], points["task"], points["size_label"]), points["marks"]))
     labels = row_labels(sorted(colours))
     panels = []
     for task in names.order_tasks(cells.loc[cells["train_size"].notna(), "task"]):
@@ -172,7 +172,9 @@ def curve_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
             full = curve[curve["train_size"].isna()]
             point_sizes = [size_label(s) for s in sized["train_size"]] + [FULL] * len(full)
             x = [float(s) for s in sized["train_size"]] + [full_x] * len(full)
-            text = [_spread(r.mean, r.std, r.n, r.halfwidth) for r in pd.concat([sized, full]).itertuples()]
+            text = [with_mark(_spread(r.mean, r.std, r.n, r.halfwidth),
+                              marks.get((backbone, method, task, size_label(r.train_size))))
+                    for r in pd.concat([sized, full]).itertuples()]
             band = sized.dropna(subset=["halfwidth"])
             if not band.empty:  # a polygon: upper edge left to right, lower edge back
                 xs = [float(s) for s in band["train_size"]]
@@ -230,7 +232,7 @@ def benchmark_views(records: pd.DataFrame) -> list[dict]:
     for benchmark in ("glue", "superglue"):
         runs = records[records["benchmark"] == benchmark]
         for size in sorted(runs["train_size"].unique(), key=_size_order):
-            table = benchmark_table(runs[_same_size(runs["train_size"], size)], benchmark)
+            table = benchmark_table(runs[same_size(runs["train_size"], size)], benchmark)
             if table is not None:
                 views.append(table_view(table, size_label(size)))
     return views

@@ -3,7 +3,9 @@ number of training examples, per method, one panel per task.
 
 Full-data runs of the same (backbone, method, task) are added as a last point labelled
 "full", drawn unconnected: the full training set has no fixed position on the size axis.
-Methods are nudged slightly sideways around each size so their error bars stay readable.
+Each method is drawn as its mean over seeds with a band of the mean's 95% t-interval (over
+seeds; see ``analysis.tables.interval_halfwidth``); the table adds significance marks
+(``analysis.significance``) and a "Majority class" row per task.
 The figure is drawn on a bare ``Figure`` (Agg canvas, no pyplot), so building reports
 never touches a display or global matplotlib state.
 """
@@ -17,22 +19,39 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import names
-from analysis.tables import MISSING, Table, failed_note, format_score, row_labels, score_cells
+from analysis.significance import REFERENCES, cell_marks, marks_note, paired_comparisons
+from analysis.tables import (CHANCE_LABEL, CHANCE_NOTE, MISSING, Table, failed_note, format_score, row_labels,
+                             score_cells, with_mark)
 
-POINT_COLUMNS = ["backbone", "method", "label", "task", "train_size", "size_label", "mean", "std", "n"]
+COMPARED = ("n_pairs", "mean_diff", "t", "p", "p_holm", "verdict")
+POINT_COLUMNS = ["backbone", "method", "label", "task", "train_size", "size_label", "mean", "std", "n", "halfwidth",
+                 *(f"vs_{reference}.{field}" for reference in REFERENCES for field in COMPARED), "marks"]
 FULL = "full"
 
 
 def lowresource_points(records: pd.DataFrame) -> pd.DataFrame:
     """One row per (backbone, method, task, train size): test score mean / sample std / n
-    over ok seeds (n = 0 where every run failed). ``train_size`` is empty for "full"."""
+    over ok seeds (n = 0 where every run failed), the 95% interval's half-width, the paired
+    comparisons against each reference (Holm over all these points) and the cell's marks.
+    ``train_size`` is empty for "full"."""
     low = records[records["train_size"].notna()]
     if low.empty:
         return pd.DataFrame(columns=POINT_COLUMNS)
     curves = set(zip(low["backbone"], low["method"], low["task"]))
     full = records[records["train_size"].isna()]
     full = full[[key in curves for key in zip(full["backbone"], full["method"], full["task"])]]
-    points = score_cells(pd.concat([low, full]))
+    runs = pd.concat([low, full])
+    points = score_cells(runs)
+    comparisons = paired_comparisons(runs)
+    for reference in REFERENCES:
+        mine = comparisons[comparisons["reference"] == reference].drop(columns="reference")
+        mine = mine.rename(columns={field: f"vs_{reference}.{field}" for field in COMPARED})
+        points = points.merge(mine, on=["backbone", "method", "task", "train_size"], how="left")
+        for count in (f"vs_{reference}.n_pairs", f"vs_{reference}.verdict"):  # NaN-able integers
+            points[count] = points[count].astype("Int64")
+    marks = cell_marks(comparisons)
+    points["marks"] = [marks.get((b, m, t, None if pd.isna(s) else int(s)), "") for b, m, t, s in
+                       zip(points["backbone"], points["method"], points["task"], points["train_size"])]
     labels = row_labels(sorted(set(zip(points["backbone"], points["method"]))))
     points["label"] = [labels[key] for key in zip(points["backbone"], points["method"])]
     points["size_label"] = points["train_size"].map(lambda s: FULL if pd.isna(s) else str(s))
@@ -47,24 +66,53 @@ def _size_key(size) -> float:
 
 
 def lowresource_table(points: pd.DataFrame, records: pd.DataFrame) -> Table:
-    """Rows (task, method), columns training sizes ascending, then "full"."""
+    """Rows (task, method), columns training sizes ascending, then "full"; a "Majority class"
+    row per task where the records carry the chance level."""
     sizes = sorted(points["train_size"].dropna().unique())
     columns = [str(size) for size in sizes] + ([FULL] if points["train_size"].isna().any() else [])
+    chance = chance_points(records)
     cells = []
-    for (task, label), curve in points.groupby(["task", "label"], sort=False):
-        row = {"Task": names.task_name(task), "Method": label}
-        for column in columns:
-            match = curve[curve["size_label"] == column]
-            row[column] = MISSING if match.empty else format_score(*match[["mean", "std", "n"]].iloc[0])
-        cells.append(row)
+    for task, curves in points.groupby("task", sort=False):
+        for label, curve in curves.groupby("label", sort=False):
+            row = {"Task": names.task_name(task), "Method": label}
+            for column in columns:
+                match = curve[curve["size_label"] == column]
+                row[column] = MISSING if match.empty else with_mark(
+                    format_score(*match[["mean", "std", "n"]].iloc[0]), match["marks"].iloc[0])
+            cells.append(row)
+        level = chance[chance["task"] == task]
+        if not level.empty:
+            cells.append({"Task": names.task_name(task), "Method": CHANCE_LABEL, **{
+                column: MISSING if column not in set(level["size_label"]) else
+                f"{level.loc[level['size_label'] == column, 'chance_score'].iloc[0]:.1f}" for column in columns}})
+    tested = point_comparisons(points)
     notes = [
         "Test score ×100 (the task's metrics averaged), mean ± sample std over seeds, n = seeds, "
-        f"by number of training examples; {FULL} = the full training set.",
+        f"by number of training examples; {FULL} = the full training set. The CSV adds the 95% "
+        "t-interval half-width over seeds (halfwidth) and the comparisons' statistics.",
+        marks_note(tested),
+        CHANCE_NOTE if not chance.empty else None,
         failed_note(records[records["train_size"].notna()]),
     ]
     numbers = points.assign(n=points["n"].astype(int))
     return Table("lowresource", "Low-resource (test score vs training examples)",
                  numbers, pd.DataFrame(cells), tuple(n for n in notes if n))
+
+
+def point_comparisons(points: pd.DataFrame) -> pd.DataFrame:
+    """The points' comparisons back in ``paired_comparisons``' long shape (one row per reference)."""
+    ids = ["backbone", "method", "task", "train_size"]
+    long = [points[ids + [f"vs_{r}.{field}" for field in COMPARED]].set_axis(ids + list(COMPARED), axis=1)
+            .assign(reference=r) for r in REFERENCES]
+    return pd.concat(long, ignore_index=True).dropna(subset=["n_pairs"])
+
+
+def chance_points(records: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, train size): the mean chance-level score of the ok runs that recorded one."""
+    known = records[(records["status"] == "ok") & records["chance_score"].notna()]
+    level = known.groupby(["task", "train_size"], dropna=False)["chance_score"].mean().reset_index()
+    level["size_label"] = level["train_size"].map(lambda s: FULL if pd.isna(s) else str(s))
+    return level
 
 
 def score_axis_label(task: str) -> str:
@@ -74,8 +122,9 @@ def score_axis_label(task: str) -> str:
     return f"test score (mean of {', '.join(metrics)})" if metrics else "test score"
 
 
-def lowresource_figure(points: pd.DataFrame, path: str | Path) -> Path:
-    """Write the PNG: log-x axis with the sizes as ticks, error bars = std over seeds."""
+def lowresource_figure(points: pd.DataFrame, path: str | Path, chance: pd.DataFrame | None = None) -> Path:
+    """Write the PNG: log-x axis with the sizes as ticks, mean line and 95% t-interval band
+    over seeds per method; ``chance`` (``chance_points``) adds the majority class, dashed."""
     tasks = names.order_tasks(points["task"])
     ncols = min(3, len(tasks))
     nrows = math.ceil(len(tasks) / ncols)
@@ -90,16 +139,22 @@ def lowresource_figure(points: pd.DataFrame, path: str | Path) -> Path:
         full_x = sizes[-1] * 2.5  # symbolic position right of the largest subset
         for index, label in enumerate(labels):
             colour = colours[index % len(colours)]
-            dodge = 1.015 ** (index - (len(labels) - 1) / 2)  # keeps error bars apart on log x
+            dodge = 1.015 ** (index - (len(labels) - 1) / 2)  # keeps points apart on log x
             curve = data[(data["label"] == label) & data["train_size"].notna()]
             if not curve.empty:
-                handles[label] = axis.errorbar(
-                    curve["train_size"].astype(float) * dodge, curve["mean"],
-                    yerr=curve["std"].fillna(0), marker="o", capsize=3, color=colour, label=label)
+                x = curve["train_size"].astype(float) * dodge
+                handles[label], = axis.plot(x, curve["mean"], marker="o", color=colour, label=label)
+                band = curve["halfwidth"].notna()  # one seed has no interval
+                axis.fill_between(x[band], (curve["mean"] - curve["halfwidth"])[band],
+                                  (curve["mean"] + curve["halfwidth"])[band], color=colour, alpha=0.15, linewidth=0)
             full = data[(data["label"] == label) & data["train_size"].isna()]
             if not full.empty:
-                axis.errorbar([full_x * dodge], full["mean"], yerr=full["std"].fillna(0), marker="s",
+                axis.errorbar([full_x * dodge], full["mean"], yerr=full["halfwidth"].fillna(0), marker="s",
                               markerfacecolor="none", linestyle="none", capsize=3, color=colour)
+        level = chance[(chance["task"] == task) & chance["train_size"].notna()] if chance is not None else None
+        if level is not None and not level.empty:
+            handles[CHANCE_LABEL], = axis.plot(level["train_size"].astype(float), level["chance_score"],
+                                               linestyle="--", color="grey", label=CHANCE_LABEL)
         has_full = data["train_size"].isna().any()
         axis.set_xscale("log")
         # a fixed margin around the sizes, so a one-size panel does not zoom into the dodge
@@ -115,7 +170,7 @@ def lowresource_figure(points: pd.DataFrame, path: str | Path) -> Path:
         axis.set_visible(False)
     figure.legend(list(handles.values()), list(handles), loc="outside lower center",
                   ncols=min(len(handles), 6) or 1)
-    figure.suptitle("Low-resource: test score vs training examples (mean ± std over seeds)")
+    figure.suptitle("Low-resource: test score vs training examples (mean and 95% t-interval over seeds)")
     path = Path(path)
     figure.savefig(path, dpi=120)
     return path

@@ -1,13 +1,20 @@
-"""The README of a report folder: what was run, where, and observations computed from the
-numbers. Every sentence here is generated from the records, never copied from the paper,
-so a reader can trust it describes *these* runs.
+"""The README of a report folder: what was run, where and with what (provenance), and
+observations computed from the numbers. Every sentence here is generated from the records,
+never copied from the paper, so a reader can trust it describes *these* runs.
+
+Words follow the statistics: a score difference is stated only where the paired test of
+``analysis.significance`` (the same comparisons, Holm-corrected within the same table, as
+the tables' marks) finds it; otherwise the sentence says "no significant difference" with
+the number of paired seeds.
 """
 from __future__ import annotations
 
 import pandas as pd
 
 from analysis import names
-from analysis.tables import row_labels, task_scores
+from analysis.figures import point_comparisons
+from analysis.significance import paired_comparisons
+from analysis.tables import data_label, full_data, row_labels
 
 
 def missing_runs(records: pd.DataFrame, planned: list[tuple] | None = None) -> list[tuple]:
@@ -60,53 +67,102 @@ def describe_runs(records: pd.DataFrame, planned: list[tuple] | None = None) -> 
     return lines
 
 
+def describe_provenance(records: pd.DataFrame) -> list[str]:
+    """Library versions, code commits (and runs from a tree with uncommitted changes) and data
+    sources, each with its run count; records from before provenance existed are counted."""
+    recorded = records[records["provenance"].map(bool)]
+    lines = []
+    if len(recorded) < len(records):
+        lines.append(f"- no provenance: {len(records) - len(recorded)} run(s) (records written before it was recorded)")
+    if recorded.empty:
+        return lines
+    def field(name: str) -> pd.Series:
+        return recorded["provenance"].map(lambda p: p.get(name) or {})
+
+    packages = field("packages").map(lambda v: ", ".join(f"{k} {v[k]}" for k in sorted(v)) or "unknown")
+    lines += [f"- packages: {versions} ({count} runs)" for versions, count in packages.value_counts().items()]
+    git = field("git")
+    commits = git.map(lambda g: (g.get("commit") or "unknown")[:12])
+    for commit, count in commits.value_counts().items():
+        dirty = int(sum(bool(g.get("dirty")) for g, c in zip(git, commits) if c == commit))
+        changes = f", {dirty} from a tree with uncommitted changes" if dirty else ", clean tree"
+        lines.append(f"- code: commit {commit} ({count} runs{changes})")
+    data = field("data")
+    hashes = pd.DataFrame([(path, digest) for d in data for path, digest in (d.get("sha256") or {}).items()],
+                          columns=["path", "sha256"]).drop_duplicates()
+    if not hashes.empty:
+        changed = hashes["path"][hashes["path"].duplicated()].unique()
+        lines.append(f"- data files: {hashes['path'].nunique()} read, sha256 in each record; "
+                     + (f"with different contents across runs: {', '.join(changed)}" if len(changed)
+                        else "each with one content in every run"))
+    hub = data.map(lambda d: d.get("repo") if d.get("kind") == "hub" else None).dropna()
+    for repo, count in hub.value_counts().items():
+        revisions = sorted({r[:12] for d in data if d.get("repo") == repo for r in d.get("cached_revisions") or []})
+        lines.append(f"- data from the Hub: {repo} ({count} runs; cached revisions: {', '.join(revisions) or 'unknown'})")
+    return lines
+
+
 def _date(moment) -> str:
     return "unknown" if pd.isna(moment) else moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def benchmark_observations(records: pd.DataFrame, benchmark: str) -> list[str]:
-    """Each method against finetune on the tasks both have, and the best complete average."""
-    scores = task_scores(records, benchmark)
-    if scores.empty:
+    """Each method against Finetuning and Adapter, task by task, as the table marks them."""
+    full = full_data(records, benchmark)
+    if full.empty:
         return []
-    bench = names.BENCHMARK_NAMES.get(benchmark, benchmark)
-    labels = row_labels(list(scores.index))
-    lines = []
-    for (backbone, method), row in scores.iterrows():
-        if method == "finetune" or (backbone, "finetune") not in scores.index:
-            continue
-        both = row.notna() & scores.loc[(backbone, "finetune")].notna()
-        if not both.any():
-            continue
-        gap = row[both].mean() - scores.loc[(backbone, "finetune")][both].mean()
-        tasks = ", ".join(names.task_name(t) for t in scores.columns[both])
-        side = "above" if gap >= 0 else "below"
-        lines.append(f"{bench}: {labels[(backbone, method)]} is {abs(gap):.1f} points {side} "
-                     f"{labels[(backbone, 'finetune')]} on average over the {int(both.sum())} "
-                     f"task(s) where both have results ({tasks}).")
-    complete = scores.dropna()
-    if not complete.empty:
-        averages = complete.mean(axis=1)
-        best = averages.idxmax()
-        lines.append(f"{bench}: the highest average over all {scores.shape[1]} task(s) is "
-                     f"{labels[best]} ({averages[best]:.1f}), among the {len(complete)} "
-                     "row(s) with every task.")
-    return lines
+    where = f"{names.BENCHMARK_NAMES.get(benchmark, benchmark)} ({data_label(records, benchmark)})"
+    comparisons = paired_comparisons(full).assign(place=lambda d: d["task"].map(names.task_name))
+    return comparison_observations(comparisons, lambda key: where, "on")
 
 
 def lowresource_observations(points: pd.DataFrame) -> list[str]:
-    """Per task: the best method at the smallest and the largest training size."""
+    """Per task, each method against Finetuning and Adapter size by size, as the table marks them."""
+    comparisons = point_comparisons(points[points["train_size"].notna()])
+    comparisons["place"] = [f"{int(size)} examples" for size in comparisons["train_size"]]
+    return comparison_observations(comparisons, lambda key: f"Low-resource {names.task_name(key)}", "at", "task")
+
+
+def comparison_observations(comparisons: pd.DataFrame, where, preposition: str, by: str | None = None) -> list[str]:
+    """One sentence per (``by``, backbone, method, reference): the places (a ``place`` column)
+    where the method is significantly better, worse, not different, or untested. Finetuning
+    against Adapter is left out: it mirrors Adapter against Finetuning."""
+    comparisons = comparisons[~((comparisons["method"] == "finetune") & (comparisons["reference"] == "adapter"))]
+    labels = row_labels(sorted(set(zip(comparisons["backbone"], comparisons["method"]))
+                               | set(zip(comparisons["backbone"], comparisons["reference"]))))
     lines = []
-    sized = points[points["train_size"].notna() & (points["n"] > 0)]
-    for task in names.order_tasks(sized["task"]):
-        curve = sized[sized["task"] == task]
-        sizes = sorted(curve["train_size"].unique())
-        for size in dict.fromkeys((sizes[0], sizes[-1])):
-            at = curve[curve["train_size"] == size]
-            best = at.loc[at["mean"].idxmax()]
-            lines.append(f"Low-resource {names.task_name(task)}: {best['label']} is best at {size} "
-                         f"examples ({best['mean']:.1f}, n={best['n']}) of {len(at)} method(s).")
+    groups = comparisons.groupby(by, sort=False) if by else [(None, comparisons)]
+    for key, group in groups:
+        group = group.assign(order=group["method"].map(names.method_sort_key)).sort_values("order", kind="stable")
+        for (backbone, method, reference), rows in group.groupby(["backbone", "method", "reference"], sort=False):
+            lines.append(f"{where(key)}: {labels[(backbone, method)]} vs {labels[(backbone, reference)]} — "
+                         f"{verdict_text(rows, preposition)}.")
     return lines
+
+
+def verdict_text(rows: pd.DataFrame, preposition: str) -> str:
+    """``significantly better on SST-2 (+3.2 points, p=0.004, n=5); no significant difference
+    on RTE (n=5)`` — p is the Holm-adjusted p-value, n the paired seeds."""
+    parts = []
+    for verdict, word in ((1, "significantly better"), (-1, "significantly worse")):
+        hits = rows[rows["verdict"] == verdict]
+        if len(hits):
+            parts.append(f"{word} {preposition} " + ", ".join(
+                f"{r.place} ({r.mean_diff:+.1f} points, p={r.p_holm:.2g}, n={int(r.n_pairs)})" for r in hits.itertuples()))
+    same = rows[(rows["verdict"] == 0) & rows["p"].notna()]
+    if len(same):
+        parts.append(f"no significant difference {preposition} {', '.join(same['place'])} "
+                     f"(n={_count_range(same['n_pairs'])})")
+    untested = rows[rows["p"].isna()]
+    if len(untested):
+        parts.append(f"not tested {preposition} {', '.join(untested['place'])} "
+                     f"(n={_count_range(untested['n_pairs'])}: a test needs two seeds of both)")
+    return "; ".join(parts)
+
+
+def _count_range(counts: pd.Series) -> str:
+    low, high = int(counts.min()), int(counts.max())
+    return str(low) if low == high else f"{low}–{high}"
 
 
 def params_observations(records: pd.DataFrame) -> list[str]:
@@ -139,6 +195,7 @@ def readme_text(profile: str, records: pd.DataFrame, sources: list[str], links: 
     parts = [f"# Reports — profile `{profile}`", "",
              "Generated by `python -m analysis.build_reports` from the run records in "
              + ", ".join(f"`{s}`" for s in sources) + ". Scores are test scores ×100.", "",
-             "## Runs", "", *describe_runs(records, planned), "", "## Tables and figures", "", *links, "",
+             "## Runs", "", *describe_runs(records, planned), "", "## Provenance", "", *describe_provenance(records), "",
+             "## Tables and figures", "", *links, "",
              "## Observations", "", *(f"- {line}" for line in observations or ["(none: too few results)"])]
     return "\n".join(parts) + "\n"

@@ -30,7 +30,8 @@ STATUSES = ("ok", "failed")
 RUN_KEY = ("profile", "backbone", "method", "task", "train_size", "seed")
 BASE_COLUMNS = (
     "run_id", "profile", "backbone", "method", "task", "benchmark", "train_size", "seed",
-    "data_seed", "status", "error", "started_at", "finished_at", "machine", "config", "source", *NUMERIC,
+    "data_seed", "status", "error", "started_at", "finished_at", "machine", "config", "provenance", "source",
+    "chance_score", *NUMERIC,
 )
 # W&B run states that carry no final record yet.
 WANDB_UNFINISHED = ("running", "pending", "preempting")
@@ -138,16 +139,21 @@ def normalise(raw: Any, source: str) -> dict[str, Any]:
         "finished_at": raw.get("finished_at"),
         "machine": describe_machine(raw.get("machine")),
         "config": dict(raw.get("config") or {}),
+        "provenance": dict(raw.get("provenance") or {}),
         "source": source,
     }
     for field in NUMERIC:
         row[field] = _number(raw.get(field), field, source)
-    for split in SPLITS:
-        scores = raw.get(split) or {}
+    # chance_test: the majority class (mean for regression) of the run's training examples,
+    # scored by the run on its test split; older records have none
+    for field, prefix in (*((split, split) for split in SPLITS), ("chance_test", "chance")):
+        scores = raw.get(field) or {}
         if not isinstance(scores, Mapping):
-            raise RecordError(f"{source}: {split!r} must map metric names to scores")
+            raise RecordError(f"{source}: {field!r} must map metric names to scores")
         for metric, value in scores.items():
-            row[f"{split}.{metric}"] = _number(value, f"{split}.{metric}", source)
+            row[f"{prefix}.{metric}"] = _number(value, f"{field}.{metric}", source)
+    chance = raw.get("chance_test") or {}
+    row["chance_score"] = sum(row[f"chance.{m}"] for m in chance) / len(chance) if chance else float("nan")
     if pd.isna(row["test_score"]):  # the record's own score wins; else the task's mean
         metrics = [row.get(f"test.{m}") for m in names.task_metrics(task, raw.get("test") or {})]
         if metrics and not any(m is None or pd.isna(m) for m in metrics):

@@ -1,9 +1,11 @@
 """Table builders: run records -> the paper's tables, as numbers (CSV), cells (Markdown,
 LaTeX) and footnotes.
 
-Seeds are aggregated as mean ± sample std with their count. A missing run stays visible as
-"—", and an average is computed only for rows that have every column of their table, so a
-method is never ranked on fewer tasks than the others.
+Seeds are aggregated as mean ± sample std with their count (and, in the CSVs, a 95% t-interval
+of the mean); cells significantly better or worse than Finetuning / Adapter carry the marks
+of ``analysis.significance``, and a "Majority class" row shows each task's chance level. A
+missing run stays visible as "—", and an average is computed only for rows that have every
+column of their table, so a method is never ranked on fewer tasks than the others.
 """
 from __future__ import annotations
 
@@ -16,10 +18,15 @@ from scipy import stats as scipy_stats
 
 from analysis import names
 from analysis.records import RecordError
+from analysis.significance import REFERENCES, cell_marks, marks_note, paired_comparisons
 
 MISSING = "—"
 MISSING_AVG = "—*"
 ID_COLUMNS = ["backbone", "method", "label"]
+CHANCE_LABEL = "Majority class"
+CHANCE_NOTE = (f"{CHANCE_LABEL}: the chance level — every test example predicted as the most frequent label "
+               "of the run's training examples (their mean score for STS-B, whose correlations are then 0), "
+               "averaged over the runs' data subsets.")
 _LATEX = str.maketrans({
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -68,8 +75,9 @@ def format_score(mean: float, std: float, n: int) -> str:
 
 
 def interval_halfwidth(std: float, n: int, level: float = 0.95) -> float:
-    """Half-width of the t interval of a mean over ``n`` seeds (NaN below two seeds).
-    The statistics of the tables (issue 14) may replace this; the dashboard calls only it."""
+    """Half-width of the t interval of a mean over ``n`` seeds (NaN below two seeds): the
+    spread it covers is the runs' — training seed only when they share one ``data_seed``,
+    the data subset too when they vary it."""
     if pd.isna(std) or n < 2:
         return float("nan")
     return float(scipy_stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n))
@@ -122,6 +130,16 @@ def metric_stats(records: pd.DataFrame) -> pd.DataFrame:
     long = long.dropna(subset=["score"]).assign(metric=lambda d: d["metric"].str.removeprefix("test."))
     stats = long.groupby(["backbone", "method", "task", "metric"])["score"].agg(["mean", "std", "count"])
     return stats.rename(columns={"count": "n"})
+
+
+def chance_stats(records: pd.DataFrame) -> pd.Series:
+    """Per (task, metric): the mean chance-level score the runs recorded (``chance.<metric>``)."""
+    metrics = [c for c in records.columns if c.startswith("chance.")]
+    if not metrics:
+        return pd.Series(dtype=float)
+    long = records.melt(["task"], metrics, var_name="metric", value_name="score").dropna(subset=["score"])
+    long["metric"] = long["metric"].str.removeprefix("chance.")
+    return long.groupby(["task", "metric"])["score"].mean()
 
 
 def score_cells(records: pd.DataFrame) -> pd.DataFrame:
@@ -190,14 +208,58 @@ def failed_note(records: pd.DataFrame) -> str | None:
     return f"Failed runs, excluded from the scores ({len(items)}): " + "; ".join(items) + "."
 
 
+def comparison_numbers(comparisons: pd.DataFrame, backbone: str, method: str, task: str,
+                       size: int | None, prefix: str) -> dict[str, float]:
+    """The CSV's columns of one cell's comparisons: ``<prefix>vs_<reference>.<field>``."""
+    numbers = {}
+    for reference in REFERENCES:
+        match = comparisons[(comparisons["backbone"] == backbone) & (comparisons["method"] == method)
+                            & (comparisons["task"] == task) & (comparisons["reference"] == reference)
+                            & same_size(comparisons["train_size"], size)]
+        for field in ("n_pairs", "mean_diff", "t", "p", "p_holm", "verdict"):
+            numbers[f"{prefix}vs_{reference}.{field}"] = match[field].iloc[0] if len(match) else float("nan")
+    return numbers
+
+
+def same_size(sizes: pd.Series, size) -> pd.Series:
+    """Rows at training size ``size``; None / NaN = full data."""
+    return sizes.isna() if pd.isna(size) else sizes == size
+
+
+def with_mark(cell: str, mark: str | None) -> str:
+    return f"{cell} {mark}" if mark else cell
+
+
+def chance_row(full: pd.DataFrame, tasks: list[str], columns: list[tuple[str, str]]) -> tuple[dict, dict] | None:
+    """The table's "Majority class" row (numbers, cells), or None when no record carries it."""
+    chance = chance_stats(full[full["status"] == "ok"])
+    if chance.empty:
+        return None
+    number = {"backbone": None, "method": None, "label": CHANCE_LABEL}
+    cell = {"Method": CHANCE_LABEL, "% trainable params": MISSING}
+    for task, metric in columns:
+        value = chance.get((task, metric), float("nan"))
+        number[f"{task}.{metric}.mean"] = value
+        cell[metric_header(task, metric)] = MISSING if pd.isna(value) else f"{value:.1f}"
+    per_task = [chance[task].mean() if task in chance.index.get_level_values(0) else float("nan") for task in tasks]
+    number["avg"] = float("nan") if any(pd.isna(per_task)) else sum(per_task) / len(per_task)
+    cell["Avg"] = MISSING_AVG if pd.isna(number["avg"]) else f"{number['avg']:.1f}"
+    return number, cell
+
+
 def benchmark_table(records: pd.DataFrame, benchmark: str) -> Table | None:
-    """Table 1 (GLUE) / Table 2 (SuperGLUE): methods x task metrics + Avg, full data, test."""
+    """Table 1 (GLUE) / Table 2 (SuperGLUE): methods x task metrics + Avg, full data, test;
+    significance marks on a task's cells (its test score, the metrics averaged, is tested)."""
     full = full_data(records, benchmark)
     if full.empty:
         return None
+    size = table_train_size(records, benchmark)
+    size = None if size is None else int(size)
     tasks = names.order_tasks(full["task"])
     columns = metric_columns(full, tasks)
     stats, scores = metric_stats(full), task_scores(records, benchmark)
+    comparisons = paired_comparisons(full)
+    marks = cell_marks(comparisons)
     keys = row_keys(full)
     labels = row_labels(keys)
     numbers, cells, incomplete = [], [], []
@@ -211,8 +273,11 @@ def benchmark_table(records: pd.DataFrame, benchmark: str) -> Table | None:
             found = (*key, task, metric) in stats.index
             mean, std, n = stats.loc[(*key, task, metric)] if found else (float("nan"), float("nan"), 0)
             number.update({f"{task}.{metric}.mean": mean, f"{task}.{metric}.std": std,
-                           f"{task}.{metric}.n": int(n)})
-            cell[metric_header(task, metric)] = format_score(mean, std, int(n))
+                           f"{task}.{metric}.n": int(n), f"{task}.{metric}.ci95": interval_halfwidth(std, n)})
+            cell[metric_header(task, metric)] = with_mark(format_score(mean, std, int(n)),
+                                                          marks.get((*key, task, size)))
+        for task in tasks:
+            number.update(comparison_numbers(comparisons, *key, task, size, f"{task}."))
         lacking = [names.task_name(t) for t in tasks if pd.isna(scores.loc[key, t])]
         number["avg"] = float("nan") if lacking else scores.loc[key, tasks].mean()
         cell["Avg"] = MISSING_AVG if lacking else f"{number['avg']:.1f}"
@@ -220,11 +285,18 @@ def benchmark_table(records: pd.DataFrame, benchmark: str) -> Table | None:
             incomplete.append(f"{labels[key]} (lacks {', '.join(lacking)})")
         numbers.append(number)
         cells.append(cell)
+    chance = chance_row(full, tasks, columns)
+    if chance is not None:
+        numbers.append(chance[0])
+        cells.append(chance[1])
     bench = names.BENCHMARK_NAMES.get(benchmark, benchmark)
     absent = [names.task_name(t) for t in names.BENCHMARK_TASKS.get(benchmark, ()) if t not in tasks]
     notes = [
         f"Test scores ×100, {data_label(records, benchmark)}: mean ± sample std over seeds, n = seeds; "
-        f"{MISSING} = no successful run. Avg = mean over tasks, a task's metrics averaged first.",
+        f"{MISSING} = no successful run. Avg = mean over tasks, a task's metrics averaged first. "
+        "The CSV adds each mean's 95% t-interval half-width (ci95) and the comparisons' statistics.",
+        marks_note(comparisons),
+        CHANCE_NOTE if chance is not None else None,
         f"{bench} tasks with no runs here, not in the table: {', '.join(absent)}." if absent else None,
         f"{MISSING_AVG} Avg not computed for rows lacking a task: {'; '.join(incomplete)}."
         if incomplete else None,

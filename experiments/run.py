@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from experiments.configs import method_config
+from experiments.provenance import provenance
 from lightning_modules.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ def run(config: RunConfig) -> dict[str, Any]:
     record: dict[str, Any] = {
         "run_id": config.run_id, "profile": config.profile, "backbone": config.backbone, "method": config.method,
         "task": config.task, "train_size": config.train_size, "seed": config.seed, "data_seed": config.data_seed,
-        "config": config.identity(),
+        "config": config.identity(), "provenance": provenance(config),
         "started_at": started.isoformat(), "machine": machine_info(), "status": "running", "error": None,
     }
     logger = None

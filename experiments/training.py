@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 import compacter
 from lightning_modules.backbones import load_model, load_tokenizer, resolve
+from lightning_modules.chance import majority_scores
 from lightning_modules.datamodule import TaskDataModule
 from lightning_modules.module import TaskModule
 from lightning_modules.tasks import get_task
@@ -163,6 +164,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
         "val": val_metrics, "test": test_metrics,
         "val_score": float(best.best_model_score), "test_score": tested["test/score"],
         "test_predictions": module.last_predictions["test"],  # in test-example order; None = unparsable
+        "chance_test": majority_scores(task, data.examples("train"), data.examples("test")),
         "epochs": len(epoch_stats.epoch_seconds), "best_epoch": best_epoch, "lr_schedule": module.lr_schedule,
         "resumed_at_epoch": epoch_stats.resumed_at_epoch,
         "time_per_epoch_s": sum(epoch_stats.epoch_seconds) / max(len(epoch_stats.epoch_seconds), 1),

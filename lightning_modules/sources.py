@@ -256,11 +256,15 @@ def synthetic_examples(task: str, split: str) -> list[dict]:
 
 # ---------------------------------------------------------------- sources
 
-def _local_reader(task: str, root: Path, benchmark: str) -> Callable[[str], list[dict]]:
+def _local_layout(task: str, benchmark: str) -> tuple[str, dict[str, str], Callable, str]:
+    """(folder, split -> file name, reader, layout name) of a local copy of ``benchmark``."""
     if benchmark == "glue":
-        folder, files, read, layout = _TSV[task].folder, _TSV_FILES, read_glue_tsv, "download_glue_data.py"
-    else:
-        folder, files, read, layout = _JSONL_FOLDERS[task], _JSONL_FILES, read_superglue_jsonl, "SuperGLUE"
+        return _TSV[task].folder, _TSV_FILES, read_glue_tsv, "download_glue_data.py"
+    return _JSONL_FOLDERS[task], _JSONL_FILES, read_superglue_jsonl, "SuperGLUE"
+
+
+def _local_reader(task: str, root: Path, benchmark: str) -> Callable[[str], list[dict]]:
+    folder, files, read, layout = _local_layout(task, benchmark)
     if not (root / folder).is_dir():
         wanted = ", ".join(files[s] for s in original_splits(task))
         raise FileNotFoundError(
@@ -268,9 +272,13 @@ def _local_reader(task: str, root: Path, benchmark: str) -> Callable[[str], list
     return lambda split: read(task, root / folder / files[split])
 
 
+def _parquet_files(root: Path, split: str) -> list[Path]:
+    return sorted(root.glob(f"{split}-*.parquet")) or sorted(root.glob(f"{split}.parquet"))
+
+
 def _parquet_reader(task: str, root: Path) -> Callable[[str], list[dict]]:
     def read(split: str) -> list[dict]:
-        files = sorted(root.glob(f"{split}-*.parquet")) or sorted(root.glob(f"{split}.parquet"))
+        files = _parquet_files(root, split)
         if not files:
             raise FileNotFoundError(
                 f"no {split} parquet files in {root}; expected Hub-format files {root}/{split}-*.parquet")
@@ -282,15 +290,34 @@ def _parquet_reader(task: str, root: Path) -> Callable[[str], list[dict]]:
     return read
 
 
+def hub_location(task: str) -> tuple[str, str]:
+    """(dataset repo, config) a task is read from on the Hub."""
+    return HUB_DATASETS[get_task(task).benchmark], _HUB_CONFIGS.get(task, task)
+
+
 def _hub_reader(task: str) -> Callable[[str], list[dict]]:
-    repo = HUB_DATASETS[get_task(task).benchmark]
-    config = _HUB_CONFIGS.get(task, task)
+    repo, config = hub_location(task)
 
     def read(split: str) -> list[dict]:
         rows = datasets.load_dataset(repo, config, split=split).to_list()
         return [_normalize(task, row, f"{repo}/{config}[{split}] row {i}") for i, row in enumerate(rows)]
 
     return read
+
+
+def _location(task: str, glue_dir, superglue_dir, hf_data_dir) -> tuple[str, Path | None, str | None]:
+    """(kind, root folder, local layout's benchmark): the precedence ``resolve_source`` documents."""
+    if get_task(task).benchmark == "synthetic":
+        return "synthetic", None, None
+    env_glue, env_superglue = os.environ.get("GLUE_DIR"), os.environ.get("SUPERGLUE_DIR")
+    for glue, superglue, parquet in ((glue_dir, superglue_dir, hf_data_dir), (env_glue, env_superglue, None)):
+        if glue is not None and task in _TSV:
+            return "local", Path(glue), "glue"
+        if superglue is not None and task in _JSONL_FOLDERS:
+            return "local", Path(superglue), "superglue"
+        if parquet is not None:
+            return "parquet", Path(parquet), None
+    return "hub", None, None
 
 
 def resolve_source(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=None
@@ -303,17 +330,26 @@ def resolve_source(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=
     caller's ``hf_data_dir`` is never overridden by a stray variable. RTE is GLUE's but
     also read from a SuperGLUE directory when no GLUE directory is given.
     """
-    if get_task(task).benchmark == "synthetic":
-        return "synthetic", lambda split: synthetic_examples(task, split)
-    env_glue, env_superglue = os.environ.get("GLUE_DIR"), os.environ.get("SUPERGLUE_DIR")
-    for glue, superglue, parquet in ((glue_dir, superglue_dir, hf_data_dir), (env_glue, env_superglue, None)):
-        if glue is not None and task in _TSV:
-            return "local", _local_reader(task, Path(glue), "glue")
-        if superglue is not None and task in _JSONL_FOLDERS:
-            return "local", _local_reader(task, Path(superglue), "superglue")
-        if parquet is not None:
-            return "parquet", _parquet_reader(task, Path(parquet))
-    return "hub", _hub_reader(task)
+    kind, root, benchmark = _location(task, glue_dir, superglue_dir, hf_data_dir)
+    if kind == "synthetic":
+        return kind, lambda split: synthetic_examples(task, split)
+    if kind == "local":
+        return kind, _local_reader(task, root, benchmark)
+    if kind == "parquet":
+        return kind, _parquet_reader(task, root)
+    return kind, _hub_reader(task)
+
+
+def source_files(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=None) -> tuple[str, list[Path]]:
+    """(kind, the local files ``load_splits`` reads for ``task``): no files for the Hub (see
+    ``hub_location``) and the synthetic tasks; files that do not exist are listed all the same."""
+    kind, root, benchmark = _location(task, glue_dir, superglue_dir, hf_data_dir)
+    if kind == "local":
+        folder, files, _, _ = _local_layout(task, benchmark)
+        return kind, [root / folder / files[split] for split in original_splits(task)]
+    if kind == "parquet":
+        return kind, [path for split in original_splits(task) for path in _parquet_files(root, split)]
+    return kind, []
 
 
 # ---------------------------------------------------------------- splits

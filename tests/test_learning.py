@@ -34,6 +34,9 @@ def test_full_finetuning_learns_the_count_regression(arch, pretrained):
     # measured: Pearson 97.1 (BERT) and 97.1 (T5) after 5 epochs; chance is 0
     assert record["test"]["pearson"] >= 90 and record["test"]["spearman"] >= 90, record["test"]
     assert_loss_fell(record, 0.3)
+    assert record["chance_test"] == {"pearson": 0.0, "spearman": 0.0}  # the mean predictor
+    assert record["provenance"]["data"] == {"kind": "synthetic"}  # generated: the commit identifies it
+    assert record["provenance"]["packages"]["torch"] == torch.__version__
     predictions = record["test_predictions"]
     assert len(predictions) == 128 and None not in predictions
     if arch == "t5":  # generated strings parsed back to numbers of T5's STS-B grid

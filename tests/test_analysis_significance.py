@@ -1,0 +1,128 @@
+"""Paired comparisons and their marks, on synthetic records whose p-values are computed by hand:
+differences d over 5 seeds, t = mean(d) / (sd(d) / sqrt(5)), two-sided p from t with 4 df."""
+import pandas as pd
+import pytest
+
+from analysis.figures import lowresource_points, lowresource_table
+from analysis.readme import benchmark_observations, lowresource_observations
+from analysis.records import normalise, to_frame
+from analysis.significance import holm, paired_comparisons
+from analysis.tables import benchmark_table
+
+SEEDS = (1, 2, 3, 4, 5)
+BASE = (70.0, 74.0, 69.0, 72.0, 75.0)  # finetune's scores; the spread the pairing cancels
+# d = 1..5: mean 3, sd sqrt(2.5), t = 3 / (sqrt(2.5) / sqrt(5)) = 4.2426, p = 0.013236
+BETTER = (1.0, 2.0, 3.0, 4.0, 5.0)
+# d = -(3 + 1.2 * (-2..2)): t = -3 / (1.2 sqrt(2.5) / sqrt(5)) = -3.5355, p = 0.024110
+WORSE = (-0.6, -1.8, -3.0, -4.2, -5.4)
+# d = 0..4: t = 2 / (sqrt(2.5) / sqrt(5)) = 2.8284, p = 0.047421 — significant alone, not twice
+BORDERLINE = (0.0, 1.0, 2.0, 3.0, 4.0)
+
+
+def run(method, task, seed, score, train_size=None, data_seed=42, chance=None):
+    record = {"run_id": f"{method}-{task}-{train_size}-{seed}", "profile": "cpu", "backbone": "minilm",
+              "method": method, "task": task, "train_size": train_size, "seed": seed, "data_seed": data_seed,
+              "status": "ok", "test": {"accuracy": score}, "trainable_params": 10, "total_params": 100,
+              "trainable_percent": 10.0}
+    if chance is not None:
+        record["chance_test"] = {"accuracy": chance}
+    return record
+
+
+def frame(differences: dict, train_size=None, **extra):
+    """finetune at BASE and compacter at BASE + d per task, 5 seeds."""
+    records = []
+    for task, diffs in differences.items():
+        for seed, base, d in zip(SEEDS, BASE, diffs):
+            records += [run("finetune", task, seed, base, train_size, **extra),
+                        run("compacter", task, seed, base + d, train_size, **extra)]
+    return to_frame(normalise(r, r["run_id"]) for r in records)
+
+
+def comparison(comparisons, task):
+    return comparisons.set_index(["task", "method", "reference"]).loc[(task, "compacter", "finetune")]
+
+
+def test_paired_t_test_matches_the_hand_computed_statistic_and_holm():
+    comparisons = paired_comparisons(frame({"sst2": BETTER, "rte": WORSE}))
+    better, worse = comparison(comparisons, "sst2"), comparison(comparisons, "rte")
+    assert (better["n_pairs"], better["mean_diff"]) == (5, pytest.approx(3.0))
+    assert better["t"] == pytest.approx(4.242641, rel=1e-6) and better["p"] == pytest.approx(0.013236, rel=1e-4)
+    assert worse["t"] == pytest.approx(-3.535534, rel=1e-6) and worse["p"] == pytest.approx(0.024110, rel=1e-4)
+    # Holm over the 2 comparisons: 2 x 0.013236 = 0.026471, then max(0.026471, 1 x 0.024110)
+    assert better["p_holm"] == pytest.approx(0.026471, rel=1e-4)
+    assert worse["p_holm"] == pytest.approx(0.026471, rel=1e-4)
+    assert (better["verdict"], worse["verdict"]) == (1, -1)
+
+
+def test_holm_adjusts_step_down_and_keeps_untested_out():
+    adjusted = holm(pd.Series([0.01, 0.04, float("nan"), 0.03]))
+    assert adjusted.iloc[[0, 1, 3]].tolist() == pytest.approx([0.03, 0.06, 0.06])  # m = 3, not 4
+    assert pd.isna(adjusted.iloc[2])
+
+
+def test_table_marks_better_and_worse_and_csv_carries_the_test():
+    table = benchmark_table(frame({"sst2": BETTER, "rte": WORSE}), "glue")
+    cells = table.cells.set_index("Method")
+    assert cells.loc["Compacter", "SST-2 (acc)"].endswith("(n=5) ▲")
+    assert cells.loc["Compacter", "RTE (acc)"].endswith("(n=5) ▼")
+    assert cells.loc["Finetuning", "SST-2 (acc)"] == "72.0 ± 2.5 (n=5)"  # the reference is not marked
+    numbers = table.numbers.set_index("method").loc["compacter"]
+    assert numbers["sst2.vs_finetune.p"] == pytest.approx(0.013236, rel=1e-4)
+    assert numbers["rte.vs_finetune.t"] == pytest.approx(-3.535534, rel=1e-6)
+    # compacter's scores 71, 76, 72, 76, 80: sd sqrt(13); t(0.975, 4) = 2.776445
+    assert numbers["sst2.accuracy.ci95"] == pytest.approx(2.776445 * 13 ** 0.5 / 5 ** 0.5, rel=1e-5)
+    assert any("5 pairs, Holm-corrected over the 2 comparison(s)" in note for note in table.notes)
+
+
+def test_equal_methods_get_no_mark_and_the_readme_says_no_difference():
+    records = frame({"sst2": (0.0,) * 5})
+    cells = benchmark_table(records, "glue").cells.set_index("Method")
+    assert cells.loc["Compacter", "SST-2 (acc)"] == "72.0 ± 2.5 (n=5)"
+    assert benchmark_observations(records, "glue") == [
+        "GLUE (full data): Compacter vs Finetuning — no significant difference on SST-2 (n=5)."]
+
+
+def test_correction_removes_marks_a_single_test_would_give():
+    records = frame({"sst2": BORDERLINE, "rte": BORDERLINE})
+    alone = paired_comparisons(frame({"sst2": BORDERLINE}))
+    assert comparison(alone, "sst2")["verdict"] == 1  # p = 0.047 < 0.05 as the only test
+    comparisons = paired_comparisons(records)
+    assert comparison(comparisons, "sst2")["p_holm"] == pytest.approx(2 * 0.047421, rel=1e-4)
+    assert (comparisons["verdict"] == 0).all()
+    assert "▲" not in benchmark_table(records, "glue").cells.to_string()
+
+
+def test_pairs_need_the_same_data_subset():
+    records = frame({"sst2": BETTER})
+    records.loc[records["method"] == "compacter", "data_seed"] = 7  # other subsets: nothing to pair
+    assert comparison(paired_comparisons(records), "sst2")["n_pairs"] == 0
+
+
+def test_readme_states_significant_differences_with_size_and_p():
+    points = lowresource_points(frame({"sst2": BETTER}, train_size=100))
+    assert lowresource_observations(points) == [
+        "Low-resource SST-2: Compacter vs Finetuning — significantly better at 100 examples "
+        "(+3.0 points, p=0.013, n=5)."]
+    table = lowresource_table(points, frame({"sst2": BETTER}, train_size=100))
+    assert table.cells.set_index("Method").loc["Compacter", "100"].endswith("▲")
+
+
+def test_majority_class_row_shows_the_recorded_chance_level():
+    records = frame({"sst2": BETTER}, chance=50.9)
+    row = benchmark_table(records, "glue").cells.set_index("Method").loc["Majority class"]
+    assert (row["SST-2 (acc)"], row["Avg"]) == ("50.9", "50.9")
+    points = lowresource_points(frame({"sst2": BETTER}, train_size=100, chance=49.0))
+    table = lowresource_table(points, frame({"sst2": BETTER}, train_size=100, chance=49.0))
+    assert table.cells.set_index("Method").loc["Majority class", "100"] == "49.0"
+
+
+def test_finetune_against_adapter_is_one_test_in_the_family():
+    records = frame({"sst2": BETTER})
+    records.loc[records["method"] == "compacter", "method"] = "adapter"  # adapter = finetune + 1..5
+    comparisons = paired_comparisons(records).set_index(["method", "reference"])
+    assert comparisons.loc[("adapter", "finetune"), "p_holm"] == pytest.approx(0.013236, rel=1e-4)  # m = 1
+    assert comparisons.loc[("finetune", "adapter"), "p_holm"] == pytest.approx(0.013236, rel=1e-4)
+    assert comparisons.loc[("finetune", "adapter"), "verdict"] == -1
+    cells = benchmark_table(records, "glue").cells.set_index("Method")
+    assert cells.loc["Adapter", "SST-2 (acc)"].endswith("▲") and cells.loc["Finetuning", "SST-2 (acc)"].endswith("▽")

@@ -1,0 +1,83 @@
+"""What a run record says it was made with (provenance) and its chance level, and how the
+reports' README summarises them."""
+import hashlib
+import subprocess
+
+import pytest
+
+from analysis.readme import describe_provenance
+from analysis.records import normalise, to_frame
+from experiments.provenance import data_provenance, git_state, provenance
+from experiments.run import make_run_config
+from lightning_modules.chance import majority_scores
+from lightning_modules.tasks import get_task
+
+
+def git(root, *args):
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+
+
+def test_git_state_names_the_commit_and_sees_uncommitted_changes(tmp_path):
+    git(tmp_path, "init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git(tmp_path, "add", "a.py")
+    git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert git_state(tmp_path) == {"commit": head.strip(), "dirty": False}
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert git_state(tmp_path)["dirty"] is True
+    state = git_state(tmp_path / "missing")  # not a checkout: recorded as unknown, the run goes on
+    assert state["commit"] is None and "error" in state
+
+
+def test_data_provenance_hashes_the_files_the_run_reads(tmp_path):
+    (tmp_path / "RTE").mkdir()
+    contents = {"train.tsv": b"index\tsentence1\tsentence2\tlabel\n", "dev.tsv": b"other\n"}
+    for name, data in contents.items():
+        (tmp_path / "RTE" / name).write_bytes(data)
+    (tmp_path / "RTE" / "test.tsv").write_bytes(b"unlabelled, never read\n")
+    data = data_provenance(make_run_config("compacter", task="rte", glue_dir=str(tmp_path)))
+    assert data == {"kind": "local", "sha256": {
+        str(tmp_path / "RTE" / name): hashlib.sha256(content).hexdigest() for name, content in contents.items()}}
+    hub = data_provenance(make_run_config("compacter", task="boolq"))
+    assert (hub["kind"], hub["repo"], hub["config"]) == ("hub", "aps/super_glue", "boolq")
+
+
+def test_provenance_of_a_run_reaches_the_reports_readme(tmp_path):
+    config = make_run_config("compacter", task="synthetic")
+    recorded = provenance(config)
+    assert set(recorded["packages"]) == {"torch", "transformers", "lightning", "peft", "datasets"}
+    assert recorded["packages"]["torch"].startswith("2.13")
+    assert recorded["data"] == {"kind": "synthetic"}
+    base = {"profile": "cpu", "backbone": "minilm", "method": "compacter", "task": "sst2", "status": "ok"}
+    clean = {**recorded, "git": {"commit": "a" * 40, "dirty": False},
+             "data": {"kind": "local", "sha256": {"/d/SST-2/train.tsv": "1" * 64}}}
+    dirty = {**recorded, "git": {"commit": "b" * 40, "dirty": True},
+             "data": {"kind": "local", "sha256": {"/d/SST-2/train.tsv": "2" * 64}}}
+    records = to_frame(normalise({**base, "run_id": f"r{seed}", "seed": seed, "provenance": p}, f"r{seed}")
+                       for seed, p in ((1, clean), (2, dirty), (3, dirty), (4, None)))
+    lines = describe_provenance(records)
+    assert "- no provenance: 1 run(s) (records written before it was recorded)" in lines
+    assert f"- code: commit {'b' * 12} (2 runs, 2 from a tree with uncommitted changes)" in lines
+    assert f"- code: commit {'a' * 12} (1 runs, clean tree)" in lines
+    assert any(line.startswith("- packages: datasets ") and line.endswith("(3 runs)") for line in lines)
+    assert "- data files: 1 read, sha256 in each record; with different contents across runs: /d/SST-2/train.tsv" in lines
+
+
+def test_majority_class_scores_the_most_frequent_training_label_on_test():
+    sst2, mrpc, stsb = get_task("sst2"), get_task("mrpc"), get_task("stsb")
+    train = [{"label": 1}, {"label": 1}, {"label": 0}]
+    test = [{"label": 1}, {"label": 0}, {"label": 0}, {"label": 0}]
+    assert majority_scores(sst2, train, test) == {"accuracy": 25.0}
+    assert majority_scores(sst2, [{"label": 1}, {"label": 0}], test) == {"accuracy": 75.0}  # tie: label 0
+    # always 1 on test golds 1,0,0,0: precision 1/4, recall 1 -> F1 = 2 * 0.25 / 1.25 = 40
+    assert majority_scores(mrpc, train, test) == pytest.approx({"accuracy": 25.0, "f1": 40.0})
+    golds = [{"label": 1.0}, {"label": 4.0}, {"label": 2.5}]
+    assert majority_scores(stsb, golds, golds) == {"pearson": 0.0, "spearman": 0.0}  # the mean predictor
+    assert majority_scores(get_task("record"), train, test) is None
+
+
+def test_records_carry_the_chance_level_as_its_metrics_mean():
+    row = normalise({"run_id": "r", "backbone": "b", "method": "m", "task": "mrpc", "seed": 1, "status": "ok",
+                     "chance_test": {"accuracy": 68.0, "f1": 81.0}}, "r")
+    assert (row["chance.accuracy"], row["chance.f1"], row["chance_score"]) == (68.0, 81.0, 74.5)
