@@ -75,6 +75,9 @@ def pretrained(tiny_checkpoints, tmp_path_factory) -> dict[str, Pretraining]:
         AutoTokenizer.from_pretrained(path).save_pretrained(root / arch)
         out[arch] = Pretraining(config, record, trained, str(root / arch))
     return out
+
+
+@pytest.fixture(scope="session")
 def tiny_berts(tmp_path_factory):
     """Tiny random BERTs with BERT's dropout (resume must restore its RNG) and without (so devices=1
     and devices=2 compute the same gradients)."""
