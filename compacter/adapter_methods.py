@@ -19,7 +19,7 @@ from compacter.adapters import (
     lowrank_projection,
     phm_projection,
 )
-from compacter.phm import SharedPHMRules
+from compacter.phm import SharedPHMRules, indivisible
 from compacter.sites import Site, find_sites, num_layers
 
 # method -> (placement, projection)
@@ -80,7 +80,13 @@ def apply_adapters(model: nn.Module, config: AdapterConfig) -> list[nn.Module]:
     trainable: list[nn.Module] = []
     shared_rules = None
     if config.projection in ("phm", "compacter"):
-        _check_n_divides(hidden, bottleneck, config)
+        # checked before any layer is built, so that the message can name the reduction factor
+        problem = indivisible(config.hypercomplex_n, {"hidden size": hidden, "bottleneck": bottleneck})
+        if problem:
+            raise ValueError(
+                f"{config.method}: n={config.hypercomplex_n} must divide the hidden size and the bottleneck "
+                f"(hidden {hidden} / reduction_factor {config.reduction_factor} = {bottleneck}); {problem} "
+                "or another reduction_factor.")
     if config.projection == "compacter":
         shared_rules = SharedPHMRules(config.hypercomplex_n, config.shared_rules_init_std)
         model.compacter_shared_rules = shared_rules  # owned once, by the model root
@@ -93,18 +99,6 @@ def apply_adapters(model: nn.Module, config: AdapterConfig) -> list[nn.Module]:
     if config.train_layer_norms:
         trainable.extend(m for m in model.modules() if is_layer_norm(m))
     return trainable
-
-
-def _check_n_divides(hidden: int, bottleneck: int, config: AdapterConfig) -> None:
-    n = config.hypercomplex_n
-    bad = [f"{what} {size}" for what, size in (("hidden size", hidden), ("bottleneck", bottleneck)) if size % n]
-    if bad:
-        fits = [d for d in range(1, bottleneck + 1) if hidden % d == 0 and bottleneck % d == 0]
-        raise ValueError(
-            f"{config.method}: n={n} must divide the hidden size and the bottleneck "
-            f"(hidden {hidden} / reduction_factor {config.reduction_factor} = {bottleneck}); "
-            f"not divisible by n: {', '.join(bad)}. Use n in {fits} or another reduction_factor."
-        )
 
 
 def _projection_factory(config: AdapterConfig, shared_rules: SharedPHMRules | None) -> ProjectionFactory:
