@@ -20,7 +20,7 @@ from compacter.adapters import (
     phm_projection,
 )
 from compacter.phm import SharedPHMRules, indivisible
-from compacter.sites import Site, find_sites, num_layers
+from compacter.sites import Site, find_sites, is_layer_norm, num_layers
 
 # method -> (placement, projection)
 ADAPTER_VARIANTS = {
@@ -120,8 +120,3 @@ def _chosen_sites(sites: list[Site], placement: str) -> list[Site]:
     first_kept = {stack: num_layers(sites, stack) - math.floor(num_layers(sites, stack) * ADAPTERDROP_KEPT_SHARE + 0.5)
                   for stack in {s.stack for s in sites}}
     return [s for s in sites if s.layer >= first_kept[s.stack]]
-
-
-def is_layer_norm(module: nn.Module) -> bool:
-    """nn.LayerNorm and T5's RMS-style T5LayerNorm (which is not an nn.LayerNorm)."""
-    return isinstance(module, nn.LayerNorm) or type(module).__name__.endswith("LayerNorm")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from compacter.adapter_methods import is_layer_norm
+from compacter.sites import is_layer_norm
 
 
 STACK_FINAL_NORM = "final_layer_norm"  # T5Stack's last layer norm (the blocks' are layer_norm)
@@ -39,7 +39,7 @@ class BiasAdded(nn.Module):
 
 
 def apply_bitfit(model: nn.Module, config: BitFitConfig) -> list[nn.Parameter]:
-    """Adds the missing biases; returns every bias parameter of the model (the trainable set)."""
+    """Adds the missing biases; returns the bias of every linear layer and layer norm (the trainable set)."""
     like = next(model.parameters())
     for parent in list(model.modules()):
         for attr, child in list(parent.named_children()):
@@ -47,4 +47,5 @@ def apply_bitfit(model: nn.Module, config: BitFitConfig) -> list[nn.Parameter]:
                 child.bias = nn.Parameter(torch.zeros(child.out_features, dtype=like.dtype, device=like.device))
             elif is_layer_norm(child) and getattr(child, "bias", None) is None and attr != STACK_FINAL_NORM:
                 setattr(parent, attr, BiasAdded(child, child.weight.shape[0]).to(like.device, like.dtype))
-    return [p for name, p in model.named_parameters() if name.endswith("bias")]
+    with_bias = [m for m in model.modules() if isinstance(m, (nn.Linear, BiasAdded)) or is_layer_norm(m)]
+    return [m.bias for m in with_bias if getattr(m, "bias", None) is not None]

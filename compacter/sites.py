@@ -17,8 +17,11 @@ import re
 from dataclasses import dataclass
 
 from torch import nn
+from transformers.models.t5.modeling_t5 import T5LayerNorm
 
 SUPPORTED_MODEL_TYPES = ("t5", "bert", "roberta", "xlm-roberta", "electra", "camembert")
+
+LAYER_NORM_TYPES = (nn.LayerNorm, T5LayerNorm)  # T5's RMS norm is not an nn.LayerNorm
 
 _BERT_SITE = re.compile(r"^(?:.*\.)?layer\.(\d+)\.(attention\.output|output)$")
 _T5_SITE = re.compile(r"^(?:.*\.)?(encoder|decoder)\.block\.(\d+)\.layer\.\d+$")
@@ -82,3 +85,7 @@ def _bert_sites(model: nn.Module) -> list[Site]:
 
 def num_layers(sites: list[Site], stack: str) -> int:
     return 1 + max(site.layer for site in sites if site.stack == stack)
+
+
+def is_layer_norm(module: nn.Module) -> bool:
+    return isinstance(module, LAYER_NORM_TYPES)

@@ -219,7 +219,8 @@ def test_lora_custom_targets_survive_the_json_round_trip(tmp_path):
     model = compacter.apply(tiny_bert(), "lora", r=2, target_modules=["key"])
     compacter.save_trained(model, tmp_path)
     fresh = compacter.load_trained(tiny_bert(), tmp_path)
-    assert fresh.compacter_config == model.compacter_config and fresh.compacter_config.target_modules == ("key",)
+    assert fresh.compacter_applied.config == model.compacter_applied.config
+    assert fresh.compacter_applied.config.target_modules == ("key",)
     assert lora_wrapped(fresh) == [f"bert.encoder.layer.{i}.attention.self.key" for i in (0, 1)]
 
 
