@@ -127,8 +127,8 @@ class TaskDataModule(L.LightningDataModule):
     def _loader(self, split: str, batch_size: int, **kwargs) -> DataLoader:
         if not self._tokenized:
             raise RuntimeError("call setup() before requesting dataloaders")
-        collate = make_collator(self.tokenizer, self.model_kind,
-                                multiple_choice=self.model_kind == "encoder" and self.task.encoder_head == "multiple_choice")
+        multiple_choice = self.model_kind == "encoder" and self.task.encoder_head == "multiple_choice"
+        collate = make_collator(self.tokenizer, self.model_kind, multiple_choice)
         return DataLoader(self._tokenized[split], batch_size=batch_size, collate_fn=collate,
                           num_workers=self.num_workers, **kwargs)
 
@@ -170,7 +170,9 @@ class TaskDataModule(L.LightningDataModule):
         else:
             pairs = batch["text_pair"] if any(p is not None for p in batch["text_pair"]) else None
             out = dict(tok(batch["text"], pairs, max_length=self.max_source_length, truncation=True))
-            out["labels"] = batch["label"]
+            # the loss takes its dtype from the head: float scores (MSE) or class indices
+            regression = self.task.encoder_head == "regression"
+            out["labels"] = [float(x) for x in batch["label"]] if regression else batch["label"]
         out["example_id"] = batch["example_id"]
         return out
 
