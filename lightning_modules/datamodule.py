@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from lightning_modules.sources import HUB_DATASETS, _HUB_CONFIGS, load_splits, resolve_source
+from lightning_modules.sources import load_splits, original_splits, resolve_source
 from lightning_modules.tasks import get_task, supported_tasks, unsupported_message
 
 MODEL_KINDS = ("seq2seq", "encoder")
@@ -88,11 +88,11 @@ class TaskDataModule(L.LightningDataModule):
     # ------------------------------------------------------------ Lightning hooks
 
     def prepare_data(self):
-        """Download from the Hub when no local source is configured (once per node); only
-        fills the ``datasets`` cache — setup() reads and normalises the splits it needs."""
-        kind, _ = resolve_source(self.task.name, **self.source_dirs)
+        """Download from the Hub when no local source is configured (once per node)."""
+        kind, read = resolve_source(self.task.name, **self.source_dirs)
         if kind == "hub":
-            datasets.load_dataset_builder(*hub_dataset(self.task.name)).download_and_prepare()
+            for split in original_splits(self.task.name):
+                read(split)  # fills the datasets cache; setup() reads it back
 
     def setup(self, stage: str | None = None):
         if self._tokenized:  # Lightning calls setup once per stage; the splits do not change
@@ -209,11 +209,6 @@ class TaskDataModule(L.LightningDataModule):
         }
         digest = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
         return f"{self.task.name}-{split}-{self.model_kind}-{digest}"
-
-
-def hub_dataset(task: str) -> tuple[str, str]:
-    """The Hub (repository, config) ``sources`` reads ``task`` from."""
-    return HUB_DATASETS[get_task(task).benchmark], _HUB_CONFIGS.get(task, task)
 
 
 def _chunks(values: list, sizes: list[int]) -> list[list]:
