@@ -224,6 +224,17 @@ def test_lora_custom_targets_survive_the_json_round_trip(tmp_path):
     assert lora_wrapped(fresh) == [f"bert.encoder.layer.{i}.attention.self.key" for i in (0, 1)]
 
 
+def test_lora_without_a_peft_default_for_the_architecture_asks_for_targets():
+    from transformers import CamembertConfig, CamembertForSequenceClassification
+
+    config = CamembertConfig(vocab_size=100, hidden_size=HIDDEN, num_hidden_layers=1, num_attention_heads=4,
+                             intermediate_size=64, max_position_embeddings=64)
+    with pytest.raises(ValueError, match="peft has no default LoRA target modules for model type 'camembert'"):
+        compacter.apply(CamembertForSequenceClassification(config), "lora")
+    model = compacter.apply(CamembertForSequenceClassification(config), "lora", target_modules=["query", "value"])
+    assert lora_wrapped(model) == [f"roberta.encoder.layer.0.attention.self.{p}" for p in ("query", "value")]
+
+
 def test_lora_target_that_matches_nothing_fails_loudly():
     with pytest.raises(ValueError, match="nonexistent"):
         compacter.apply(tiny_bert(), "lora", target_modules=["nonexistent"])
