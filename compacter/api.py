@@ -164,7 +164,7 @@ def _changes(model: nn.Module, modules_before: dict[int, str], params_before: se
         if not inside_new:
             (wrapped if name in before_names else added).append(name)
     for name, p in model.named_parameters():
-        if id(p) not in params_before and not any(name.startswith(f"{m}.") for m in new):
+        if id(p) not in params_before and name.rpartition(".")[0] not in new:  # new in an old module
             added.append(name)
     return tuple(wrapped), tuple(added)
 

@@ -9,6 +9,9 @@ names and classes of the stock `transformers` implementation — no forked model
   residual add, as in the paper's code. Cross-attention is never a site.
 * BERT family (BERT, RoBERTa, MiniLM, …): ``layer.i.attention.output.dense`` and
   ``layer.i.output.dense``; the adapter runs before dropout and the residual LayerNorm.
+
+Layer norms (trained by the adapter family, given biases by BitFit) are recognised by type:
+``nn.LayerNorm`` and T5's RMS-style ``T5LayerNorm``, which is not an ``nn.LayerNorm``.
 """
 
 from __future__ import annotations
