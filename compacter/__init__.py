@@ -3,22 +3,26 @@ into unmodified Hugging Face T5 and BERT-family models. Pure torch + transformer
 
 from compacter.api import (
     METHODS,
+    Applied,
     ParameterCount,
     apply,
     count_parameters,
     load_trained,
     make_config,
+    mark_new_weights,
     save_trained,
     trained_state_dict,
 )
 
 __all__ = [
     "METHODS",
+    "Applied",
     "ParameterCount",
     "apply",
     "count_parameters",
     "load_trained",
     "make_config",
+    "mark_new_weights",
     "save_trained",
     "trained_state_dict",
 ]

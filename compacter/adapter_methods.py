@@ -19,8 +19,8 @@ from compacter.adapters import (
     lowrank_projection,
     phm_projection,
 )
-from compacter.phm import SharedPHMRules
-from compacter.sites import Site, find_sites, num_layers
+from compacter.phm import SharedPHMRules, indivisible
+from compacter.sites import Site, find_sites, is_layer_norm, num_layers
 
 # method -> (placement, projection)
 ADAPTER_VARIANTS = {
@@ -80,7 +80,13 @@ def apply_adapters(model: nn.Module, config: AdapterConfig) -> list[nn.Module]:
     trainable: list[nn.Module] = []
     shared_rules = None
     if config.projection in ("phm", "compacter"):
-        _check_n_divides(hidden, bottleneck, config)
+        # checked before any layer is built, so that the message can name the reduction factor
+        problem = indivisible(config.hypercomplex_n, {"hidden size": hidden, "bottleneck": bottleneck})
+        if problem:
+            raise ValueError(
+                f"{config.method}: n={config.hypercomplex_n} must divide the hidden size and the bottleneck "
+                f"(hidden {hidden} / reduction_factor {config.reduction_factor} = {bottleneck}); {problem} "
+                "or another reduction_factor.")
     if config.projection == "compacter":
         shared_rules = SharedPHMRules(config.hypercomplex_n, config.shared_rules_init_std)
         model.compacter_shared_rules = shared_rules  # owned once, by the model root
@@ -93,18 +99,6 @@ def apply_adapters(model: nn.Module, config: AdapterConfig) -> list[nn.Module]:
     if config.train_layer_norms:
         trainable.extend(m for m in model.modules() if is_layer_norm(m))
     return trainable
-
-
-def _check_n_divides(hidden: int, bottleneck: int, config: AdapterConfig) -> None:
-    n = config.hypercomplex_n
-    bad = [f"{what} {size}" for what, size in (("hidden size", hidden), ("bottleneck", bottleneck)) if size % n]
-    if bad:
-        fits = [d for d in range(1, bottleneck + 1) if hidden % d == 0 and bottleneck % d == 0]
-        raise ValueError(
-            f"{config.method}: n={n} must divide the hidden size and the bottleneck "
-            f"(hidden {hidden} / reduction_factor {config.reduction_factor} = {bottleneck}); "
-            f"not divisible by n: {', '.join(bad)}. Use n in {fits} or another reduction_factor."
-        )
 
 
 def _projection_factory(config: AdapterConfig, shared_rules: SharedPHMRules | None) -> ProjectionFactory:
@@ -126,8 +120,3 @@ def _chosen_sites(sites: list[Site], placement: str) -> list[Site]:
     first_kept = {stack: num_layers(sites, stack) - math.floor(num_layers(sites, stack) * ADAPTERDROP_KEPT_SHARE + 0.5)
                   for stack in {s.stack for s in sites}}
     return [s for s in sites if s.layer >= first_kept[s.stack]]
-
-
-def is_layer_norm(module: nn.Module) -> bool:
-    """nn.LayerNorm and T5's RMS-style T5LayerNorm (which is not an nn.LayerNorm)."""
-    return isinstance(module, nn.LayerNorm) or type(module).__name__.endswith("LayerNorm")

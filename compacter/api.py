@@ -8,7 +8,11 @@
 
 Every method is a (config dataclass, apply function) pair in ``METHODS``. The apply
 function changes the model in place and returns what it made trainable; this module
-then freezes everything else. Freezing is by object, never by parameter-name patterns.
+then freezes everything else (by object, never by parameter-name patterns) and records
+on the model what changed (``model.compacter_applied``: modules wrapped and added, the
+trained parameters), which save/load and the applied-twice check read. A new task head
+is trained with every method: the weights ``mark_new_weights`` declared (from_pretrained's
+missing keys), else what lies outside ``model.base_model``.
 """
 
 from __future__ import annotations
@@ -77,34 +81,92 @@ def make_config(method: str, **options: Any):
     return config_cls(method=method, **options)
 
 
-def apply(model: nn.Module, method: str, **options: Any) -> nn.Module:
-    """Apply ``method`` to ``model`` in place, freeze everything it does not train; returns the model."""
-    config = make_config(method, **options)
-    if hasattr(model, "compacter_config"):
-        raise ValueError(
-            f"{type(model).__name__} already has method {model.compacter_config.method!r} applied; "
-            "apply a method to a fresh backbone (applying twice would stack a second set of parameters)"
-        )
-    backbone = _numel(model.parameters())
-    trainable = list(METHODS[method][1](model, config))
-    model.requires_grad_(False)
-    for item in [*trainable, *_new_task_head(model)]:
-        item.requires_grad_(True)
-    model.compacter_config = config
-    model.compacter_backbone_params = backbone
+@dataclass(frozen=True)
+class Applied:
+    """What ``apply`` did to a model, kept on it as ``model.compacter_applied``.
+
+    Names are dotted paths in the adapted model: ``wrapped`` — backbone modules a method
+    replaced by a wrapper around them (adapters, LoRA, BitFit's added norm bias) —, ``added``
+    — new modules and parameters (shared rules, prompt, BitFit's new biases, …) —, ``trained``
+    — every parameter the method trains, new task head included: what ``save_trained`` writes.
+    """
+
+    config: Any
+    backbone_params: int
+    wrapped: tuple[str, ...]
+    added: tuple[str, ...]
+    trained: tuple[str, ...]
+
+
+def mark_new_weights(model: nn.Module, names: Iterable[str]) -> nn.Module:
+    """Declare the parameters that are not pretrained — ``missing_keys`` of
+    ``from_pretrained(..., output_loading_info=True)``, i.e. a new task head; ``apply`` trains
+    them with every method. Unmarked models count what lies outside ``model.base_model``."""
+    known = dict(model.named_parameters())
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"{type(model).__name__} has no parameter(s) {unknown[:5]}")
+    model.compacter_new_weights = tuple(sorted(names))
     return model
 
 
-def _new_task_head(model: nn.Module) -> list[nn.Module]:
-    """Modules outside the pretrained base model (e.g. BERT's ``classifier``): always trained.
+def apply(model: nn.Module, method: str, **options: Any) -> nn.Module:
+    """Apply ``method`` to ``model`` in place, freeze everything it does not train; returns the model."""
+    config = make_config(method, **options)
+    if hasattr(model, "compacter_applied"):
+        applied = model.compacter_applied
+        raise ValueError(
+            f"{type(model).__name__} already has method {applied.config.method!r} applied ({len(applied.wrapped)} "
+            f"modules wrapped, {len(applied.added)} added); apply a method to a fresh backbone "
+            "(applying twice would stack a second set of parameters)"
+        )
+    head = _new_weights(model)  # before the method runs: nothing it adds is mistaken for a head
+    modules_before = {id(m): name for name, m in model.named_modules()}
+    params_before = {id(p) for p in model.parameters()}
+    backbone = _numel(model.parameters())
+    trainable = list(METHODS[method][1](model, config))
+    model.requires_grad_(False)
+    for item in [*trainable, *head]:
+        item.requires_grad_(True)
+    names = {id(p): name for name, p in model.named_parameters()}
+    trained = {names[id(p)]: None for item in [*trainable, *head] for p in _parameters(item)}
+    wrapped, added = _changes(model, modules_before, params_before)
+    model.compacter_applied = Applied(config, backbone, wrapped, added, tuple(trained))
+    return model
 
-    For T5ForConditionalGeneration the base model is the model itself, so nothing is
-    added here and the (tied) LM head stays frozen, as in the paper.
-    """
+
+def _new_weights(model: nn.Module) -> list[nn.Parameter]:
+    """The declared new weights (``mark_new_weights``), else the parameters outside the base model
+    (BERT's ``classifier``: what from_pretrained initialises anew from a base checkpoint). For
+    T5ForConditionalGeneration the base model is the model itself: nothing, and the (tied) LM
+    head stays frozen, as in the paper."""
+    if hasattr(model, "compacter_new_weights"):
+        params = dict(model.named_parameters())
+        return [params[name] for name in model.compacter_new_weights]
     base = getattr(model, "base_model", model)
-    if base is model:
-        return []
-    return [child for child in model.children() if child is not base]
+    inside = {id(p) for p in base.parameters()}
+    return [p for p in model.parameters() if id(p) not in inside]
+
+
+def _parameters(item: nn.Module | nn.Parameter) -> Iterable[nn.Parameter]:
+    return [item] if isinstance(item, nn.Parameter) else item.parameters()
+
+
+def _changes(model: nn.Module, modules_before: dict[int, str], params_before: set[int]) -> tuple[tuple, tuple]:
+    """(wrapped, added): new modules standing where a backbone module stood, other new modules
+    (outermost only) and new parameters of backbone modules."""
+    wrapped, added, new, before_names = [], [], set(), set(modules_before.values())
+    for name, module in model.named_modules():
+        if id(module) in modules_before:
+            continue
+        inside_new = name.rpartition(".")[0] in new
+        new.add(name)
+        if not inside_new:
+            (wrapped if name in before_names else added).append(name)
+    for name, p in model.named_parameters():
+        if id(p) not in params_before and name.rpartition(".")[0] not in new:  # new in an old module
+            added.append(name)
+    return tuple(wrapped), tuple(added)
 
 
 def count_parameters(model: nn.Module) -> ParameterCount:
@@ -113,7 +175,7 @@ def count_parameters(model: nn.Module) -> ParameterCount:
     return ParameterCount(
         trainable=_numel(p for p in params if p.requires_grad),
         total=total,
-        backbone=getattr(model, "compacter_backbone_params", total),
+        backbone=model.compacter_applied.backbone_params if hasattr(model, "compacter_applied") else total,
     )
 
 
@@ -122,13 +184,14 @@ def _numel(params: Iterable[torch.Tensor]) -> int:
 
 
 def trained_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Only the trained tensors, by their names in ``model`` (shared ones once)."""
-    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+    """Only the tensors the applied method trains, by their names in ``model`` (shared ones once)."""
+    params = dict(model.named_parameters())
+    return {name: params[name].detach() for name in _applied(model).trained}
 
 
 def save_trained(model: nn.Module, directory: str | Path) -> Path:
     """Write the trained tensors (safetensors) and the method config (JSON) to ``directory``."""
-    config = _applied_config(model)
+    config = _applied(model).config
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {name: t.contiguous().cpu() for name, t in trained_state_dict(model).items()}
@@ -145,10 +208,11 @@ def load_trained(model: nn.Module, directory: str | Path) -> nn.Module:
             raise FileNotFoundError(f"{directory / needed} not found; expected a directory written by save_trained")
     options = json.loads((directory / METHOD_CONFIG).read_text())
     method = options.pop("method")
-    if not hasattr(model, "compacter_config"):
+    if not hasattr(model, "compacter_applied"):
         apply(model, method, **options)
-    elif model.compacter_config != make_config(method, **options):
-        raise ValueError(f"model has {model.compacter_config}, the saved weights are for {make_config(method, **options)}")
+    elif model.compacter_applied.config != make_config(method, **options):
+        raise ValueError(f"model has {model.compacter_applied.config}, the saved weights are for "
+                         f"{make_config(method, **options)}")
     tensors = load_file(str(directory / TRAINED_WEIGHTS))
     expected = set(trained_state_dict(model))
     if set(tensors) != expected:
@@ -158,7 +222,7 @@ def load_trained(model: nn.Module, directory: str | Path) -> nn.Module:
     return model
 
 
-def _applied_config(model: nn.Module):
-    if not hasattr(model, "compacter_config"):
+def _applied(model: nn.Module) -> Applied:
+    if not hasattr(model, "compacter_applied"):
         raise ValueError("no method applied to this model; call compacter.apply(model, method) first")
-    return model.compacter_config
+    return model.compacter_applied

@@ -3,9 +3,10 @@
 T5 has no biases, so — as the paper's code does — zero-initialised biases are added to
 every attention projection (q, k, v, o; self- and cross-attention), the feed-forward
 projections, every layer norm inside the blocks and the LM head, and only those are
-trained. The two stacks' ``final_layer_norm`` get none: the paper's T5 builds them
-without its BitFit option (0.126% of T5-base trained, its Table 1). Adding a zero bias
-leaves the model's outputs unchanged until training moves it.
+trained — selected by module type (``nn.Linear``, layer norms), never by parameter name. The
+two stacks' own final layer norms get none: the paper's T5 builds them without its BitFit
+option (0.126% of T5-base trained, its Table 1). Adding a zero bias leaves the model's
+outputs unchanged until training moves it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers.models.t5.modeling_t5 import T5Stack
 
-from compacter.adapter_methods import is_layer_norm
-
-
-STACK_FINAL_NORM = "final_layer_norm"  # T5Stack's last layer norm (the blocks' are layer_norm)
+from compacter.sites import is_layer_norm
 
 
 @dataclass(frozen=True)
@@ -39,12 +38,14 @@ class BiasAdded(nn.Module):
 
 
 def apply_bitfit(model: nn.Module, config: BitFitConfig) -> list[nn.Parameter]:
-    """Adds the missing biases; returns every bias parameter of the model (the trainable set)."""
+    """Adds the missing biases; returns the bias of every linear layer and layer norm (the trainable set)."""
     like = next(model.parameters())
     for parent in list(model.modules()):
         for attr, child in list(parent.named_children()):
             if isinstance(child, nn.Linear) and child.bias is None:
                 child.bias = nn.Parameter(torch.zeros(child.out_features, dtype=like.dtype, device=like.device))
-            elif is_layer_norm(child) and getattr(child, "bias", None) is None and attr != STACK_FINAL_NORM:
+            # T5Stack's own (final) layer norm stays without: the blocks' norms sit deeper
+            elif is_layer_norm(child) and getattr(child, "bias", None) is None and not isinstance(parent, T5Stack):
                 setattr(parent, attr, BiasAdded(child, child.weight.shape[0]).to(like.device, like.dtype))
-    return [p for name, p in model.named_parameters() if name.endswith("bias")]
+    with_bias = [m for m in model.modules() if isinstance(m, (nn.Linear, BiasAdded)) or is_layer_norm(m)]
+    return [m.bias for m in with_bias if getattr(m, "bias", None) is not None]

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from compacter.eval_cache import EvalCache
 from compacter.fastfood import FastfoodProjection
 
 
@@ -76,20 +77,11 @@ class IntrinsicOffset(nn.Module):
         self.projection = FastfoodProjection(shape.numel(), generator, device)
         # A plain reference, not a submodule: θ_d and λ are owned (saved, counted) once, by the model.
         object.__setattr__(self, "vector", vector)
-        self._cached: torch.Tensor | None = None
-        self._cache_key: tuple | None = None
+        self._cache = EvalCache()  # the adapted tensor, in eval mode
 
     def forward(self, original: torch.Tensor) -> torch.Tensor:
-        if self.training or torch.is_grad_enabled():
-            self._cached = None
-            return self._adapted(original)
-        # Optimiser steps and load_state_dict change tensors in place, bumping their version
-        # counters: a new key means the cached tensor is stale (as PHMLinear's weight cache).
         trained = [self.vector.theta] + ([self.vector.scales] if self.vector.scales is not None else [])
-        key = tuple((id(t), t._version, t.device, t.dtype) for t in [original, *trained])
-        if self._cache_key != key:
-            self._cached, self._cache_key = self._adapted(original), key
-        return self._cached
+        return self._cache.get(self.training, [original, *trained], lambda: self._adapted(original))
 
     def _adapted(self, original: torch.Tensor) -> torch.Tensor:
         ray = self.projection(self.vector.theta.float()).view(self.shape)   # P_i θ_d, the tensor's shape

@@ -5,9 +5,10 @@ B = 0 at start so the model starts as the backbone.
 Not in the Compacter paper; here because it is what users compare against today. The
 layers come from Hugging Face ``peft`` (``inject_adapter_in_model`` wraps the target
 ``nn.Linear`` modules in place) — nothing is re-implemented. Defaults follow the LoRA
-paper's GLUE setup: rank 8, alpha 8, on the attention query and value projections —
-``query``/``value`` in BERT-family encoders, ``q``/``v`` in T5, where that means the
-encoder and decoder self-attention *and* the decoder cross-attention (peft's own T5 default).
+paper's GLUE setup: rank 8, alpha 8, on peft's default targets per architecture
+(``TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING``): the attention query and value
+projections — ``query``/``value`` in BERT-family encoders, ``q``/``v`` in T5, where that means
+the encoder and decoder self-attention *and* the decoder cross-attention.
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ from torch import nn
 
 from compacter.sites import model_type
 
-DEFAULT_TARGETS = {"t5": ("q", "v")}       # T5 attention projections
-ENCODER_TARGETS = ("query", "value")       # BERT, RoBERTa, ELECTRA, … self-attention
-
 
 @dataclass(frozen=True)
 class LoraMethodConfig:
@@ -28,7 +26,7 @@ class LoraMethodConfig:
     r: int = 8                                   # rank
     lora_alpha: float = 8.0                      # scale alpha / r
     lora_dropout: float = 0.0                    # dropout on the LoRA branch's input
-    target_modules: tuple[str, ...] | None = None  # module-name suffixes; None = query/value of the architecture
+    target_modules: tuple[str, ...] | None = None  # module-name suffixes; None = peft's default for the architecture
 
     def __post_init__(self) -> None:
         if self.method != "lora":
@@ -51,8 +49,13 @@ def apply_lora(model: nn.Module, config: LoraMethodConfig) -> list[nn.Module]:
     # Imported here: peft takes seconds to import, and only this method needs it.
     from peft import LoraConfig, inject_adapter_in_model
     from peft.tuners.lora import LoraLayer
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_DEFAULT_TARGETS
 
-    targets = config.target_modules or DEFAULT_TARGETS.get(model_type(model), ENCODER_TARGETS)
+    kind = model_type(model)
+    targets = config.target_modules or PEFT_DEFAULT_TARGETS.get(kind)
+    if not targets:
+        raise ValueError(f"peft has no default LoRA target modules for model type {kind!r}; "
+                         "set target_modules (e.g. ['query', 'value'])")
     peft_config = LoraConfig(r=config.r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                              target_modules=list(targets), bias="none")
     inject_adapter_in_model(peft_config, model)  # raises if no module matches the targets

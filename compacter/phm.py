@@ -26,6 +26,8 @@ import math
 import torch
 from torch import nn
 
+from compacter.eval_cache import EvalCache
+
 
 def kronecker_sum(rules: torch.Tensor, fast: torch.Tensor) -> torch.Tensor:
     """``sum_i kron(rules[i], fast[i])`` without materialising the n separate products.
@@ -92,7 +94,10 @@ class PHMLinear(nn.Module):
         rule_init_std: float = 0.01,
     ) -> None:
         super().__init__()
-        check_divisible(in_features, out_features, n)
+        problem = indivisible(n, {"input size": in_features, "output size": out_features})
+        if problem:
+            raise ValueError(f"PHM layer {in_features}->{out_features}: n={n} must divide the input size and the "
+                             f"output size; {problem}.")
         self.in_features, self.out_features, self.n = in_features, out_features, n
         self.rank_one = rank_one
         p, q = in_features // n, out_features // n
@@ -109,8 +114,7 @@ class PHMLinear(nn.Module):
         else:
             self.fast = nn.Parameter(glorot_uniform(n, p, q))
         self.bias = nn.Parameter(torch.zeros(out_features))
-        self._cached_weight: torch.Tensor | None = None
-        self._cache_key: tuple | None = None
+        self._weight_cache = EvalCache()
 
     @property
     def rule(self) -> torch.Tensor:
@@ -124,16 +128,8 @@ class PHMLinear(nn.Module):
 
     def weight(self) -> torch.Tensor:
         """W: (in, out), cached in eval mode under no_grad until a parameter changes."""
-        if self.training or torch.is_grad_enabled():
-            self._cached_weight, self._cache_key = None, None  # emptied together, or a stale key hits None
-            return kronecker_sum(self.rule, self.fast_weights())
-        # Optimiser steps and load_state_dict update parameters in place, which bumps
-        # their version counters: a changed key means the cached W is stale.
-        key = tuple((id(p), p._version, p.device, p.dtype) for p in self._weight_params())
-        if self._cache_key != key:
-            self._cached_weight = kronecker_sum(self.rule, self.fast_weights())
-            self._cache_key = key
-        return self._cached_weight
+        return self._weight_cache.get(self.training, self._weight_params(),
+                                      lambda: kronecker_sum(self.rule, self.fast_weights()))
 
     def _weight_params(self) -> tuple[torch.Tensor, ...]:
         return (self.rule, self.s, self.t) if self.rank_one else (self.rule, self.fast)
@@ -175,12 +171,11 @@ def glorot_uniform(n: int, rows: int, cols: int) -> torch.Tensor:
     return torch.empty(n, rows, cols).uniform_(-bound, bound)
 
 
-def check_divisible(in_features: int, out_features: int, n: int) -> None:
-    """PHM needs both sizes divisible by n; say which one fails and how to fix it."""
-    bad = [f"{name}={size}" for name, size in (("input size", in_features), ("output size", out_features)) if size % n]
-    if bad:
-        raise ValueError(
-            f"PHM layer {in_features}->{out_features} with n={n}: {' and '.join(bad)} not divisible by n. "
-            f"Choose n dividing both the hidden size and the bottleneck (hidden / reduction_factor), "
-            f"or a reduction_factor whose bottleneck is a multiple of n."
-        )
+def indivisible(n: int, sizes: dict[str, int]) -> str | None:
+    """PHM splits every size into n blocks. None if n divides all ``sizes``; else which do not,
+    and the n that would fit: ``"not divisible by n: input size 10. Use n in [1, 2]"``."""
+    bad = [f"{name} {size}" for name, size in sizes.items() if size % n]
+    if not bad:
+        return None
+    fits = [d for d in range(1, min(sizes.values()) + 1) if all(size % d == 0 for size in sizes.values())]
+    return f"not divisible by n: {', '.join(bad)}. Use n in {fits}"

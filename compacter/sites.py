@@ -9,6 +9,9 @@ names and classes of the stock `transformers` implementation — no forked model
   residual add, as in the paper's code. Cross-attention is never a site.
 * BERT family (BERT, RoBERTa, MiniLM, …): ``layer.i.attention.output.dense`` and
   ``layer.i.output.dense``; the adapter runs before dropout and the residual LayerNorm.
+
+Layer norms (trained by the adapter family, given biases by BitFit) are recognised by type:
+``nn.LayerNorm`` and T5's RMS-style ``T5LayerNorm``, which is not an ``nn.LayerNorm``.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ import re
 from dataclasses import dataclass
 
 from torch import nn
+from transformers.models.t5.modeling_t5 import T5LayerNorm
 
 SUPPORTED_MODEL_TYPES = ("t5", "bert", "roberta", "xlm-roberta", "electra", "camembert")
+
+LAYER_NORM_TYPES = (nn.LayerNorm, T5LayerNorm)  # T5's RMS norm is not an nn.LayerNorm
 
 _BERT_SITE = re.compile(r"^(?:.*\.)?layer\.(\d+)\.(attention\.output|output)$")
 _T5_SITE = re.compile(r"^(?:.*\.)?(encoder|decoder)\.block\.(\d+)\.layer\.\d+$")
@@ -82,3 +88,7 @@ def _bert_sites(model: nn.Module) -> list[Site]:
 
 def num_layers(sites: list[Site], stack: str) -> int:
     return 1 + max(site.layer for site in sites if site.stack == stack)
+
+
+def is_layer_norm(module: nn.Module) -> bool:
+    return isinstance(module, LAYER_NORM_TYPES)

@@ -27,7 +27,6 @@ import resource
 import shlex
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -35,11 +34,12 @@ import torch
 from tabulate import tabulate
 
 from compacter.phm import PHMLinear, kronecker_sum, phm_factored
-from experiments.bench import keep_freed_memory, machine, other_load_meter, set_threads, wait_until_quiet
+from experiments.bench import keep_freed_memory, machine, other_load_meter, set_threads, timed, wait_until_quiet
 
 TOKENS = (32, 128)
 SHAPES = [(384, 12), (768, 24), (256, 256), (1024, 1024), (4096, 4096)]
 NS = [2, 4, 8, 12]
+CPU = torch.device("cpu")
 LARGE = 2**22  # in · out from which a dense (in, out) matmul costs seconds: 3 repeats, no dense reference
 
 
@@ -59,27 +59,23 @@ def forward_backward_s(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
                        warmup: int) -> float:
     """Median seconds of forward + backward of ``fn(x)`` after ``warmup`` discarded calls."""
     grad_out = None
-    times = []
-    for _ in range(warmup + repeats):
+
+    def step() -> None:
+        nonlocal grad_out
         x.grad = None
-        start = time.perf_counter()
         y = fn(x)
         if grad_out is None:
             grad_out = torch.randn_like(y)
         y.backward(grad_out)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[warmup:])
+
+    return statistics.median(timed(step, warmup + repeats, CPU)[warmup:])
 
 
 def eval_forward_s(layer: PHMLinear, x: torch.Tensor, repeats: int, warmup: int) -> float:
     """Median seconds of the layer's eval forward under no_grad (where it reuses a cached W)."""
     layer.eval()
-    times = []
     with torch.no_grad():
-        for _ in range(warmup + repeats):
-            start = time.perf_counter()
-            layer(x)
-            times.append(time.perf_counter() - start)
+        times = timed(lambda: layer(x), warmup + repeats, CPU)
     layer.train()
     return statistics.median(times[warmup:])
 

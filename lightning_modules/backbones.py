@@ -22,6 +22,8 @@ from transformers import (
     T5Config,
 )
 
+import compacter
+
 # T5-base's published architecture (google-t5/t5-base config.json), so that the paper's
 # parameter table and efficiency runs need no download.
 T5_BASE_CONFIG = dict(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_decoder_layers=12,
@@ -71,18 +73,22 @@ def load_tokenizer(backbone: Backbone):
 
 def load_model(backbone: Backbone, head: str | None = None, num_labels: int = 2) -> PreTrainedModel:
     """Pretrained weights. Encoders get a new task head: ``classification`` (num_labels),
-    ``regression`` (one output, MSE) or ``multiple_choice``."""
+    ``regression`` (one output, MSE) or ``multiple_choice``. The weights the checkpoint did
+    not have (from_pretrained's missing keys: the new head) are marked for ``compacter.apply``
+    to train with every method."""
     if backbone.kind == "seq2seq":
-        return AutoModelForSeq2SeqLM.from_pretrained(backbone.path)
-    if head == "multiple_choice":
-        return AutoModelForMultipleChoice.from_pretrained(backbone.path)
-    if head == "regression":
-        return AutoModelForSequenceClassification.from_pretrained(backbone.path, num_labels=1,
-                                                                  problem_type="regression")
-    if head == "classification":  # problem_type set: a checkpoint's own (e.g. "regression") must not leak in
-        return AutoModelForSequenceClassification.from_pretrained(backbone.path, num_labels=num_labels,
-                                                                  problem_type="single_label_classification")
-    raise ValueError(f"encoder backbones need a head: classification, regression or multiple_choice; got {head!r}")
+        load, kwargs = AutoModelForSeq2SeqLM, {}
+    elif head == "multiple_choice":
+        load, kwargs = AutoModelForMultipleChoice, {}
+    elif head == "regression":
+        load, kwargs = AutoModelForSequenceClassification, {"num_labels": 1, "problem_type": "regression"}
+    elif head == "classification":  # problem_type set: a checkpoint's own (e.g. "regression") must not leak in
+        load, kwargs = AutoModelForSequenceClassification, {"num_labels": num_labels,
+                                                            "problem_type": "single_label_classification"}
+    else:
+        raise ValueError(f"encoder backbones need a head: classification, regression or multiple_choice; got {head!r}")
+    model, loading = load.from_pretrained(backbone.path, output_loading_info=True, **kwargs)
+    return compacter.mark_new_weights(model, loading["missing_keys"])
 
 
 def t5_base_from_config(device: str | torch.device = "cpu") -> PreTrainedModel:

@@ -1,14 +1,19 @@
 """``TaskDataModule``: one task's splits, tokenised for a seq2seq (T5) or encoder model.
 
-Tokenised splits are cached on disk (``datasets`` arrow files) under a key of everything
-that changes them — task, split, model kind, tokenizer, lengths, prefix, data seed, train size
-and the examples' content — so a second run with the same settings does not re-tokenise.
-Batches are padded per batch (dynamic padding), never to a fixed length.
+The examples become one ``datasets.Dataset`` of model rows (text, target, example id),
+tokenised by ``map`` and cached on disk (arrow files) under a key of everything that shapes
+the tensors — task, split, model kind, tokenizer (vocabulary hash), lengths, prefix, data
+seed, train size, the rows' content and a hash of the encoding code itself — so a second
+run with the same settings does not re-tokenise, and an edited ``_encode`` does. Batches
+are padded per batch by ``transformers``' collators (``DataCollatorWithPadding``;
+``DataCollatorForSeq2Seq`` pads targets with -100), never to a fixed length. The gold
+examples live in one place, ``TaskDataModule.examples(split)``, indexed by example id.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from pathlib import Path
 
@@ -16,6 +21,7 @@ import datasets
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
+from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from lightning_modules.sources import load_splits, original_splits, resolve_source
@@ -23,43 +29,30 @@ from lightning_modules.tasks import get_task, supported_tasks, unsupported_messa
 
 MODEL_KINDS = ("seq2seq", "encoder")
 SPLITS = ("train", "validation", "test")
-_CACHE_VERSION = 2  # bump when the tokenised layout changes
 
 
-def _pad(sequences: list[list[int]], value: int, left: bool = False) -> torch.Tensor:
-    """(N, longest) tensor of ``sequences`` padded with ``value``."""
-    longest = max(len(s) for s in sequences)
-    rows = [([value] * (longest - len(s)) + s) if left else (s + [value] * (longest - len(s))) for s in sequences]
-    return torch.tensor(rows, dtype=torch.long)
+class _MultipleChoiceCollator:
+    """(B, num_choices, L) batches: the choices flattened to pad them together, then folded back."""
 
-
-class _Collator:
-    """Pads one batch of tokenised rows to its own longest sequence."""
-
-    def __init__(self, pad_token_id: int, left: bool, multiple_choice: bool, regression: bool, seq2seq: bool):
-        self.pad_token_id, self.left = pad_token_id, left
-        self.multiple_choice, self.regression, self.seq2seq = multiple_choice, regression, seq2seq
-
-    def _inputs(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in features[0]]
-        if not self.multiple_choice:
-            return {k: _pad([f[k] for f in features], self.pad_token_id if k == "input_ids" else 0, self.left)
-                    for k in keys}
-        # Flatten the choices to pad them together, then fold back to (B, num_choices, L).
-        batch, choices = len(features), len(features[0]["input_ids"])
-        flat = {k: _pad([c for f in features for c in f[k]], self.pad_token_id if k == "input_ids" else 0,
-                        self.left) for k in keys}
-        return {k: v.view(batch, choices, -1) for k, v in flat.items()}
+    def __init__(self, tokenizer) -> None:
+        self.pad = DataCollatorWithPadding(tokenizer)
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        batch = self._inputs(features)
-        if self.seq2seq:
-            batch["labels"] = _pad([f["labels"] for f in features], -100)  # -100: ignored by the loss
-        else:
-            dtype = torch.float if self.regression else torch.long
-            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=dtype)
-        batch["example_id"] = torch.tensor([f["example_id"] for f in features], dtype=torch.long)
-        return batch
+        batch, choices = len(features), len(features[0]["input_ids"])
+        keys = [k for k in features[0] if k not in ("labels", "example_id")]
+        flat = self.pad([{k: f[k][c] for k in keys} for f in features for c in range(choices)])
+        out = {k: v.view(batch, choices, -1) for k, v in flat.items()}
+        for key in ("labels", "example_id"):
+            out[key] = torch.tensor([f[key] for f in features])
+        return out
+
+
+def make_collator(tokenizer, model_kind: str, multiple_choice: bool):
+    """Pads one batch to its own longest row: inputs with the tokenizer's pad id (``transformers``'
+    collators), seq2seq targets with -100 (ignored by the loss)."""
+    if model_kind == "seq2seq":
+        return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
+    return _MultipleChoiceCollator(tokenizer) if multiple_choice else DataCollatorWithPadding(tokenizer)
 
 
 class TaskDataModule(L.LightningDataModule):
@@ -141,10 +134,8 @@ class TaskDataModule(L.LightningDataModule):
     def _loader(self, split: str, batch_size: int, **kwargs) -> DataLoader:
         if not self._tokenized:
             raise RuntimeError("call setup() before requesting dataloaders")
-        collate = _Collator(
-            pad_token_id=self.tokenizer.pad_token_id, left=self.tokenizer.padding_side == "left",
-            multiple_choice=self.model_kind == "encoder" and self.task.encoder_head == "multiple_choice",
-            regression=self.task.encoder_head == "regression", seq2seq=self.model_kind == "seq2seq")
+        multiple_choice = self.model_kind == "encoder" and self.task.encoder_head == "multiple_choice"
+        collate = make_collator(self.tokenizer, self.model_kind, multiple_choice)
         return DataLoader(self._tokenized[split], batch_size=batch_size, collate_fn=collate,
                           num_workers=self.num_workers, **kwargs)
 
@@ -186,7 +177,9 @@ class TaskDataModule(L.LightningDataModule):
         else:
             pairs = batch["text_pair"] if any(p is not None for p in batch["text_pair"]) else None
             out = dict(tok(batch["text"], pairs, max_length=self.max_source_length, truncation=True))
-            out["labels"] = batch["label"]
+            # the loss takes its dtype from the head: float scores (MSE) or class indices
+            regression = self.task.encoder_head == "regression"
+            out["labels"] = [float(x) for x in batch["label"]] if regression else batch["label"]
         out["example_id"] = batch["example_id"]
         return out
 
@@ -215,7 +208,7 @@ class TaskDataModule(L.LightningDataModule):
         tok = self.tokenizer
         vocab = hashlib.sha256(json.dumps(sorted(tok.get_vocab().items())).encode()).hexdigest()
         settings = {
-            "version": _CACHE_VERSION, "task": self.task.name, "split": split, "kind": self.model_kind,
+            "code": _ENCODING_CODE, "task": self.task.name, "split": split, "kind": self.model_kind,
             "tokenizer": [type(tok).__name__, tok.name_or_path, len(tok), vocab, tok.truncation_side],
             "lengths": [self.max_source_length, self.max_target_length], "prefix": self.add_task_prefix,
             "data_seed": self.data_seed, "train_size": self.train_size,
@@ -232,3 +225,8 @@ def _chunks(values: list, sizes: list[int]) -> list[list]:
         out.append(values[start:start + size])
         start += size
     return out
+
+
+# The code that turns rows into the cached tensors: editing any of it is a new cache entry.
+_ENCODING_CODE = hashlib.sha256("".join(inspect.getsource(f) for f in (
+    TaskDataModule._encode, TaskDataModule._target_ids, _chunks)).encode()).hexdigest()

@@ -4,7 +4,8 @@ encoder, a T5 tokenizer (transformers' T5Tokenizer, small vocabulary) for text-t
 import pytest
 import torch
 
-from lightning_modules.datamodule import TaskDataModule, _Collator
+from lightning_modules import datamodule
+from lightning_modules.datamodule import TaskDataModule, make_collator
 from tests.tiny_models import t5_like_tokenizer
 
 
@@ -70,8 +71,9 @@ def test_seq2seq_needs_a_tokenizer_with_an_eos_token(shared_data, tokenizer, tmp
         dm.setup("fit")
 
 
-def test_padding_uses_pad_id_for_inputs_and_minus_100_for_targets():
-    collate = _Collator(pad_token_id=0, left=False, multiple_choice=False, regression=False, seq2seq=True)
+def test_padding_uses_pad_id_for_inputs_and_minus_100_for_targets(t5_tokenizer):
+    collate = make_collator(t5_tokenizer, "seq2seq", multiple_choice=False)
+    assert t5_tokenizer.pad_token_id == 0
     batch = collate([{"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": [1, 2], "example_id": 4},
                      {"input_ids": [5], "attention_mask": [1], "labels": [3], "example_id": 9}])
     assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 0, 0]]
@@ -125,6 +127,9 @@ def test_second_setup_reads_the_tokenised_cache(make, monkeypatch):
     assert len(dm.examples("test")) == 139
     with pytest.raises(AssertionError, match="re-tokenised"):
         make("rte", "seq2seq", max_source_length=64)  # a different setting is a different cache entry
+    monkeypatch.setattr(datamodule, "_ENCODING_CODE", "the source of an edited _encode")
+    with pytest.raises(AssertionError, match="re-tokenised"):
+        make("rte", "seq2seq")  # edited encoding code: the old labels are not reused
 
 
 def test_unsupported_combinations_name_the_valid_choices(tokenizer):

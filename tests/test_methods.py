@@ -185,3 +185,55 @@ def test_loading_weights_of_another_method_is_an_error(tmp_path):
     compacter.save_trained(adapted("bert", "adapter"), tmp_path)
     with pytest.raises(ValueError, match="saved weights are for"):
         compacter.load_trained(adapted("bert", "lowrank"), tmp_path)
+
+
+def test_the_record_names_what_the_method_wrapped_and_added():
+    applied = adapted("bert", "compacter").compacter_applied
+    assert applied.wrapped == tuple(f"bert.encoder.layer.{i}.{where}.dense" for i in (0, 1)
+                                    for where in ("attention.output", "output"))
+    assert applied.added == ("compacter_shared_rules",)  # the adapters live inside the wrappers
+    bitfit = adapted("t5", "bitfit").compacter_applied
+    assert bitfit.wrapped == tuple(f"{stack}.block.{b}.layer.{i}.layer_norm" for stack, layers in
+                                   (("encoder", 2), ("decoder", 3)) for b in (0, 1) for i in range(layers))
+    assert "lm_head.bias" in bitfit.added and "encoder.block.0.layer.0.SelfAttention.q.bias" in bitfit.added
+    with pytest.raises(ValueError, match=r"already has method 'compacter' applied \(4 modules wrapped, 1 added\)"):
+        compacter.apply(adapted("bert", "compacter"), "adapter", **SMALL)
+
+
+def test_save_writes_the_recorded_trained_set_whatever_requires_grad_says_later(tmp_path):
+    model = adapted("bert", "adapter")
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.1)
+    model.requires_grad_(False)  # e.g. frozen for inference after training
+    compacter.save_trained(model, tmp_path)
+    fresh = compacter.load_trained(tiny_bert(), tmp_path)
+    inputs = tiny_inputs(model)
+    torch.testing.assert_close(logits(fresh, inputs), logits(model, inputs), rtol=0, atol=0)
+
+
+def test_the_new_head_is_what_the_checkpoint_lacked():
+    # a checkpoint without a pooler: from_pretrained would report it missing, so it is trained too
+    new = ["classifier.weight", "classifier.bias", "bert.pooler.dense.weight", "bert.pooler.dense.bias"]
+    model = compacter.apply(compacter.mark_new_weights(tiny_bert(), new), "adapter", **SMALL)
+    assert set(new) <= set(model.compacter_applied.trained) and model.bert.pooler.dense.weight.requires_grad
+    with pytest.raises(ValueError, match=r"has no parameter\(s\) \['head.weight'\]"):
+        compacter.mark_new_weights(tiny_bert(), ["head.weight"])
+
+
+def test_load_model_marks_the_weights_from_pretrained_initialised(tiny_checkpoints):
+    from lightning_modules.backbones import load_model, resolve
+
+    assert load_model(resolve(tiny_checkpoints["bert"]), "classification").compacter_new_weights == (
+        "classifier.bias", "classifier.weight")
+    assert load_model(resolve(tiny_checkpoints["t5"])).compacter_new_weights == ()
+
+
+def test_bitfit_trains_the_biases_of_linear_and_norm_modules_not_whatever_is_named_bias():
+    model = tiny_bert()
+    model.bert.embeddings.scale = torch.nn.Module()
+    model.bert.embeddings.scale.bias = torch.nn.Parameter(torch.zeros(3))  # a "bias" of no linear map
+    compacter.apply(model, "bitfit")
+    assert not model.bert.embeddings.scale.bias.requires_grad
+    assert model.bert.embeddings.LayerNorm.bias.requires_grad and model.classifier.bias.requires_grad

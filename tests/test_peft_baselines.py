@@ -219,8 +219,20 @@ def test_lora_custom_targets_survive_the_json_round_trip(tmp_path):
     model = compacter.apply(tiny_bert(), "lora", r=2, target_modules=["key"])
     compacter.save_trained(model, tmp_path)
     fresh = compacter.load_trained(tiny_bert(), tmp_path)
-    assert fresh.compacter_config == model.compacter_config and fresh.compacter_config.target_modules == ("key",)
+    assert fresh.compacter_applied.config == model.compacter_applied.config
+    assert fresh.compacter_applied.config.target_modules == ("key",)
     assert lora_wrapped(fresh) == [f"bert.encoder.layer.{i}.attention.self.key" for i in (0, 1)]
+
+
+def test_lora_without_a_peft_default_for_the_architecture_asks_for_targets():
+    from transformers import CamembertConfig, CamembertForSequenceClassification
+
+    config = CamembertConfig(vocab_size=100, hidden_size=HIDDEN, num_hidden_layers=1, num_attention_heads=4,
+                             intermediate_size=64, max_position_embeddings=64)
+    with pytest.raises(ValueError, match="peft has no default LoRA target modules for model type 'camembert'"):
+        compacter.apply(CamembertForSequenceClassification(config), "lora")
+    model = compacter.apply(CamembertForSequenceClassification(config), "lora", target_modules=["query", "value"])
+    assert lora_wrapped(model) == [f"roberta.encoder.layer.0.attention.self.{p}" for p in ("query", "value")]
 
 
 def test_lora_target_that_matches_nothing_fails_loudly():
