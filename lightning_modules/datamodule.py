@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from lightning_modules.sources import load_splits, original_splits, resolve_source
+from lightning_modules.sources import hub_location, load_splits, resolve_source
 from lightning_modules.tasks import get_task, supported_tasks, unsupported_message
 
 MODEL_KINDS = ("seq2seq", "encoder")
@@ -90,10 +90,9 @@ class TaskDataModule(L.LightningDataModule):
 
     def prepare_data(self):
         """Download from the Hub when no local source is configured (once per node)."""
-        kind, read = resolve_source(self.task.name, **self.source_dirs)
-        if kind == "hub":
-            for split in original_splits(self.task.name):
-                read(split)  # fills the datasets cache; setup() reads it back
+        kind, _ = resolve_source(self.task.name, **self.source_dirs)
+        if kind == "hub":  # fills the datasets cache only; setup() reads and normalises what it needs
+            datasets.load_dataset_builder(*hub_location(self.task.name)).download_and_prepare()
 
     def setup(self, stage: str | None = None):
         if self._tokenized:  # Lightning calls setup once per stage; the splits do not change

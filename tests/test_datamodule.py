@@ -145,3 +145,20 @@ def test_examples_before_setup_is_an_error(tokenizer):
     dm = TaskDataModule("rte", tokenizer, "encoder")
     with pytest.raises(RuntimeError, match="setup"):
         dm.examples("train")
+
+
+def test_prepare_data_downloads_the_hub_dataset_without_reading_it(tokenizer, monkeypatch):
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    monkeypatch.delenv("SUPERGLUE_DIR", raising=False)
+    prepared = []
+
+    class Builder:
+        def __init__(self, repo, config):
+            self.name = (repo, config)
+
+        def download_and_prepare(self):
+            prepared.append(self.name)
+
+    monkeypatch.setattr("datasets.load_dataset_builder", Builder)
+    TaskDataModule("wsc", tokenizer, "encoder").prepare_data()
+    assert prepared == [("aps/super_glue", "wsc.fixed")]
