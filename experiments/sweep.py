@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-import yaml
+from omegaconf import OmegaConf
 
 from experiments.configs import CONFIG_DIR
 from experiments.run import RunConfig, data_dirs_from_env, make_run_config, read_record, run
@@ -64,7 +64,7 @@ class Profile:
         holds the block's settings, then the variant's own."""
         seen = set()
         for block in self.blocks:
-            variants = [{**(block.get("settings") or {}), **variant} for variant in block.get("variants") or [{}]]
+            variants = [deep_merge(block.get("settings"), variant) for variant in block.get("variants") or [{}]]
             for cell in itertools.product(*(block[key] for key in BLOCK_KEYS), variants):
                 key = json.dumps(cell, sort_keys=True)
                 if key not in seen:
@@ -73,16 +73,22 @@ class Profile:
 
     def config(self, backbone: str, method: str, task: str, train_size: int | None, seed: int,
                variant: dict | None = None, **extra: Any) -> RunConfig:
-        settings = {**self.defaults, **self.backbone_settings.get(backbone, {}),
-                    **self.method_settings.get(method, {}), **self.task_settings.get(task, {}), **(variant or {})}
+        settings = deep_merge(self.defaults, self.backbone_settings.get(backbone), self.method_settings.get(method),
+                              self.task_settings.get(task), variant)
         budget = {key: settings.pop(key) for key in STEP_BUDGET if key in settings}
-        config = make_run_config(method, **{"results_dir": f"results/{self.name}", **settings, **data_dirs_from_env(),
-                                            **extra, "backbone": backbone, "task": task, "train_size": train_size,
-                                            "seed": seed, "profile": self.name})
+        cell = dict(backbone=backbone, task=task, train_size=train_size, seed=seed, profile=self.name)
+        config = make_run_config(method, {"results_dir": f"results/{self.name}"}, settings, data_dirs_from_env(),
+                                 extra, cell)
         return with_step_budget(config, **budget) if budget else config
 
     def configs(self, **extra: Any) -> list[RunConfig]:
         return [self.config(*cell, **extra) for cell in self.cells()]
+
+
+def deep_merge(*layers: dict | None) -> dict[str, Any]:
+    """``layers`` merged by OmegaConf, later wins, nested mappings key by key (``method_options``
+    of a method and of a variant combine); ``None`` is an empty layer."""
+    return OmegaConf.to_container(OmegaConf.merge(*(layer or {} for layer in layers)))
 
 
 def with_step_budget(config: RunConfig, train_steps: int, validations: int = 1) -> RunConfig:
@@ -112,15 +118,11 @@ def _read_profile(name: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
         raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(profile_names())}")
     if name in chain:
         raise ValueError(f"profiles extend each other in a cycle: {' -> '.join((*chain, name))}")
-    raw = yaml.safe_load(path.read_text())
+    raw = {key: value for key, value in OmegaConf.to_container(OmegaConf.load(path)).items() if value is not None}
     if not raw.get("extends"):
         return raw
     base = _read_profile(raw["extends"], (*chain, name))
-    merged = {**raw, "defaults": {**(base.get("defaults") or {}), **(raw.get("defaults") or {})}}
-    for section in SETTING_SECTIONS[1:]:  # per name: the base's settings for a task, then this profile's
-        own, inherited = raw.get(section) or {}, base.get(section) or {}
-        merged[section] = {key: {**inherited.get(key, {}), **own.get(key, {})} for key in {**inherited, **own}}
-    return merged
+    return deep_merge({section: base[section] for section in SETTING_SECTIONS if section in base}, raw)
 
 
 def load_profile(name: str) -> Profile:
