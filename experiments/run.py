@@ -156,7 +156,7 @@ def _merged(schema: type, what: str, layers: list) -> dict[str, Any]:
     try:
         return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(schema), *layers), resolve=True)
     except ConfigKeyError as error:
-        raise ValueError(f"unknown {what} {error.full_key!r}; valid: {', '.join(sorted(_fields(schema)))}") from None
+        raise ValueError(f"unknown {what} {error.full_key!r}; valid: {', '.join(sorted(_fields(schema) - {'method'}))}") from None
     except ValidationError as error:
         reason = error.msg.splitlines()[0]
         raise ValueError(f"{what} {error.full_key}: {reason}") from None
