@@ -1,0 +1,357 @@
+"""The dashboard of a profile: one self-contained, interactive HTML page built from run records.
+
+Five views — Pareto (% trainable parameters vs average score), low-resource curves, Tables 1
+and 2, efficiency, and every run — under global filters for backbone, task, training size and
+method. Python computes every number (the same functions as the Markdown tables); the page's
+script (``dashboard.js``) only shows, hides, slices and sorts what is embedded, so the page and
+the tables cannot disagree on a statistic.
+
+Plotting library: plotly. Its figures are plain JSON built here with plotly's validated
+``graph_objects``, they draw SVG marks a browser test can count, and hover, zoom and legends
+come for free. Its JavaScript (~4.8 MB) is too large to inline as is within the 5 MB budget
+of a committed page, and a file beside the page breaks when the page alone is copied; so it
+is inlined gzip-compressed (~1.4 MB, base64) and unpacked in the browser with the standard
+``DecompressionStream`` (Chromium 80, Firefox 113, Safari 16.4). No request leaves the
+page: it works from ``file://``. (Vega-Lite would be smaller but needs a 30 MB converter to
+inline its runtime; bokeh draws on canvas inside shadow DOM, which is harder to test.)
+
+Significance marks: the tables' cells are shown as ``analysis.tables`` formats them, so the
+marks the statistics add there appear here too; sorting uses the tables' numbers.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import gzip
+import html
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.colors import qualitative
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+from plotly.utils import PlotlyJSONEncoder
+
+from analysis import names
+from analysis.readme import missing_runs
+from analysis.tables import (MISSING, Table, benchmark_table, interval_halfwidth, metric_header,
+                             row_labels, score_cells)
+
+HERE = Path(__file__).resolve().parent
+FULL = "full"
+COLOURS = qualitative.Dark24
+
+
+def size_label(size) -> str:
+    return FULL if pd.isna(size) else str(int(size))
+
+
+def _number(value) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _colours(records: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """One colour per (backbone, method) in the paper's method order, the same in every view."""
+    keys = sorted(set(zip(records["backbone"], records["method"])),
+                  key=lambda key: (names.method_sort_key(key[1]), key[0]))
+    return {key: COLOURS[i % len(COLOURS)] for i, key in enumerate(keys)}
+
+
+def _rgba(colour: str, alpha: float) -> str:
+    red, green, blue = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def _plain(figure: go.Figure) -> dict:
+    """The figure's JSON without its template (~10 kB each): the page holds one for all."""
+    plain = figure.to_plotly_json()
+    plain["layout"].pop("template", None)
+    return plain
+
+
+def _spread(mean: float, std: float, n: int, halfwidth: float) -> str:
+    if not n:
+        return MISSING
+    if pd.isna(halfwidth):
+        return f"{mean:.1f} (n={int(n)})"
+    return f"{mean:.1f} ± {std:.1f} std, 95% CI ± {halfwidth:.1f} (n={int(n)})"
+
+
+def pareto_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
+    """Per (benchmark, train size): one panel of the average over its tasks (only methods with
+    every task: never a smaller average) and one panel per task, shown when the task filter
+    leaves part of the benchmark. A point's spread is that of the per-seed averages over the
+    seeds that have every task."""
+    cells = score_cells(records).merge(records[["task", "benchmark"]].drop_duplicates(), on="task")
+    ok = records[records["status"] == "ok"]
+    labels = row_labels(sorted(colours))
+    panels = []
+    groups = cells.dropna(subset=["benchmark"]).groupby(["benchmark", "train_size"], dropna=False, sort=False)
+    for (benchmark, size), group in sorted(groups, key=lambda item: (item[0][0], _size_order(item[0][1]))):
+        tasks = names.order_tasks(group["task"])
+        bench, label = names.BENCHMARK_NAMES.get(benchmark, benchmark), size_label(size)
+        runs = ok[(ok["benchmark"] == benchmark) & _same_size(ok["train_size"], size)]
+        points = []
+        for (backbone, method), mine in sorted(group[group["n"] > 0].groupby(["backbone", "method"]),
+                                               key=lambda item: names.method_sort_key(item[0][1])):
+            if set(mine["task"]) != set(tasks):
+                continue
+            per_seed = (runs[(runs["backbone"] == backbone) & (runs["method"] == method)]
+                        .pivot_table(index="seed", columns="task", values="test_score").reindex(columns=tasks)
+                        .dropna().mean(axis=1))
+            points.append(_pareto_point(runs, backbone, method, mine["mean"].mean(), per_seed.std(),
+                                        len(per_seed), interval_halfwidth(per_seed.std(), len(per_seed))))
+        title = f"{bench} average over {', '.join(map(names.task_name, tasks))} — n_train {label}"
+        panels.append(_pareto_panel(f"avg-{benchmark}-{label}", "avg", tasks, label, title,
+                                    points, labels, colours, "average test score"))
+        for task in tasks:
+            mine = group[(group["task"] == task) & (group["n"] > 0)]
+            mine = mine.assign(order=mine["method"].map(names.method_sort_key)).sort_values("order", kind="stable")
+            points = [_pareto_point(runs[runs["task"] == task], row.backbone, row.method, row.mean, row.std,
+                                    row.n, row.halfwidth) for row in mine.itertuples()]
+            panels.append(_pareto_panel(f"avg-{benchmark}-{label}", "task", [task], label,
+                                        f"{names.task_name(task)} — n_train {label}", points, labels, colours,
+                                        f"test score ({names.task_name(task)})"))
+    return panels
+
+
+def _size_order(size) -> float:
+    return float("inf") if pd.isna(size) else float(size)
+
+
+def _same_size(sizes: pd.Series, size) -> pd.Series:
+    return sizes.isna() if pd.isna(size) else sizes == size
+
+
+def _pareto_point(runs, backbone, method, mean, std, n, halfwidth) -> dict:
+    mine = runs[(runs["backbone"] == backbone) & (runs["method"] == method)]
+    params = mine["trainable_params"].dropna()
+    counted = MISSING if params.empty else (
+        f"{params.min():,.0f}" if params.min() == params.max() else f"{params.min():,.0f}–{params.max():,.0f}")
+    return {"backbone": backbone, "method": method, "percent": mine["trainable_percent"].mean(),
+            "mean": mean, "halfwidth": halfwidth, "text": _spread(mean, std, n, halfwidth), "params": counted}
+
+
+def _pareto_panel(group, kind, tasks, size, title, points, labels, colours, y_title) -> dict:
+    figure = go.Figure()
+    for point in points:
+        key = (point["backbone"], point["method"])
+        figure.add_trace(go.Scatter(
+            x=[point["percent"]], y=[point["mean"]], mode="markers", name=labels[key],
+            marker=dict(color=colours[key], size=11),
+            error_y=dict(type="data", array=[point["halfwidth"]], visible=not pd.isna(point["halfwidth"])),
+            customdata=[[point["text"], point["params"]]],
+            hovertemplate=f"<b>{labels[key]}</b><br>score %{{customdata[0]}}<br>trainable %{{customdata[1]}} "
+                          "(%{x:.3g}%)<extra></extra>",
+            meta={"backbone": key[0], "method": key[1]}))
+    figure.update_layout(title=dict(text=title, font=dict(size=14)), height=380, margin=dict(l=60, r=20, t=50, b=50),
+                         xaxis=dict(type="log", title="% trainable parameters (log)"), yaxis=dict(title=y_title))
+    return {"group": group, "kind": kind, "tasks": tasks, "size": size, "figure": _plain(figure)}
+
+
+def curve_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
+    """Per task with sized runs: mean line and 95% band per method; full data as an open square
+    right of the largest size (the full set has no place on the size axis)."""
+    cells = score_cells(records)
+    cells = cells[cells["n"] > 0]
+    labels = row_labels(sorted(colours))
+    panels = []
+    for task in names.order_tasks(cells.loc[cells["train_size"].notna(), "task"]):
+        mine = cells[cells["task"] == task]
+        sizes = sorted(mine["train_size"].dropna().unique())
+        full_x = float(sizes[-1]) * 2.5
+        figure = go.Figure()
+        for (backbone, method), curve in sorted(mine.groupby(["backbone", "method"]),
+                                                key=lambda item: names.method_sort_key(item[0][1])):
+            key, meta = (backbone, method), {"backbone": backbone, "method": method}
+            sized = curve[curve["train_size"].notna()].sort_values("train_size")
+            full = curve[curve["train_size"].isna()]
+            point_sizes = [size_label(s) for s in sized["train_size"]] + [FULL] * len(full)
+            x = [float(s) for s in sized["train_size"]] + [full_x] * len(full)
+            text = [_spread(r.mean, r.std, r.n, r.halfwidth) for r in pd.concat([sized, full]).itertuples()]
+            band = sized.dropna(subset=["halfwidth"])
+            if not band.empty:  # a polygon: upper edge left to right, lower edge back
+                xs = [float(s) for s in band["train_size"]]
+                band_sizes = [size_label(s) for s in band["train_size"]]
+                upper, lower = list(band["mean"] + band["halfwidth"]), list(band["mean"] - band["halfwidth"])
+                figure.add_trace(go.Scatter(
+                    x=xs + xs[::-1], y=upper + lower[::-1], mode="lines", fill="toself",
+                    fillcolor=_rgba(colours[key], 0.15), line=dict(width=0), hoverinfo="skip",
+                    legendgroup=labels[key], showlegend=False, meta={**meta, "sizes": band_sizes + band_sizes[::-1]}))
+            figure.add_trace(go.Scatter(
+                x=x, y=list(sized["mean"]) + list(full["mean"]), name=labels[key], legendgroup=labels[key],
+                mode="lines+markers", line=dict(color=colours[key]),
+                marker=dict(symbol=["circle"] * len(sized) + ["square-open"] * len(full), size=8),
+                customdata=text, meta={**meta, "sizes": point_sizes},
+                hovertemplate=f"<b>{labels[key]}</b><br>%{{customdata}}<extra></extra>"))
+        ticks = [float(s) for s in sizes] + ([full_x] if mine["train_size"].isna().any() else [])
+        figure.update_layout(
+            title=dict(text=f"{names.task_name(task)}: test score vs training examples", font=dict(size=14)),
+            height=400, margin=dict(l=60, r=20, t=50, b=50), yaxis=dict(title="test score"),
+            xaxis=dict(type="log", title="training examples", tickvals=ticks,
+                       ticktext=[str(int(s)) for s in sizes] + [FULL] * (len(ticks) - len(sizes))))
+        panels.append({"tasks": [task], "figure": _plain(figure),
+                       "sizes": [size_label(s) for s in sizes] + [FULL] * (len(ticks) > len(sizes))})
+    return panels
+
+
+def table_view(table: Table, size: str | None) -> dict:
+    """A report table as the page's sortable table: cells as formatted for Markdown, sort keys
+    from the table's numbers; metric columns know their task (the task filter hides them)."""
+    # header -> numbers column, for the headers benchmark_table and efficiency_table write
+    numeric = {"% trainable params": "trainable_percent_min", "Avg": "avg", "Method": "label",
+               "Trainable params": "trainable_params", "Train step (s)": "train_step_s",
+               "Train step (× finetune)": "train_step_ratio", "Peak memory (MB)": "peak_mem_mb",
+               "Peak memory (× finetune)": "peak_mem_ratio", "Inference (s)": "infer_s",
+               "Inference (× finetune)": "infer_ratio", "Backbone": "backbone", "Device": "device"}
+    tasks = {}
+    for column in table.numbers.columns:
+        if column.endswith(".mean"):
+            task, metric, _ = column.split(".")
+            numeric[metric_header(task, metric)], tasks[metric_header(task, metric)] = column, task
+    columns = [{"key": str(c), "header": str(c), "task": tasks.get(c)} for c in table.cells.columns]
+    rows = []
+    for (_, cells), (_, numbers) in zip(table.cells.iterrows(), table.numbers.iterrows()):
+        sort = {str(c): numbers[numeric[c]] if numeric.get(c) in numbers else cells[c]
+                for c in table.cells.columns}
+        rows.append({"backbone": numbers["backbone"], "method": numbers["method"],
+                     "cells": {str(c): str(v) for c, v in cells.items()},
+                     "sort": {k: (_number(v) if not isinstance(v, str) else v) for k, v in sort.items()}})
+    return {"title": table.title, "notes": list(table.notes), "size": size, "columns": columns, "rows": rows}
+
+
+def benchmark_views(records: pd.DataFrame) -> list[dict]:
+    """Tables 1 and 2 at every training size the records have (the Markdown tables pick one)."""
+    views = []
+    for benchmark in ("glue", "superglue"):
+        runs = records[records["benchmark"] == benchmark]
+        for size in sorted(runs["train_size"].unique(), key=_size_order):
+            table = benchmark_table(runs[_same_size(runs["train_size"], size)], benchmark)
+            if table is not None:
+                views.append(table_view(table, size_label(size)))
+    return views
+
+
+RATIOS = (("train_step_ratio", "train step"), ("peak_mem_ratio", "peak memory"), ("infer_ratio", "inference"))
+
+
+def efficiency_figure(frame: pd.DataFrame) -> dict:
+    """Ratios to finetune, one bar group per (backbone, device); error bars where the
+    benchmark measured a spread (a ``<column>_std`` column)."""
+    figure = make_subplots(rows=1, cols=len(RATIOS), shared_yaxes=True,
+                           subplot_titles=[f"{what} (× finetune)" for _, what in RATIOS])
+    groups = list(frame.groupby(["backbone", "device"], sort=False))
+    for col, (column, _) in enumerate(RATIOS, start=1):
+        for index, ((backbone, device), rows) in enumerate(groups):
+            spread = rows.get(f"{column}_std")
+            figure.add_trace(go.Bar(
+                y=[names.method_label(m) for m in rows["method"]], x=list(rows[column]), orientation="h",
+                name=f"{backbone} / {device}", legendgroup=f"{backbone}/{device}", showlegend=col == 1,
+                marker_color=COLOURS[index % len(COLOURS)],
+                error_x=None if spread is None else dict(type="data", array=list(spread)),
+                hovertemplate=f"%{{y}} {backbone}/{device}: %{{x:.2f}} × finetune<extra></extra>",
+                meta={"backbone": backbone, "methods": list(rows["method"])}), row=1, col=col)
+    figure.add_vline(x=1.0, line_dash="dot", line_color="grey")
+    # no height: the page sets it from the bars its filters leave (dashboard.js, drawPlots)
+    figure.update_layout(barmode="group",
+                         margin=dict(l=130, r=20, t=40, b=70),
+                         legend=dict(orientation="h", yref="container", y=0.0, yanchor="bottom"))
+    figure.update_yaxes(autorange="reversed")
+    return _plain(figure)
+
+
+def run_rows(records: pd.DataFrame, planned: list[tuple] | None) -> dict:
+    """Every record, then every planned run with no record (status "missing")."""
+    columns = [("run_id", "Run"), ("backbone", "Backbone"), ("method", "Method"), ("task", "Task"),
+               ("size", "Train size"), ("seed", "Seed"), ("data_seed", "Data seed"), ("status", "Status"),
+               ("error", "Error (first line)"), ("test_score", "Test score"), ("trainable_percent", "% trainable"),
+               ("wall_time_s", "Wall time (s)"), ("finished_at", "Finished")]
+    rows = []
+    for row in records.sort_values(["task", "method", "train_size", "seed"], key=_run_order).itertuples():
+        error = str(row.error).strip().splitlines()[0] if isinstance(row.error, str) and row.error.strip() else ""
+        values = {"run_id": row.run_id, "backbone": row.backbone,
+                  "method": names.method_label(row.method, row.backbone),
+                  "task": names.task_name(row.task), "size": size_label(row.train_size), "seed": row.seed,
+                  "data_seed": row.data_seed, "status": row.status, "error": error, "test_score": row.test_score,
+                  "trainable_percent": row.trainable_percent, "wall_time_s": row.wall_time_s,
+                  "finished_at": "" if pd.isna(row.finished_at) else row.finished_at.strftime("%Y-%m-%d %H:%M")}
+        rows.append(_run_row(row.backbone, row.method, row.task, row.train_size, row.status, values))
+    for backbone, method, task, size, seed in missing_runs(records, planned):
+        values = {"run_id": "", "backbone": backbone, "method": names.method_label(method, backbone),
+                  "task": names.task_name(task), "size": size_label(size), "seed": seed, "status": "missing"}
+        rows.append(_run_row(backbone, method, task, size, "missing", values))
+    return {"columns": [{"key": k, "header": h, "task": None} for k, h in columns], "rows": rows}
+
+
+def _run_order(column: pd.Series) -> pd.Series:
+    if column.name == "task":
+        return column.map(names.task_sort_key)
+    if column.name == "method":
+        return column.map(names.method_sort_key)
+    return column
+
+
+def _run_row(backbone, method, task, size, status, values: dict) -> dict:
+    formats = {"test_score": ".1f", "trainable_percent": ".4g", "wall_time_s": ",.1f"}
+    cells, sort = {}, {}
+    for key, value in values.items():
+        missing = value is None or (not isinstance(value, str) and pd.isna(value))
+        cells[key] = "" if missing else format(value, formats.get(key, ""))
+        sort[key] = None if missing else (value if isinstance(value, str) else float(value))
+    return {"backbone": backbone, "method": method, "task": task, "size": size_label(size), "status": status,
+            "cells": cells, "sort": sort}
+
+
+def facets(records: pd.DataFrame, efficiency: pd.DataFrame | None) -> dict[str, list[dict]]:
+    """The filter choices, in the tables' order; backbones and methods also those the
+    efficiency benchmark measured (it may cover more than the profile ran)."""
+    sizes = sorted(records["train_size"].unique(), key=_size_order)
+    measured = efficiency if efficiency is not None else records.iloc[:0]
+    methods = sorted(set(records["method"]) | set(measured["method"]), key=names.method_sort_key)
+    return {
+        "backbone": [{"value": b, "label": b} for b in sorted(set(records["backbone"]) | set(measured["backbone"]))],
+        "task": [{"value": t, "label": names.task_name(t)} for t in names.order_tasks(records["task"])],
+        "size": [{"value": size_label(s), "label": size_label(s)} for s in sizes],
+        "method": [{"value": m, "label": names.method_label(m)} for m in methods],
+    }
+
+
+def dashboard_data(records: pd.DataFrame, profile: str, sources: list[str],
+                   efficiency: Table | None = None, planned: list[tuple] | None = None) -> dict:
+    colours = _colours(records)
+    return {
+        "profile": profile, "sources": sources,
+        "facets": facets(records, None if efficiency is None else efficiency.numbers),
+        "pareto": pareto_panels(records, colours), "curves": curve_panels(records, colours),
+        "tables": benchmark_views(records),
+        "efficiency": None if efficiency is None else {
+            "figure": efficiency_figure(efficiency.numbers), "subplots": len(RATIOS),
+            "table": table_view(efficiency, None)},
+        "runs": run_rows(records, planned),
+        "template": pio.templates[pio.templates.default].to_plotly_json(),
+    }
+
+
+@functools.cache
+def packed_plotly() -> str:
+    """plotly.min.js gzip-compressed (mtime 0: the same bytes every build), base64 for the page."""
+    return base64.b64encode(gzip.compress(get_plotlyjs().encode(), mtime=0)).decode()
+
+
+def write_dashboard(records: pd.DataFrame, profile: str, sources: list[str], path: str | Path,
+                    efficiency: Table | None = None, planned: list[tuple] | None = None) -> Path:
+    """Write the page (one file, ~2 MB: data, plotly, script and style inlined)."""
+    data = json.dumps(dashboard_data(records, profile, sources, efficiency, planned), cls=PlotlyJSONEncoder)
+    parts = {"TITLE": html.escape(f"compacter-bench — profile {profile}"),
+             "STYLE": (HERE / "dashboard.css").read_text(encoding="utf-8"),
+             "DATA": data.replace("</", "<\\/"),  # no "</script>" inside the data's script element
+             "PLOTLY_GZ": packed_plotly(), "SCRIPT": (HERE / "dashboard.js").read_text(encoding="utf-8")}
+    template = (HERE / "dashboard.html").read_text(encoding="utf-8")
+    page = re.sub(r"@@([A-Z_]+)@@", lambda match: parts[match.group(1)], template)  # one pass: data stays as is
+    path = Path(path)
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -1,0 +1,296 @@
+"""Table builders: run records -> the paper's tables, as numbers (CSV), cells (Markdown,
+LaTeX) and footnotes.
+
+Seeds are aggregated as mean ± sample std with their count. A missing run stays visible as
+"—", and an average is computed only for rows that have every column of their table, so a
+method is never ranked on fewer tasks than the others.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from analysis import names
+from analysis.records import RecordError
+
+MISSING = "—"
+MISSING_AVG = "—*"
+ID_COLUMNS = ["backbone", "method", "label"]
+_LATEX = str.maketrans({
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "±": r"$\pm$", "×": r"$\times$", "—": "---", "–": "--",
+})
+
+
+@dataclass(frozen=True)
+class Table:
+    """One report table. ``numbers`` is the machine-readable CSV (one number per column);
+    ``cells`` holds the formatted strings Markdown and LaTeX show."""
+
+    name: str
+    title: str
+    numbers: pd.DataFrame
+    cells: pd.DataFrame
+    notes: tuple[str, ...] = ()
+
+    def to_markdown(self) -> str:
+        text = f"# {self.title}\n\n{self.cells.to_markdown(index=False)}\n"
+        if self.notes:
+            text += "\n" + "".join(f"- {note}\n" for note in self.notes)
+        return text
+
+    def to_latex(self) -> str:
+        cells = self.cells.map(lambda cell: str(cell).translate(_LATEX))
+        cells.columns = [str(column).translate(_LATEX) for column in cells.columns]
+        latex = cells.to_latex(
+            index=False, escape=False, column_format="l" + "r" * (cells.shape[1] - 1),
+            caption=self.title.translate(_LATEX), label=f"tab:{self.name}",
+        )
+        if not self.notes:
+            return latex
+        notes = " \\\\\n".join(note.translate(_LATEX) for note in self.notes)
+        return latex.replace("\\end{table}", f"\\par\\footnotesize\n{notes}\n\\end{{table}}")
+
+
+def format_score(mean: float, std: float, n: int) -> str:
+    """``84.0 ± 1.2 (n=3)``; one seed has no spread, so just ``84.0 (n=1)``."""
+    if not n:
+        return MISSING
+    n = int(n)
+    if n == 1 or pd.isna(std):
+        return f"{mean:.1f} (n={n})"
+    return f"{mean:.1f} ± {std:.1f} (n={n})"
+
+
+def interval_halfwidth(std: float, n: int, level: float = 0.95) -> float:
+    """Half-width of the t interval of a mean over ``n`` seeds (NaN below two seeds).
+    The statistics of the tables (issue 14) may replace this; the dashboard calls only it."""
+    if pd.isna(std) or n < 2:
+        return float("nan")
+    return float(scipy_stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n))
+
+
+def metric_header(task: str, metric: str) -> str:
+    """A benchmark table's column for one metric, e.g. ``MRPC (F1)``."""
+    return f"{names.task_name(task)} ({names.metric_name(metric)})"
+
+
+def format_range(values: pd.Series, spec: str) -> str:
+    """One value, or ``min–max`` where runs differ (task heads change the parameter count)."""
+    values = values.dropna()
+    if values.empty:
+        return MISSING
+    low, high = values.min(), values.max()
+    if math.isclose(low, high, rel_tol=1e-9):
+        return format(low, spec)
+    return f"{format(low, spec)}–{format(high, spec)}"
+
+
+def row_keys(records: pd.DataFrame) -> list[tuple[str, str]]:
+    """(backbone, method) pairs in the paper's method order."""
+    pairs = set(zip(records["backbone"], records["method"]))
+    return sorted(pairs, key=lambda pair: (names.method_sort_key(pair[1]), pair[0]))
+
+
+def row_labels(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Method names; the backbone is added only when a table mixes backbones."""
+    several = len({backbone for backbone, _ in keys}) > 1
+    return {(b, m): names.method_label(m, b, with_backbone=several) for b, m in keys}
+
+
+def metric_columns(records: pd.DataFrame, tasks: list[str]) -> list[tuple[str, str]]:
+    """(task, metric) columns: a known task's metrics, else those its records carry."""
+    columns = []
+    for task in tasks:
+        mine = records[records["task"] == task]
+        observed = [c.removeprefix("test.") for c in records.columns
+                    if c.startswith("test.") and mine[c].notna().any()]
+        columns += [(task, metric) for metric in names.task_metrics(task, observed)]
+    return columns
+
+
+def metric_stats(records: pd.DataFrame) -> pd.DataFrame:
+    """Per (backbone, method, task, metric): mean, sample std and count over ok seeds."""
+    ok = records[records["status"] == "ok"]
+    metrics = [c for c in records.columns if c.startswith("test.")]
+    long = ok.melt(["backbone", "method", "task"], metrics, var_name="metric", value_name="score")
+    long = long.dropna(subset=["score"]).assign(metric=lambda d: d["metric"].str.removeprefix("test."))
+    stats = long.groupby(["backbone", "method", "task", "metric"])["score"].agg(["mean", "std", "count"])
+    return stats.rename(columns={"count": "n"})
+
+
+def score_cells(records: pd.DataFrame) -> pd.DataFrame:
+    """Per (backbone, method, task, train size; NaN = full): the test score's mean, sample std,
+    count over ok seeds (n = 0 where every run failed) and the half-width of its interval."""
+    runs = records.assign(score=records["test_score"].where(records["status"] == "ok"))
+    keys = ["backbone", "method", "task", "train_size"]
+    cells = runs.groupby(keys, dropna=False)["score"].agg(["mean", "std", "count"])
+    cells = cells.rename(columns={"count": "n"}).reset_index()
+    cells["halfwidth"] = [interval_halfwidth(std, n) for std, n in zip(cells["std"], cells["n"])]
+    return cells
+
+
+def table_train_size(records: pd.DataFrame, benchmark: str) -> float | None:
+    """The training size a benchmark table shows: full data (None) when any full-data run
+    exists; otherwise (a CPU profile of low-resource runs only) the size with the most
+    (method, task) pairs covered, the largest on ties — always named in the table title."""
+    runs = records[records["benchmark"] == benchmark]
+    if runs.empty or runs["train_size"].isna().any():
+        return None
+    coverage = runs.groupby("train_size")[["method", "task"]].apply(lambda d: len(d.drop_duplicates()))
+    return max(coverage.index, key=lambda size: (coverage[size], size))
+
+
+def full_data(records: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+    """The runs a benchmark table is built from: full data, or the size table_train_size picks."""
+    size = table_train_size(records, benchmark)
+    runs = records[records["benchmark"] == benchmark]
+    return runs[runs["train_size"].isna()] if size is None else runs[runs["train_size"] == size]
+
+
+def data_label(records: pd.DataFrame, benchmark: str) -> str:
+    size = table_train_size(records, benchmark)
+    return "full data" if size is None else f"{int(size)} training examples per task"
+
+
+def task_scores(records: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+    """Rows (backbone, method) x task columns: the task's metrics averaged (each a mean over
+    seeds); NaN where any metric of the task has no ok run. Feeds averages and the README."""
+    full = full_data(records, benchmark)
+    stats = metric_stats(full)
+    tasks = names.order_tasks(full["task"])
+    columns = metric_columns(full, tasks)
+    scores = {}
+    for key in row_keys(full):
+        row = {}
+        for task in tasks:
+            means = [stats["mean"].get((*key, task, metric)) for t, metric in columns if t == task]
+            row[task] = float("nan") if any(m is None for m in means) else sum(means) / len(means)
+        scores[key] = row
+    index = pd.MultiIndex.from_tuples(list(scores), names=["backbone", "method"])
+    return pd.DataFrame(list(scores.values()), index=index, columns=tasks)
+
+
+def failed_note(records: pd.DataFrame) -> str | None:
+    """Failed runs are left out of every score; this footnote keeps them on the record."""
+    failed = records[records["status"] == "failed"]
+    if failed.empty:
+        return None
+    items = []
+    for row in failed.sort_values(["task", "method", "seed"]).itertuples():
+        size = "full" if pd.isna(row.train_size) else row.train_size
+        error = str(row.error or "no error message")[:80]
+        label = names.method_label(row.method, row.backbone)
+        items.append(f"{label} {names.task_name(row.task)} n_train={size} seed {row.seed} ({error})")
+    return f"Failed runs, excluded from the scores ({len(items)}): " + "; ".join(items) + "."
+
+
+def benchmark_table(records: pd.DataFrame, benchmark: str) -> Table | None:
+    """Table 1 (GLUE) / Table 2 (SuperGLUE): methods x task metrics + Avg, full data, test."""
+    full = full_data(records, benchmark)
+    if full.empty:
+        return None
+    tasks = names.order_tasks(full["task"])
+    columns = metric_columns(full, tasks)
+    stats, scores = metric_stats(full), task_scores(records, benchmark)
+    keys = row_keys(full)
+    labels = row_labels(keys)
+    numbers, cells, incomplete = [], [], []
+    for key in keys:
+        runs = full[(full["backbone"] == key[0]) & (full["method"] == key[1])]
+        percent = runs["trainable_percent"].dropna()
+        number = dict(zip(ID_COLUMNS, (*key, labels[key])))
+        number.update(trainable_percent_min=percent.min(), trainable_percent_max=percent.max())
+        cell = {"Method": labels[key], "% trainable params": format_range(percent, ".4g")}
+        for task, metric in columns:
+            found = (*key, task, metric) in stats.index
+            mean, std, n = stats.loc[(*key, task, metric)] if found else (float("nan"), float("nan"), 0)
+            number.update({f"{task}.{metric}.mean": mean, f"{task}.{metric}.std": std,
+                           f"{task}.{metric}.n": int(n)})
+            cell[metric_header(task, metric)] = format_score(mean, std, int(n))
+        lacking = [names.task_name(t) for t in tasks if pd.isna(scores.loc[key, t])]
+        number["avg"] = float("nan") if lacking else scores.loc[key, tasks].mean()
+        cell["Avg"] = MISSING_AVG if lacking else f"{number['avg']:.1f}"
+        if lacking:
+            incomplete.append(f"{labels[key]} (lacks {', '.join(lacking)})")
+        numbers.append(number)
+        cells.append(cell)
+    bench = names.BENCHMARK_NAMES.get(benchmark, benchmark)
+    absent = [names.task_name(t) for t in names.BENCHMARK_TASKS.get(benchmark, ()) if t not in tasks]
+    notes = [
+        f"Test scores ×100, {data_label(records, benchmark)}: mean ± sample std over seeds, n = seeds; "
+        f"{MISSING} = no successful run. Avg = mean over tasks, a task's metrics averaged first.",
+        f"{bench} tasks with no runs here, not in the table: {', '.join(absent)}." if absent else None,
+        f"{MISSING_AVG} Avg not computed for rows lacking a task: {'; '.join(incomplete)}."
+        if incomplete else None,
+        failed_note(full),
+    ]
+    return Table(benchmark, f"{bench} (test, {data_label(records, benchmark)})", pd.DataFrame(numbers),
+                 pd.DataFrame(cells), tuple(n for n in notes if n))
+
+
+def params_table(records: pd.DataFrame) -> Table:
+    """Trainable / total parameters per backbone and method, as the training code counted them."""
+    counted = records.dropna(subset=["trainable_params"])
+    keys = sorted(row_keys(counted), key=lambda k: (k[0], names.method_sort_key(k[1])))
+    numbers, cells = [], []
+    for backbone, method in keys:
+        runs = counted[(counted["backbone"] == backbone) & (counted["method"] == method)]
+        number = {"backbone": backbone, "method": method, "label": names.method_label(method, backbone)}
+        for field in ("trainable_params", "total_params", "trainable_percent"):
+            number.update({f"{field}_min": runs[field].min(), f"{field}_max": runs[field].max()})
+        number["tasks"] = runs["task"].nunique()
+        numbers.append(number)
+        cells.append({
+            "Method": number["label"], "Backbone": backbone,
+            "Trainable params": format_range(runs["trainable_params"], ",.0f"),
+            "Total params": format_range(runs["total_params"], ",.0f"),
+            "% trainable": format_range(runs["trainable_percent"], ".4g"),
+        })
+    notes = ("Counted by the training code in each run (trainable includes layer norms and task "
+             "heads where trained); min–max where tasks differ, e.g. by the size of the task head.",)
+    columns = ["Method", "Backbone", "Trainable params", "Total params", "% trainable"]
+    return Table("params", "Trainable parameters", pd.DataFrame(numbers), pd.DataFrame(cells, columns=columns), notes)
+
+
+EFFICIENCY_COLUMNS = (
+    "backbone", "method", "device", "trainable_params", "train_step_s", "train_step_ratio",
+    "peak_mem_mb", "peak_mem_ratio", "infer_s", "infer_ratio",
+)
+
+
+def efficiency_table(path: str | Path) -> Table:
+    """The efficiency benchmark's CSV (measured apart from the runs), in method order."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"efficiency file not found: {path}")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise RecordError(f"{path}: not a readable CSV ({err})") from err
+    missing = [column for column in EFFICIENCY_COLUMNS if column not in frame.columns]
+    if missing:
+        raise RecordError(f"{path}: efficiency CSV lacks column(s) {', '.join(missing)}")
+    frame = frame.loc[sorted(frame.index, key=lambda i: (
+        names.method_sort_key(str(frame.at[i, "method"])), str(frame.at[i, "backbone"]),
+        str(frame.at[i, "device"])))].reset_index(drop=True)
+
+    def show(column: str, spec: str) -> pd.Series:
+        return frame[column].map(lambda v: MISSING if pd.isna(v) else format(v, spec))
+
+    cells = pd.DataFrame({
+        "Method": [names.method_label(m, b) for m, b in zip(frame["method"], frame["backbone"])],
+        "Backbone": frame["backbone"], "Device": frame["device"],
+        "Trainable params": show("trainable_params", ",.0f"),
+        "Train step (s)": show("train_step_s", ".3g"), "Train step (× finetune)": show("train_step_ratio", ".2f"),
+        "Peak memory (MB)": show("peak_mem_mb", ",.0f"), "Peak memory (× finetune)": show("peak_mem_ratio", ".2f"),
+        "Inference (s)": show("infer_s", ".3g"), "Inference (× finetune)": show("infer_ratio", ".2f"),
+    })
+    notes = (f"Copied from {path.name}, measured by the efficiency benchmark, not by the runs; "
+             "ratios are relative to finetune.",)
+    return Table("efficiency", "Efficiency", frame, cells, notes)

@@ -1,0 +1,69 @@
+"""A profile's plan as data: every run's resolved config, optimizer steps, warm-up and status.
+
+    python -m experiments.sweep --profile paper --dry-run --json     # one JSON object per line
+    make plan PROFILE=paper FORMAT=jsonl
+
+For auditing a protocol (and the protocol test), or feeding another scheduler. Optimizer
+steps need the training set's size: a low-resource run has it in its config; a full-data
+run takes it from ``Task.train_examples`` (``catalog.TASKS``), the original releases' train splits, less what
+the paper's split rule holds out as validation. ReCoRD trains one row per gold answer, so
+its step count is known only once its data is read: ``null`` in the plan.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from experiments.run import RunConfig, read_record
+
+ROWS_PER_ANSWER = frozenset({"record"})  # tasks whose training rows are not their examples
+
+
+def full_train_examples(task: str) -> int:
+    """Training examples of ``task`` under the paper's split rule (large tasks give 1000 to validation)."""
+    from lightning_modules.sources import VALIDATION_FROM_TRAIN
+    from lightning_modules.tasks import get_task
+
+    spec = get_task(task)
+    return spec.train_examples - (VALIDATION_FROM_TRAIN if spec.large else 0)
+
+
+def train_examples(config: RunConfig) -> int | None:
+    """Training rows of the run; None where they are unknown before reading the data (ReCoRD)."""
+    if config.task in ROWS_PER_ANSWER:
+        return None
+    return config.train_size if config.train_size is not None else full_train_examples(config.task)
+
+
+def optimizer_steps(config: RunConfig) -> int | None:
+    """Optimizer steps of the run as Lightning counts them (a last partial batch and a last partial
+    accumulation each count); None where the training rows are unknown."""
+    examples = train_examples(config)
+    if examples is None:
+        return None
+    batches = math.ceil(examples / config.batch_size)
+    return math.ceil(batches / config.accumulate_grad_batches) * config.epochs
+
+
+def plan_entry(config: RunConfig) -> dict[str, Any]:
+    """One run of the plan: its identity, status, steps, learning-rate schedule and record path."""
+    from lightning_modules.module import lr_schedule
+
+    record = read_record(config.record_path)
+    steps = optimizer_steps(config)
+    return {
+        "run_id": config.run_id, "profile": config.profile, "status": record.get("status") if record else "todo",
+        **config.identity(),
+        "train_examples": train_examples(config), "optimizer_steps": steps,
+        "effective_batch_size": config.batch_size * config.accumulate_grad_batches,
+        # the same summary the run's record carries once it has trained
+        "lr_schedule": None if steps is None else lr_schedule(steps, config.warmup_steps, config.warmup_ratio,
+                                                                config.warmup_clamped),
+        "record_path": str(config.record_path),
+    }
+
+
+def plan_lines(configs: list[RunConfig]) -> list[str]:
+    return [json.dumps(plan_entry(config), sort_keys=True) for config in configs]

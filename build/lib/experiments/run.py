@@ -1,0 +1,331 @@
+"""One run: (backbone, method, task, train size, seed, data seed, hyper-parameters) -> one JSON record.
+
+    python -m experiments.run --backbone minilm --method compacter --task rte --train-size 1000 \
+        --set epochs=5 learning_rate=3e-3
+
+Settings are layered by OmegaConf (``make_run_config``): ``RunConfig``'s defaults, the
+method's YAML (experiments/configs/methods/), a profile's settings, then ``--set`` — a deep
+merge onto ``RunConfig`` as a structured-config schema, so every value is typed (``3e-3`` is a
+number wherever it is written), an unknown key names the valid ones, a wrong type names the
+field, and ``--set method_options.n=8`` (or ``'method_options={n: 8}'``) changes one option and
+keeps the others. Method options are checked against the method's config dataclass in
+``compacter/``, which holds their defaults. OmegaConf rather than Hydra or jsonargparse: the
+configs are plain dataclasses already, the sweep needs merges of in-memory layers (profile
+sections, blocks, variants) more than a CLI framework, and Hydra would take over the working
+directory and logging of every run. The run trains with Lightning, keeps the best
+checkpoint by the mean validation score, tests it, and writes the record atomically to
+the results directory — ``status: ok``, or ``status: failed`` with the error. The same
+fields go to Weights & Biases (offline unless W&B is configured; ``wandb sync`` uploads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from experiments.configs import method_config
+from lightning_modules.tasks import get_task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    backbone: str = "minilm"
+    method: str = "compacter"                # the method config's name, what tables show
+    peft_method: str | None = None           # what compacter.apply gets, when it differs (prompt_r -> prompt)
+    task: str = "rte"
+    train_size: int | None = None          # None = the full training split
+    seed: int = 42                         # drives initialisation, dropout and batch order
+    data_seed: int = 42                    # drives the splits and low-resource subsets (the paper's data_seed)
+    method_options: dict = field(default_factory=dict)
+    learning_rate: float = 3e-4
+    epochs: int = 20
+    val_every_n_epochs: int = 1            # validate (and checkpoint) every n epochs; n must divide epochs
+    batch_size: int = 32
+    accumulate_grad_batches: int = 1       # batches per optimizer step (the paper: 2 for prompt tuning, SAID)
+    eval_batch_size: int = 64
+    warmup_steps: int = 500                # linear warm-up, then linear decay to 0 (Hugging Face's schedule)
+    warmup_ratio: float | None = None      # when set, overrides warmup_steps: this share of the run's steps
+    warmup_clamped: bool = False           # shorten warmup_steps to a shorter run (the paper does not)
+    weight_decay: float = 0.0
+    gradient_clip_val: float | None = 1.0
+    max_source_length: int = 128
+    max_target_length: int = 8
+    add_task_prefix: bool = False
+    # where things are / go (not part of the run's identity)
+    profile: str = "adhoc"
+    results_dir: str = "results/adhoc"
+    glue_dir: str | None = None
+    superglue_dir: str | None = None
+    hf_data_dir: str | None = None
+    save_trained_weights: bool = True
+    wandb_project: str = "compacter-bench"
+    wandb_mode: str | None = None          # None: online if W&B is configured, else offline; or "disabled"
+    accelerator: str = "auto"
+    devices: int | str = 1
+    precision: str = "32-true"
+    limit_train_batches: int | float | None = None   # for smoke tests only
+
+    IDENTITY_EXCLUDES = ("profile", "results_dir", "glue_dir", "superglue_dir", "hf_data_dir",
+                         "save_trained_weights", "wandb_project", "wandb_mode", "accelerator", "devices")
+
+    def __post_init__(self) -> None:
+        if self.train_size is not None and self.train_size < 1:
+            raise ValueError(f"train_size must be a positive number of examples or null (full), got {self.train_size}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.accumulate_grad_batches < 1:
+            raise ValueError(f"accumulate_grad_batches must be >= 1, got {self.accumulate_grad_batches}")
+        if self.warmup_ratio is not None and self.warmup_clamped:
+            raise ValueError("warmup_clamped applies to warmup_steps; with warmup_ratio set the warm-up is "
+                             "already a share of the run: set one of them")
+        if self.val_every_n_epochs < 1 or self.epochs % self.val_every_n_epochs:
+            raise ValueError(f"val_every_n_epochs={self.val_every_n_epochs} must be >= 1 and divide "
+                             f"epochs={self.epochs} (the last epoch is always validated); valid: "
+                             f"{[n for n in range(1, self.epochs + 1) if self.epochs % n == 0]}")
+
+    def identity(self) -> dict[str, Any]:
+        """Fields that define the run: two configs with equal identity are the same run."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.IDENTITY_EXCLUDES}
+
+    @property
+    def run_id(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:8]
+        size = "full" if self.train_size is None else self.train_size
+        # a backbone given as a path or Hub name contributes its last component; the digest keeps ids unique
+        backbone = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(self.backbone).name)
+        return f"{backbone}-{self.method}-{self.task}-n{size}-s{self.seed}-{digest}"
+
+    @property
+    def record_path(self) -> Path:
+        return Path(self.results_dir) / f"{self.run_id}.json"
+
+
+def make_run_config(method: str, *layers: Mapping[str, Any], **overrides: Any) -> RunConfig:
+    """The method's YAML config, then each of ``layers``, then ``overrides``: deep-merged onto
+    ``RunConfig`` as OmegaConf's schema, so a partial ``method_options`` keeps the options it
+    does not name, a numeric string becomes a number, and an unknown key or a wrong type is a
+    ``ValueError`` that names the valid keys or the field.
+
+    A config file may name another library method (``prompt_r.yaml`` has ``method: prompt``):
+    the run is then called by the file name and applies the method the file names."""
+    from_file = method_config(method)
+    library_method = from_file.pop("method", method)
+    named = {"method": method, "peft_method": library_method if library_method != method else None}
+    values = _merged(RunConfig, "run setting", [from_file, *layers, overrides, named])
+    values["method_options"] = method_options_of(library_method, values["method_options"])
+    return RunConfig(**values)
+
+
+def method_options_of(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` checked and typed by the method's config dataclass (``compacter.METHODS``),
+    the one source of their defaults. Only the options given are kept: they, not the
+    dataclass's defaults, enter the run's identity, so run ids stay what they were."""
+    import compacter
+
+    if method not in compacter.METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(compacter.METHODS)}")
+    schema = compacter.METHODS[method][0]
+    if "method" in options:  # the dataclass's own field, set from the method's name
+        raise ValueError(f"method {method!r}: 'method' is not a method option; valid options: "
+                         f"{', '.join(_fields(schema) - {'method'})}")
+    typed = _merged(schema, f"{method} option", [options])
+    return {name: typed[name] for name in options}
+
+
+def _merged(schema: type, what: str, layers: list) -> dict[str, Any]:
+    """``layers`` deep-merged in order onto the dataclass ``schema``, as plain Python values."""
+    try:
+        return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(schema), *layers), resolve=True)
+    except ConfigKeyError as error:
+        raise ValueError(f"unknown {what} {error.full_key!r}; valid: {', '.join(sorted(_fields(schema) - {'method'}))}") from None
+    except ValidationError as error:
+        reason = error.msg.splitlines()[0]
+        raise ValueError(f"{what} {error.full_key}: {reason}") from None
+
+
+def _fields(schema: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(schema)}
+
+
+def run(config: RunConfig) -> dict[str, Any]:
+    """Train, select, test; write and return the record. Never raises for a failed run."""
+    started = datetime.now(timezone.utc)
+    clock = time.perf_counter()
+    record: dict[str, Any] = {
+        "run_id": config.run_id, "profile": config.profile, "backbone": config.backbone, "method": config.method,
+        "task": config.task, "train_size": config.train_size, "seed": config.seed, "data_seed": config.data_seed,
+        "config": config.identity(),
+        "started_at": started.isoformat(), "machine": machine_info(), "status": "running", "error": None,
+    }
+    logger = None
+    try:
+        from experiments.training import train_and_test  # heavy imports only when a run happens
+        logger = make_wandb_logger(config)
+        record.update(train_and_test(config, logger))
+        record["status"] = "ok"
+    except KeyboardInterrupt:
+        raise  # a killed sweep leaves no record: the run is redone on resume
+    except Exception as error:  # noqa: BLE001 — any failure is recorded, the sweep goes on
+        record["status"] = "failed"
+        record["error"] = f"{type(error).__name__}: {error}"
+        record["traceback"] = traceback.format_exc(limit=8)
+        log.error("run %s failed: %s", config.run_id, record["error"])
+    record["wall_time_s"] = time.perf_counter() - clock
+    record["finished_at"] = datetime.now(timezone.utc).isoformat()
+    write_record(record, config.record_path)
+    if logger is not None:
+        finish_wandb(logger, record)
+    return record
+
+
+def write_record(record: dict[str, Any], path: Path) -> None:
+    """Atomic: a reader sees the old record or the new one, never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return {"host": platform.node(), "cpu": _cpu_model(), "threads": torch.get_num_threads(), "device": device,
+            "python": platform.python_version(), "torch": torch.__version__}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def wandb_mode(config: RunConfig) -> str:
+    if config.wandb_mode:
+        return config.wandb_mode
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    configured = os.environ.get("WANDB_API_KEY") or _netrc_has_wandb()
+    return "online" if configured else "offline"
+
+
+def _netrc_has_wandb() -> bool:
+    netrc = Path.home() / ".netrc"
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def make_wandb_logger(config: RunConfig):
+    mode = wandb_mode(config)
+    if mode == "disabled":
+        return None
+    from lightning.pytorch.loggers import WandbLogger
+
+    size = "full" if config.train_size is None else str(config.train_size)
+    save_dir = Path(config.results_dir) / "wandb"
+    save_dir.mkdir(parents=True, exist_ok=True)
+    # Under `wandb agent` the agent owns the run's id and project; elsewhere the run id is ours.
+    placement = {} if os.environ.get("WANDB_SWEEP_ID") else {"project": config.wandb_project, "id": config.run_id}
+    return WandbLogger(name=config.run_id, group=config.profile, job_type=config.task,
+                       tags=[config.method, config.backbone, f"n={size}"], mode=mode, save_dir=str(save_dir),
+                       config={**config.identity(), "profile": config.profile}, reinit="finish_previous",
+                       **placement)
+
+
+def finish_wandb(logger, record: dict[str, Any]) -> None:
+    """The record as the run's summary, plus ``step_time_s``: with test_score, trainable_percent
+    and train_size it is what the dashboard's views need as W&B panels (README, "Dashboard")."""
+    experiment = logger.experiment
+    summary = {k: v for k, v in record.items() if k not in ("config", "traceback", "test_predictions")}
+    experiment.summary.update({**summary, "step_time_s": step_time(record)})
+    experiment.finish(exit_code=0 if record["status"] == "ok" else 1)
+
+
+def step_time(record: dict[str, Any]) -> float | None:
+    """Training seconds per optimizer step on one device: the loader keeps a last partial batch,
+    ``limit_train_batches`` caps the batches as Lightning does (a count, or a fraction)."""
+    config = record.get("config") or {}
+    examples, batch, epochs = record.get("train_examples"), config.get("batch_size"), record.get("epochs")
+    if not (examples and batch and epochs and record.get("train_time_s")):
+        return None  # a failed run trained nothing measurable
+    batches = math.ceil(examples / batch)
+    limit = config.get("limit_train_batches")
+    if limit is not None:
+        batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+    return record["train_time_s"] / (epochs * max(batches, 1))
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs, as OmegaConf's dotted list: ``method_options.n=8`` sets one option,
+    values are YAML (``3e-3`` a number, ``null``, lists, ``{num_tokens: 20}``)."""
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+    return OmegaConf.to_container(OmegaConf.from_dotlist(pairs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="One training run -> one JSON record.")
+    parser.add_argument("--backbone", default="minilm")
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--train-size", type=int, default=None, help="first N of a seeded shuffle of train")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--results-dir", default="results/adhoc")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any run setting")
+    parser.add_argument("--force", action="store_true", help="run again even if an ok record exists")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        flags = dict(backbone=args.backbone, task=args.task, train_size=args.train_size, seed=args.seed,
+                     results_dir=args.results_dir, **data_dirs_from_env())
+        config = make_run_config(args.method, flags, parse_overrides(args.set))
+        get_task(config.task)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    existing = read_record(config.record_path)
+    if existing and existing.get("status") == "ok" and not args.force:
+        print(f"{config.run_id}: already done ({config.record_path}); --force to run again")
+        return 0
+    record = run(config)
+    print(json.dumps({k: record.get(k) for k in ("run_id", "status", "error", "val", "test", "wall_time_s")}, indent=2))
+    print(f"record: {config.record_path}")
+    return 0 if record["status"] == "ok" else 1
+
+
+def data_dirs_from_env() -> dict[str, str]:
+    keys = {"GLUE_DIR": "glue_dir", "SUPERGLUE_DIR": "superglue_dir"}
+    return {key: os.environ[env] for env, key in keys.items() if os.environ.get(env)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

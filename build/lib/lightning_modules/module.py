@@ -1,0 +1,128 @@
+"""The LightningModule: one training/evaluation step for an already-adapted model.
+
+It receives a Hugging Face model that ``compacter.apply`` has adapted (encoder + head,
+or T5) and the task; Lightning's Trainer does the loop. Only trainable parameters reach
+the optimiser, and checkpoints hold only those, so a PEFT checkpoint costs kilobytes.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from transformers import get_linear_schedule_with_warmup
+
+from lightning_modules.tasks import Task
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when the training loss becomes NaN/inf: the run stops and is recorded as failed."""
+
+
+class TaskModule(L.LightningModule):
+    def __init__(self, model: torch.nn.Module, task: Task, tokenizer, *, learning_rate: float,
+                 warmup_steps: int = 0, warmup_ratio: float | None = None, warmup_clamped: bool = False,
+                 weight_decay: float = 0.0, max_target_length: int = 8) -> None:
+        super().__init__()
+        self.model = model
+        self.task = task
+        self.tokenizer = tokenizer
+        self.learning_rate, self.weight_decay = learning_rate, weight_decay
+        self.warmup_steps, self.warmup_ratio, self.warmup_clamped = warmup_steps, warmup_ratio, warmup_clamped
+        self.lr_schedule: dict[str, object] = {}  # what configure_optimizers built, for the run's record
+        self.max_target_length = max_target_length
+        self.seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+        self.strict_loading = False  # checkpoints hold only the trained tensors
+        self._predictions: dict[int, object] = {}
+        self.last_metrics: dict[str, dict[str, float]] = {}
+        self.last_predictions: dict[str, list] = {}  # "val" / "test" -> predictions in example order
+        self.val_history: dict[int, dict[str, float]] = {}  # epoch -> validation metrics
+
+    def forward(self, **batch):
+        return self.model(**batch)
+
+    def training_step(self, batch, batch_idx):
+        loss = self.model(**_model_inputs(batch), labels=batch["labels"]).loss
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"training loss became {loss.item()} at step {self.global_step}")
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].shape[0])
+        return loss
+
+    # ---- evaluation: gather predictions by example id, score once per epoch ----
+    def validation_step(self, batch, batch_idx):
+        self._collect(batch)
+
+    def test_step(self, batch, batch_idx):
+        self._collect(batch)
+
+    def on_validation_epoch_end(self):
+        self._score("validation", "val")
+
+    def on_test_epoch_end(self):
+        self._score("test", "test")
+
+    @torch.no_grad()
+    def _collect(self, batch) -> None:
+        for example_id, prediction in zip(batch["example_id"].tolist(), self.predict(batch)):
+            self._predictions[example_id] = prediction
+
+    def predict(self, batch) -> list:
+        """Label values: argmax / regression output for encoders; parsed generations for T5
+        (an unparsable generation becomes None and is scored as wrong)."""
+        inputs = _model_inputs(batch)
+        if self.seq2seq:
+            generated = self.model.generate(**inputs, max_new_tokens=self.max_target_length, do_sample=False)
+            texts = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
+            return [self.task.parse_prediction(text) for text in texts]
+        logits = self.model(**inputs).logits
+        if self.task.encoder_head == "regression":
+            return logits.squeeze(-1).tolist()
+        return logits.argmax(-1).tolist()
+
+    def _score(self, split: str, prefix: str) -> None:
+        examples = self.trainer.datamodule.examples(split)
+        if self.trainer.sanity_checking or len(self._predictions) != len(examples):
+            self._predictions.clear()  # partial pass (sanity check / limit_*_batches): nothing to score
+            return
+        predictions = [self._predictions[i] for i in range(len(examples))]
+        self._predictions.clear()
+        metrics = self.task.compute_metrics(predictions, examples)
+        self.last_metrics[prefix], self.last_predictions[prefix] = metrics, predictions
+        if prefix == "val" and not self.trainer.testing:
+            self.val_history[self.current_epoch] = metrics
+        for name, value in metrics.items():
+            self.log(f"{prefix}/{name}", value)
+        # model selection uses the mean of the task's metrics, as the paper's "average_metrics"
+        self.log(f"{prefix}/score", sum(metrics.values()) / len(metrics), prog_bar=True)
+
+    def configure_optimizers(self):
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=self.learning_rate, weight_decay=self.weight_decay)
+        total = int(self.trainer.estimated_stepping_batches)
+        self.lr_schedule = lr_schedule(total, self.warmup_steps, self.warmup_ratio, self.warmup_clamped)
+        schedule = get_linear_schedule_with_warmup(optimizer, self.lr_schedule["warmup_steps"], total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint):
+        trained = {f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trained}
+
+
+def lr_schedule(total_steps: int, warmup_steps: int, warmup_ratio: float | None, clamped: bool) -> dict:
+    """The learning-rate schedule of a run of ``total_steps`` optimizer steps (for the optimizer, the run's
+    record and the sweep's plan): linear warm-up over ``warmup_ratio`` of the steps when set, else over
+    ``warmup_steps`` — shortened to the run only when ``clamped`` — then linear decay to 0. The paper's
+    schedule (Hugging Face's, 500 steps) is not clamped: a run shorter than its warm-up ends before the
+    peak rate, and ``peak_lr_fraction`` says how far it got."""
+    if warmup_ratio is not None:
+        warmup, kind = round(warmup_ratio * total_steps), f"{warmup_ratio:g} of the steps"
+    else:
+        warmup = min(warmup_steps, total_steps) if clamped else warmup_steps
+        kind = f"{warmup_steps} steps" + (", clamped to the run" if clamped else "")
+    # Step k (0-based) runs at k / warmup of the peak rate while k < warmup (Hugging Face's schedule).
+    peak = 1.0 if total_steps > warmup else (total_steps - 1) / warmup
+    return {"schedule": f"linear warm-up ({kind}), then linear decay to 0", "warmup_steps": warmup,
+            "optimizer_steps": total_steps, "peak_lr_fraction": round(peak, 4)}
+
+
+def _model_inputs(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if k not in ("labels", "example_id")}

@@ -1,0 +1,331 @@
+"""Raw task examples: from a local copy of the original releases, local Hub parquet
+files, or the Hugging Face Hub — the same records from each — and the paper's splits.
+
+Every source is first turned into rows shaped like the Hub's (``nyu-mll/glue``,
+``aps/super_glue``) and then normalised by one function, so that the three sources cannot
+drift apart: Hub field names, an int ``label`` (float for STS-B; ``answers`` for ReCoRD),
+an int ``idx`` and, for MultiRC, the question id as ``group``.
+
+Splits follow the paper's code (rabeehk/compacter ``AbstractTask.get`` with
+``split_validation_test``), which keeps the original test sets (unlabelled) out:
+small tasks split their validation set in half with a seeded ``torch.randperm`` (first
+half validation, second half test); large tasks hold out the first 1000 of a seeded
+permutation of train as validation and use the original validation set as test; MNLI
+validates on mismatched and tests on matched.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import datasets
+import torch
+
+from lightning_modules.tasks import TASKS, get_task
+
+VALIDATION_FROM_TRAIN = 1000  # held out of a large task's train split (``Task.large``, the paper's rule)
+HUB_DATASETS = {"glue": "nyu-mll/glue", "superglue": "aps/super_glue"}
+# Where each task lives in a local copy (``Task.tsv``, ``Task.jsonl``) and which fields its examples
+# keep (``Task.fields``) are part of its entry in ``catalog.TASKS``.
+_TSV_FILES = {"train": "train.tsv", "validation": "dev.tsv",
+              "validation_matched": "dev_matched.tsv", "validation_mismatched": "dev_mismatched.tsv"}
+_JSONL_FILES = {"train": "train.jsonl", "validation": "val.jsonl"}
+
+
+def _with_layout(layout: str) -> list[str]:
+    return [name for name, task in TASKS.items() if getattr(task, layout)]
+
+
+def original_splits(task: str) -> tuple[str, ...]:
+    """The labelled splits of the original release that the paper's split rule reads."""
+    get_task(task)
+    if task == "mnli":
+        return ("train", "validation_mismatched", "validation_matched")
+    return ("train", "validation")
+
+
+# ---------------------------------------------------------------- normalisation
+
+def _parse_label(task: str, value) -> int | float:
+    if get_task(task).encoder_head == "regression":  # STS-B's similarity score
+        return float(value)
+    labels = get_task(task).labels
+    if isinstance(value, bool):
+        index = int(value)
+    elif isinstance(value, int):
+        index = value
+    elif isinstance(value, str) and value in labels:
+        index = labels.index(value)
+    elif isinstance(value, str) and value.isdigit():
+        index = int(value)
+    else:
+        raise ValueError(f"label {value!r} is not one of {labels} or an index into them")
+    if not 0 <= index < len(labels):
+        raise ValueError(f"label {value!r} out of range for {len(labels)} classes {labels}")
+    return index
+
+
+def _normalize(task: str, row: dict, where: str) -> dict:
+    """A Hub-shaped row -> the example dict every consumer sees; errors name ``where``."""
+    try:
+        example = {name: row[name] for name in get_task(task).fields}
+        if task == "record":
+            example["entities"] = list(example["entities"])
+            example["answers"] = [str(a) for a in row["answers"]]
+        else:
+            example["label"] = _parse_label(task, row["label"])
+        idx = row["idx"]
+        if task == "multirc":
+            example["idx"], example["group"] = int(idx["answer"]), int(idx["question"])
+        elif task == "record":
+            example["idx"], example["passage_idx"] = int(idx["query"]), int(idx["passage"])
+        else:
+            example["idx"] = int(idx)
+    except KeyError as err:
+        raise ValueError(f"{where}: missing field {err}") from None
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {err}") from None
+    return example
+
+
+# ---------------------------------------------------------------- GLUE tsv
+
+def read_glue_tsv(task: str, path: str | os.PathLike) -> list[dict]:
+    """One GLUE tsv file of the ``download_glue_data.py`` layout.
+
+    Quoting is disabled (``csv.QUOTE_NONE``): GLUE sentences contain unbalanced quotes,
+    and a quote-aware reader silently merges lines.
+    """
+    fmt, path = get_task(task).tsv, Path(path)
+    if fmt is None:
+        raise ValueError(f"task {task!r} has no GLUE tsv format; valid: {', '.join(_with_layout('tsv'))}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; expected a GLUE tsv of task {task!r}")
+    examples: list[dict] = []
+    with path.open(encoding="utf-8-sig", newline="") as handle:  # MRPC starts with a BOM
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = list(fmt.header or next(reader, []))
+        missing = [c for c in (*fmt.columns.values(), fmt.label) if c not in header]
+        if missing:
+            raise ValueError(f"{path}:1: header lacks columns {missing}; found {header}")
+        for values in reader:
+            if not values:  # a blank line holds no example
+                continue
+            where = f"{path}:{reader.line_num}"
+            if len(values) != len(header):
+                raise ValueError(f"{where}: expected {len(header)} tab-separated columns, found {len(values)}")
+            row = {name: values[header.index(col)] for name, col in fmt.columns.items()}
+            row.update(label=values[header.index(fmt.label)], idx=len(examples))
+            examples.append(_normalize(task, row, where))
+    return examples
+
+
+# ---------------------------------------------------------------- SuperGLUE jsonl
+
+def _fix_wsc_span(text: str, span: str, index: int) -> str:
+    """Repair a span text that is not in the sentence, as the Hub's ``wsc.fixed`` does:
+    match the case of the word at ``index``, drop a trailing period and newlines."""
+    if span in text:
+        return span
+    words = text.split()
+    first_word = words[index] if index < len(words) else span
+    span = (span[0].lower() if first_word[:1].islower() else span[0].upper()) + span[1:]
+    return span.rstrip(".").replace("\n", " ")
+
+
+def _hub_rows_from_json(task: str, obj: dict) -> Iterator[dict]:
+    """The Hub's rows for one line of an official SuperGLUE jsonl file."""
+    if task == "multirc":  # one line = one passage with questions with answers
+        for question in obj["passage"]["questions"]:
+            for answer in question["answers"]:
+                yield {"paragraph": obj["passage"]["text"], "question": question["question"],
+                       "answer": answer["text"], "label": answer["label"],
+                       "idx": {"paragraph": obj["idx"], "question": question["idx"], "answer": answer["idx"]}}
+    elif task == "record":  # one line = one passage with queries
+        text = obj["passage"]["text"]
+        # the sorted set of entity texts, as the Hub's rows (and so the paper's inputs) list them
+        entities = sorted({text[e["start"]:e["end"] + 1] for e in obj["passage"]["entities"]})
+        for qa in obj["qas"]:
+            yield {"passage": text, "query": qa["query"], "entities": entities,
+                   "answers": sorted({a["text"] for a in qa.get("answers", [])}),
+                   "idx": {"passage": obj["idx"], "query": qa["idx"]}}
+    elif task == "wsc":
+        target = obj["target"]
+        row = {**obj, **target}
+        for k in ("span1", "span2"):
+            row[f"{k}_text"] = _fix_wsc_span(obj["text"], target[f"{k}_text"], target[f"{k}_index"])
+        yield row
+    elif task == "rte":  # SuperGLUE's RTE names GLUE's sentence1/sentence2 premise/hypothesis
+        yield {"sentence1": obj["premise"], "sentence2": obj["hypothesis"],
+               "label": obj["label"], "idx": obj["idx"]}
+    else:
+        yield obj
+
+
+def read_superglue_jsonl(task: str, path: str | os.PathLike) -> list[dict]:
+    """One official SuperGLUE jsonl file (also FewGLUE's, same format)."""
+    path = Path(path)
+    if get_task(task).jsonl is None:
+        raise ValueError(f"task {task!r} has no SuperGLUE jsonl format; valid: {', '.join(_with_layout('jsonl'))}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; expected a SuperGLUE jsonl of task {task!r}")
+    examples: list[dict] = []
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_number}"
+            try:
+                obj = json.loads(line)
+                rows = list(_hub_rows_from_json(task, obj))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
+            except (KeyError, TypeError, IndexError) as err:
+                raise ValueError(f"{where}: malformed {task} record ({err!r})") from None
+            examples.extend(_normalize(task, row, where) for row in rows)
+    return examples
+
+
+# ---------------------------------------------------------------- synthetic
+
+SYNTHETIC_WORDS = ("apple", "river", "stone", "cloud", "green", "table", "music", "light",
+                   "paper", "horse", "glass", "winter", "bread", "water", "chair", "night")
+SYNTHETIC_MARKER = "yes"
+SYNTHETIC_SIZES = {"train": 512, "validation": 256}  # validation is halved into val / test
+
+
+def synthetic_examples(task: str, split: str) -> list[dict]:
+    """Generated examples of the ``synthetic`` tasks, the same on every call.
+
+    A sentence is 8 words drawn from ``SYNTHETIC_WORDS``, some of them replaced by
+    ``SYNTHETIC_MARKER``: ``synthetic`` labels whether it occurs (half of the examples),
+    ``synthetic_count`` scores how often (0-5, uniform). A model that reads its input
+    learns either in seconds; one that does not stays at chance (50%, correlation 0).
+    """
+    if split not in SYNTHETIC_SIZES:
+        raise ValueError(f"synthetic tasks have splits {', '.join(SYNTHETIC_SIZES)}; got {split!r}")
+    generator = torch.Generator().manual_seed(list(SYNTHETIC_SIZES).index(split))
+    examples = []
+    for idx in range(SYNTHETIC_SIZES[split]):
+        words = [SYNTHETIC_WORDS[i] for i in torch.randint(len(SYNTHETIC_WORDS), (8,), generator=generator)]
+        markers = idx % 2 if task == "synthetic" else int(torch.randint(6, (1,), generator=generator))
+        for position in torch.randperm(8, generator=generator)[:markers].tolist():
+            words[position] = SYNTHETIC_MARKER
+        row = {"sentence": " ".join(words), "label": markers, "idx": idx}
+        examples.append(_normalize(task, row, f"synthetic {task} {split} row {idx}"))
+    return examples
+
+
+# ---------------------------------------------------------------- sources
+
+def _local_reader(task: str, root: Path, benchmark: str) -> Callable[[str], list[dict]]:
+    if benchmark == "glue":
+        folder, files, read, layout = get_task(task).tsv.folder, _TSV_FILES, read_glue_tsv, "download_glue_data.py"
+    else:
+        folder, files, read, layout = get_task(task).jsonl, _JSONL_FILES, read_superglue_jsonl, "SuperGLUE"
+    if not (root / folder).is_dir():
+        wanted = ", ".join(files[s] for s in original_splits(task))
+        raise FileNotFoundError(
+            f"{root / folder} not found; expected the {layout} layout: {root}/{folder}/{{{wanted}}}")
+    return lambda split: read(task, root / folder / files[split])
+
+
+def _parquet_reader(task: str, root: Path) -> Callable[[str], list[dict]]:
+    def read(split: str) -> list[dict]:
+        files = sorted(root.glob(f"{split}-*.parquet")) or sorted(root.glob(f"{split}.parquet"))
+        if not files:
+            raise FileNotFoundError(
+                f"no {split} parquet files in {root}; expected Hub-format files {root}/{split}-*.parquet")
+        rows = datasets.Dataset.from_parquet([str(f) for f in files], keep_in_memory=True).to_list()
+        return [_normalize(task, row, f"{root}/{split}-*.parquet row {i}") for i, row in enumerate(rows)]
+
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} not found; expected a folder of Hub-format <split>-*.parquet files")
+    return read
+
+
+def _hub_reader(task: str) -> Callable[[str], list[dict]]:
+    repo = HUB_DATASETS[get_task(task).benchmark]
+    config = get_task(task).hub_config or task
+
+    def read(split: str) -> list[dict]:
+        rows = datasets.load_dataset(repo, config, split=split).to_list()
+        return [_normalize(task, row, f"{repo}/{config}[{split}] row {i}") for i, row in enumerate(rows)]
+
+    return read
+
+
+def resolve_source(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=None
+                   ) -> tuple[str, Callable[[str], list[dict]]]:
+    """(kind, read) for ``task``: kind is ``"local"``, ``"parquet"``, ``"hub"`` (or
+    ``"synthetic"`` for the generated tasks, which need no files); ``read``
+    maps an original split name (see ``original_splits``) to its examples.
+
+    Explicit arguments win over the ``GLUE_DIR`` / ``SUPERGLUE_DIR`` environment, so a
+    caller's ``hf_data_dir`` is never overridden by a stray variable. RTE is GLUE's but
+    also read from a SuperGLUE directory when no GLUE directory is given.
+    """
+    if get_task(task).benchmark == "synthetic":
+        return "synthetic", lambda split: synthetic_examples(task, split)
+    env_glue, env_superglue = os.environ.get("GLUE_DIR"), os.environ.get("SUPERGLUE_DIR")
+    for glue, superglue, parquet in ((glue_dir, superglue_dir, hf_data_dir), (env_glue, env_superglue, None)):
+        if glue is not None and get_task(task).tsv:
+            return "local", _local_reader(task, Path(glue), "glue")
+        if superglue is not None and get_task(task).jsonl:
+            return "local", _local_reader(task, Path(superglue), "superglue")
+        if parquet is not None:
+            return "parquet", _parquet_reader(task, Path(parquet))
+    return "hub", _hub_reader(task)
+
+
+# ---------------------------------------------------------------- splits
+
+def seeded_permutation(n: int, seed: int) -> list[int]:
+    """The paper's shuffle (``torch.randperm`` with a seeded generator), so that splits and
+    low-resource subsets match its runs example for example."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def load_splits(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=None,
+                seed: int = 42, train_size: int | None = None) -> dict[str, list[dict]]:
+    """``{"train", "validation", "test"}`` examples of ``task`` by the paper's split rule.
+
+    ``train_size``: the first N of a seeded shuffle of the train split (the low-resource
+    setting); more than there are raises ``ValueError``.
+    """
+    _, read = resolve_source(task, glue_dir=glue_dir, superglue_dir=superglue_dir, hf_data_dir=hf_data_dir)
+    train = read("train")
+    train_is_shuffled = False
+    if task == "mnli":
+        validation, test = read("validation_mismatched"), read("validation_matched")
+    elif get_task(task).large:
+        if len(train) <= VALIDATION_FROM_TRAIN:
+            raise ValueError(f"{task} holds out {VALIDATION_FROM_TRAIN} training examples as validation "
+                             f"but its train split has only {len(train)}")
+        order = seeded_permutation(len(train), seed)
+        validation = [train[i] for i in order[:VALIDATION_FROM_TRAIN]]
+        train, test, train_is_shuffled = [train[i] for i in order[VALIDATION_FROM_TRAIN:]], read("validation"), True
+    else:
+        original = read("validation")
+        order, half = seeded_permutation(len(original), seed), len(original) // 2
+        validation, test = [original[i] for i in order[:half]], [original[i] for i in order[half:]]
+    if train_size is not None:
+        train = _first_n(task, train, train_size, seed, train_is_shuffled)
+    return {"train": train, "validation": validation, "test": test}
+
+
+def _first_n(task: str, train: list[dict], n: int, seed: int, already_shuffled: bool) -> list[dict]:
+    """First ``n`` of the seeded shuffle; a large task's train split is already in that
+    shuffled order (the remainder of the hold-out permutation), as in the paper's code."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"train_size must be a positive integer, got {n!r}")
+    if n > len(train):
+        raise ValueError(f"train_size={n} but {task} has only {len(train)} training examples")
+    if already_shuffled:
+        return train[:n]
+    return [train[i] for i in seeded_permutation(len(train), seed)[:n]]

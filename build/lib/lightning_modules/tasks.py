@@ -1,0 +1,178 @@
+"""Task registry: how each GLUE / SuperGLUE task is shown to a model and scored.
+
+What a task is (names, benchmark, metrics, labels, fields, source layout) is one entry of
+``catalog.TASKS``; this module adds the behaviour every task shares, plus the view functions of
+the few tasks whose raw examples need cleaning.
+
+The text-to-text format follows the paper's code (rabeehk/compacter ``seq2seq/data/tasks.py``):
+the source is ``field: value`` pairs joined by spaces, optionally led by the task name
+(``rte``, ``superglue-cb``), and the target is the label index as a string. Two deliberate
+differences, both slips in that code: MNLI reads ``hypothesis:`` (the paper's code drops the
+colon), and STS-B targets use T5's 0.2 grid (the paper's code rounds to 0.1).
+
+Examples are plain dicts in the Hugging Face Hub field names (see ``sources.py``), with
+``label`` (``answers`` for ReCoRD), ``idx`` and, for MultiRC, ``group`` (the question id).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable
+
+import catalog
+from lightning_modules import metrics as M
+
+def _same(example: dict) -> dict:
+    return example
+
+
+def _remove_markup(text: str) -> str:
+    """MultiRC paragraphs carry HTML (``<br>``, ``<b>``); T5 and the paper strip it."""
+    return re.sub(r"<(/)?b>", "", re.sub(r"<br>", " ", text))
+
+
+def _multirc_view(example: dict) -> dict:
+    return {**example, **{k: _remove_markup(example[k]) for k in ("question", "answer", "paragraph")}}
+
+
+def _mark_span(text: str, span: str, word_index: int, mark: str) -> str:
+    """Surround ``span``, which starts at whitespace-word ``word_index``, by ``mark`` (T5's WSC)."""
+    pattern = rf"^((?:\S+\s){{{word_index}}})({re.escape(span)})"
+    return re.sub(pattern, lambda m: f"{m.group(1)}{mark} {m.group(2)} {mark}", text, count=1)
+
+
+def _wsc_view(example: dict) -> dict:
+    """T5's WSC input: ``*`` around the noun (span1), ``#`` around the pronoun (span2)."""
+    text = _mark_span(example["text"], example["span1_text"], example["span1_index"], "*")
+    # Marking span1 added two words ("*" twice) before span2 when span1 comes first.
+    shift = 2 * int(example["span1_index"] < example["span2_index"])
+    text = _mark_span(text, example["span2_text"], example["span2_index"] + shift, "#")
+    return {**example, "text": text}
+
+
+def _record_view(example: dict) -> dict:
+    """T5's ReCoRD input: highlights become sentences, entities a comma-separated list."""
+    passage = re.sub(r"(\.|\?|!|\"|')\n@highlight\n", r"\1 ", example["passage"])
+    passage = re.sub(r"\n@highlight\n", ". ", passage)
+    return {**example, "passage": passage, "entities": ", ".join(example["entities"])}
+
+
+def _copa_view(example: dict) -> dict:
+    # The encoder sees the question (cause / effect) in its context; the paper's
+    # text-to-text input omits it.
+    return {**example, "context": f"{example['premise']} What was the {example['question']}?"}
+
+
+def stsb_target(score: float) -> str:
+    """Round an STS-B score to T5's label grid 0.0, 0.2, …, 5.0 (``"3.4"``)."""
+    return f"{round(score * 5) / 5:.1f}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Task(catalog.TaskSpec):
+    """A task of ``catalog.TASKS`` (names, metrics, labels, formats, data layout) with its
+    behaviour: the two input formats, target strings, prediction parsing and scoring.
+
+    ``view``: task-specific cleaning applied before either format (markup, span marks).
+    """
+
+    view: Callable[[dict], dict] = dataclasses.field(default=_same, repr=False)
+
+    @property
+    def is_span(self) -> bool:
+        """ReCoRD: the target is free text, gold answers live under ``answers``."""
+        return self.name == "record"
+
+    def text_to_text(self, example: dict, add_prefix: bool = False) -> tuple[str, str]:
+        """(source, target) strings for T5; the target is the first answer for ReCoRD."""
+        return self._source(example, add_prefix), self.training_targets(example)[0]
+
+    def training_targets(self, example: dict) -> list[str]:
+        """Every target to train on: the paper repeats a ReCoRD example once per answer
+        (``<unk>`` when it has none); every other task has exactly one target."""
+        if self.is_span:
+            return list(example["answers"]) or ["<unk>"]
+        if self.encoder_head == "regression":
+            return [stsb_target(example["label"])]
+        return [str(example["label"])]
+
+    def _source(self, example: dict, add_prefix: bool) -> str:
+        view = self.view(example)
+        words = [self.prefix] if add_prefix else []
+        words += [self.source_lead] if self.source_lead else []
+        for name in self.source_fields:
+            words += [f"{name}:", str(view[name])]
+        return " ".join(words)
+
+    def encoder_input(self, example: dict) -> dict:
+        """Inputs of a BERT-family encoder with a task head (not for ReCoRD)."""
+        if self.encoder_head is None:
+            raise ValueError(unsupported_message(self.name, "encoder"))
+        view = self.view(example)
+        first, second = self.encoder_fields
+        text = " ".join(str(view[f]) for f in first)
+        if self.encoder_head == "multiple_choice":
+            return {"choices": [(text, str(view[c])) for c in second], "label": example["label"]}
+        pair = " ".join(str(view[f]) for f in second) if second else None
+        return {"text": text, "text_pair": pair, "label": example["label"]}
+
+    def parse_prediction(self, text: str):
+        """A generated string back to a label value; ``None`` if it is not one."""
+        text = text.strip()
+        if self.is_span:
+            return text or None
+        if self.encoder_head == "regression":
+            try:
+                value = float(text)
+            except ValueError:
+                return None
+            return value if math.isfinite(value) else None
+        if text.isdigit() and int(text) < len(self.labels):
+            return int(text)
+        return None
+
+    def compute_metrics(self, predictions: list, examples: list[dict]) -> dict[str, float]:
+        """Scores (×100) of ``predictions`` aligned with ``examples``; ``None`` counts as wrong."""
+        if len(predictions) != len(examples):
+            raise ValueError(f"{len(predictions)} predictions for {len(examples)} examples")
+        if not examples:
+            raise ValueError(f"cannot score {self.name!r} on zero examples")
+        if self.is_span:
+            return M.record_scores(predictions, [ex["answers"] for ex in examples])
+        golds = [ex["label"] for ex in examples]
+        if self.encoder_head == "regression":
+            return M.regression_scores(predictions, golds)
+        if self.name == "multirc":
+            return M.multirc_scores(predictions, golds, [ex["group"] for ex in examples])
+        return M.classification_scores(self.metrics, predictions, golds, len(self.labels))
+
+
+# The tasks whose raw examples need cleaning before either format; the rest use them as they are.
+VIEWS = {"copa": _copa_view, "multirc": _multirc_view, "record": _record_view, "wsc": _wsc_view}
+TASKS: dict[str, Task] = {
+    spec.name: Task(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(catalog.TaskSpec)},
+                    view=VIEWS.get(spec.name, _same))
+    for spec in catalog.TASKS}
+
+
+def get_task(name: str) -> Task:
+    """The task called ``name`` (lowercase id, e.g. ``"rte"``)."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}") from None
+
+
+def supported_tasks(model_kind: str) -> list[str]:
+    """Tasks usable with ``model_kind`` (``"seq2seq"`` or ``"encoder"``)."""
+    if model_kind not in ("seq2seq", "encoder"):
+        raise ValueError(f"unknown model_kind {model_kind!r}; valid: 'seq2seq', 'encoder'")
+    return [n for n, t in TASKS.items() if model_kind == "seq2seq" or t.encoder_head is not None]
+
+
+def unsupported_message(task: str, model_kind: str) -> str:
+    """Error text for a task/model-kind pair that does not exist, naming what does."""
+    return (f"task {task!r} is not supported with model_kind={model_kind!r}; "
+            f"supported tasks: {', '.join(supported_tasks(model_kind))}")
