@@ -4,12 +4,13 @@ A profile (``experiments/configs/profiles/<name>.yaml``) is a union of blocks, e
 product backbones × methods × tasks × train sizes × seeds (× optional ``variants``, a list
 of setting overrides such as learning rates to search), plus run settings: profile
 defaults, then per-backbone, per-method and per-task overrides, then the block's own
-``settings``, then the variant (later wins). Settings that differ between blocks (epochs
+``settings``, then the variant (later wins; OmegaConf merges them key by key, so a layer's
+``method_options: {n: 8}`` keeps the options it does not name; see ``experiments/run.py``). Settings that differ between blocks (epochs
 of full-data vs. low-resource runs) belong in the blocks, so they cannot leak from one
 block into another. ``train_steps: N`` (with ``validations: K``) sets the epochs of a
 low-resource run so that every train size makes N optimizer steps, validated K times.
-``extends: <profile>`` takes another profile's settings (not its runs); its own sections add
-to them, name by name. Every cell becomes one ``RunConfig`` and one record in
+``extends: <profile>`` takes another profile's settings (not its runs); its own sections are
+deep-merged onto them. Every cell becomes one ``RunConfig`` and one record in
 ``results/<profile>/``; ``--dry-run --json`` prints the plan (``experiments/plan.py``). A cell whose record
 says ``ok`` is skipped, so re-running a killed sweep finishes it without duplicates;
 a failing run is recorded and the sweep goes on.

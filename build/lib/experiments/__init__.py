@@ -1,1 +1,0 @@
-"""Configs, runners and benchmarks: one run, sweeps over profiles, the parameter table, `make bench`."""
