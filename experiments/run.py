@@ -146,7 +146,7 @@ def method_options_of(method: str, options: Mapping[str, Any]) -> dict[str, Any]
     schema = compacter.METHODS[method][0]
     if "method" in options:  # the dataclass's own field, set from the method's name
         raise ValueError(f"method {method!r}: 'method' is not a method option; valid options: "
-                         f"{', '.join(_fields(schema) - {'method'})}")
+                         f"{', '.join(sorted(_fields(schema) - {'method'}))}")
     typed = _merged(schema, f"{method} option", [options])
     return {name: typed[name] for name in options}
 
@@ -156,7 +156,8 @@ def _merged(schema: type, what: str, layers: list) -> dict[str, Any]:
     try:
         return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(schema), *layers), resolve=True)
     except ConfigKeyError as error:
-        raise ValueError(f"unknown {what} {error.full_key!r}; valid: {', '.join(sorted(_fields(schema) - {'method'}))}") from None
+        valid = sorted(_fields(schema) - {"method"})  # ``method`` is named by the config file, not set
+        raise ValueError(f"unknown {what} {error.full_key!r}; valid: {', '.join(valid)}") from None
     except ValidationError as error:
         reason = error.msg.splitlines()[0]
         raise ValueError(f"{what} {error.full_key}: {reason}") from None

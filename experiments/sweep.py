@@ -5,9 +5,9 @@ product backbones × methods × tasks × train sizes × seeds (× optional ``var
 of setting overrides such as learning rates to search), plus run settings: profile
 defaults, then per-backbone, per-method and per-task overrides, then the block's own
 ``settings``, then the variant (later wins; OmegaConf merges them key by key, so a layer's
-``method_options: {n: 8}`` keeps the options it does not name; see ``experiments/run.py``). Settings that differ between blocks (epochs
-of full-data vs. low-resource runs) belong in the blocks, so they cannot leak from one
-block into another. ``train_steps: N`` (with ``validations: K``) sets the epochs of a
+``method_options: {n: 8}`` keeps the options it does not name; see ``experiments/run.py``).
+Settings that differ between blocks (epochs of full-data vs. low-resource runs) belong in the
+blocks, so they cannot leak from one block into another. ``train_steps: N`` (with ``validations: K``) sets the epochs of a
 low-resource run so that every train size makes N optimizer steps, validated K times.
 ``extends: <profile>`` takes another profile's settings (not its runs); its own sections are
 deep-merged onto them. Every cell becomes one ``RunConfig`` and one record in

@@ -17,7 +17,6 @@ validates on mismatched and tests on matched.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterator
