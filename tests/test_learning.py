@@ -46,7 +46,7 @@ def test_saved_trained_weights_reproduce_the_runs_test_predictions(arch, pretrai
     model = compacter.load_trained(load_model(backbone, "regression"), trained)
     tokenizer = load_tokenizer(backbone)
     data = TaskDataModule("synthetic_count", tokenizer, backbone.kind, eval_batch_size=config.eval_batch_size,
-                          max_source_length=config.max_source_length)
+                          max_source_length=config.max_source_length, add_task_prefix=config.add_task_prefix)
     module = TaskModule(model, get_task("synthetic_count"), tokenizer, learning_rate=0.0)
     import lightning as L
     L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).test(module, datamodule=data,
