@@ -1,58 +1,24 @@
 """Task, metric and method names as the paper's tables print them, and their display order.
 
-Kept in one place so every table, figure and the README agree on labels and ordering;
-run records only carry the short ids (``sst2``, ``compacterpp``).
+All of it comes from ``catalog`` (the one entry per task and per method that the training
+code reads too), so every table, figure and the README agree on labels and ordering; run
+records only carry the short ids (``sst2``, ``compacterpp``), so old records read the same.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
-SUPERGLUE_TASKS = ("boolq", "cb", "copa", "multirc", "record", "wic", "wsc")
-BENCHMARK_TASKS = {"glue": GLUE_TASKS, "superglue": SUPERGLUE_TASKS}
-BENCHMARK_NAMES = {"glue": "GLUE", "superglue": "SuperGLUE"}
+import catalog
 
-# Metrics per task in the order the paper reports them (DESIGN.md, "Data").
-TASK_METRICS = {
-    "cola": ("mcc",),
-    "sst2": ("accuracy",),
-    "mrpc": ("accuracy", "f1"),
-    "qqp": ("accuracy", "f1"),
-    "stsb": ("pearson", "spearman"),
-    "mnli": ("accuracy",),
-    "qnli": ("accuracy",),
-    "rte": ("accuracy",),
-    "boolq": ("accuracy",),
-    "cb": ("macro_f1", "accuracy"),
-    "copa": ("accuracy",),
-    "multirc": ("f1a", "em"),
-    "record": ("f1", "em"),
-    "wic": ("accuracy",),
-    "wsc": ("accuracy",),
-}
-
-TASK_NAMES = {
-    "cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qqp": "QQP", "stsb": "STS-B",
-    "mnli": "MNLI", "qnli": "QNLI", "rte": "RTE", "boolq": "BoolQ", "cb": "CB",
-    "copa": "COPA", "multirc": "MultiRC", "record": "ReCoRD", "wic": "WiC", "wsc": "WSC",
-}
-
-METRIC_NAMES = {
-    "mcc": "MCC", "accuracy": "acc", "f1": "F1", "pearson": "Pearson",
-    "spearman": "Spearman", "macro_f1": "macro-F1", "f1a": "F1a", "em": "EM",
-}
-
-METHOD_ORDER = (
-    "finetune", "adapter", "pfeiffer", "adapterdrop", "lowrank", "phm",
-    "compacter", "compacterpp", "bitfit", "prompt_r", "prompt", "intrinsic", "lora",
-)
-
-METHOD_NAMES = {
-    "finetune": "Finetuning", "adapter": "Adapter", "pfeiffer": "Pfeiffer-Adapter",
-    "adapterdrop": "AdapterDrop", "lowrank": "Adapter-LowRank", "phm": "PHM-Adapter",
-    "compacter": "Compacter", "compacterpp": "Compacter++", "bitfit": "BitFit",
-    "prompt_r": "Prompt Tuning-R", "prompt": "Prompt Tuning-T", "intrinsic": "Intrinsic-SAID", "lora": "LoRA",
-}
+BENCHMARK_TASKS = {benchmark: tuple(t.name for t in catalog.TASKS if t.benchmark == benchmark)
+                   for benchmark in catalog.BENCHMARK_NAMES}
+GLUE_TASKS, SUPERGLUE_TASKS = BENCHMARK_TASKS["glue"], BENCHMARK_TASKS["superglue"]
+BENCHMARK_NAMES = catalog.BENCHMARK_NAMES
+TASK_METRICS = {t.name: t.metrics for t in catalog.TASKS}  # in the order the paper reports them
+TASK_NAMES = {t.name: t.display_name for t in catalog.TASKS}
+METRIC_NAMES = catalog.METRIC_NAMES
+METHOD_ORDER = tuple(m.name for m in catalog.METHODS)
+METHOD_NAMES = {m.name: m.display_name for m in catalog.METHODS}
 
 
 def benchmark_of(task: str) -> str | None:
@@ -71,8 +37,9 @@ def method_sort_key(method: str) -> tuple[int, str]:
 
 
 def task_sort_key(task: str) -> tuple[int, str]:
-    """GLUE then SuperGLUE in the papers' column order; unknown tasks last, alphabetically."""
-    known = GLUE_TASKS + SUPERGLUE_TASKS
+    """GLUE then SuperGLUE in the papers' column order (then the synthetic tasks); unknown tasks
+    last, alphabetically."""
+    known = tuple(TASK_NAMES)
     if task in known:
         return (known.index(task), "")
     return (len(known), task)

@@ -24,7 +24,7 @@ from compacter.sites import model_type
 class LoraMethodConfig:
     method: str = "lora"
     r: int = 8                                   # rank
-    lora_alpha: float = 8.0                      # scale alpha / r
+    lora_alpha: int = 8                          # scale alpha / r (an int, as in peft's LoraConfig)
     lora_dropout: float = 0.0                    # dropout on the LoRA branch's input
     target_modules: tuple[str, ...] | None = None  # module-name suffixes; None = peft's default for the architecture
 

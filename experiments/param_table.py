@@ -14,15 +14,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+import catalog
 import compacter
 from experiments.configs import method_options
 from lightning_modules.backbones import load_model, resolve, t5_base_from_config
-
-# The paper's Table 1 column (% of T5-base parameters trained), for side-by-side checking.
-PAPER_PERCENT = {"finetune": 100.0, "adapter": 0.832, "pfeiffer": 0.427, "adapterdrop": 0.494, "lowrank": 0.073,
-                 "phm": 0.179, "compacter": 0.073, "compacterpp": 0.047, "bitfit": 0.126, "prompt": 0.034,
-                 "intrinsic": 0.009}
-
 
 def build(backbone: str) -> torch.nn.Module:
     if backbone == "t5-base":
@@ -38,8 +33,14 @@ def param_rows(backbones: list[str], methods: list[str]) -> pd.DataFrame:
             count = compacter.count_parameters(model)
             rows.append({"backbone": backbone, "method": method, "trainable_params": count.trainable,
                          "total_params": count.total, "trainable_percent": count.trainable_percent,
-                         "paper_percent": PAPER_PERCENT.get(method) if backbone == "t5-base" else None})
+                         "paper_percent": _paper_percent(method) if backbone == "t5-base" else None})
     return pd.DataFrame(rows)
+
+
+def _paper_percent(method: str) -> float | None:
+    """The paper's Table 1 column (% of T5-base parameters trained), for side-by-side checking."""
+    spec = catalog.METHOD_SPECS.get(method)
+    return spec.paper_percent if spec else None
 
 
 def main(argv: list[str] | None = None) -> None:

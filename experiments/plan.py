@@ -5,7 +5,7 @@
 
 For auditing a protocol (and the protocol test), or feeding another scheduler. Optimizer
 steps need the training set's size: a low-resource run has it in its config; a full-data
-run takes it from ``ORIGINAL_TRAIN_EXAMPLES``, the original releases' train splits, less what
+run takes it from ``Task.train_examples`` (``catalog.TASKS``), the original releases' train splits, less what
 the paper's split rule holds out as validation. ReCoRD trains one row per gold answer, so
 its step count is known only once its data is read: ``null`` in the plan.
 """
@@ -18,20 +18,16 @@ from typing import Any
 
 from experiments.run import RunConfig, read_record
 
-# Examples in each task's original train split (GLUE / SuperGLUE releases; MultiRC counts answers).
-ORIGINAL_TRAIN_EXAMPLES = {
-    "cola": 8551, "sst2": 67349, "mrpc": 3668, "qqp": 363846, "stsb": 5749, "mnli": 392702, "qnli": 104743,
-    "rte": 2490, "boolq": 9427, "cb": 250, "copa": 400, "multirc": 27243, "record": 100730, "wic": 5428, "wsc": 554,
-}
 ROWS_PER_ANSWER = frozenset({"record"})  # tasks whose training rows are not their examples
 
 
 def full_train_examples(task: str) -> int:
     """Training examples of ``task`` under the paper's split rule (large tasks give 1000 to validation)."""
-    from lightning_modules.sources import LARGE_TASKS, VALIDATION_FROM_TRAIN
+    from lightning_modules.sources import VALIDATION_FROM_TRAIN
+    from lightning_modules.tasks import get_task
 
-    held_out = VALIDATION_FROM_TRAIN if task in LARGE_TASKS else 0
-    return ORIGINAL_TRAIN_EXAMPLES[task] - held_out
+    spec = get_task(task)
+    return spec.train_examples - (VALIDATION_FROM_TRAIN if spec.large else 0)
 
 
 def train_examples(config: RunConfig) -> int | None:

@@ -3,8 +3,16 @@
     python -m experiments.run --backbone minilm --method compacter --task rte --train-size 1000 \
         --set epochs=5 learning_rate=3e-3
 
-Hyper-parameters come from the method's YAML (experiments/configs/methods/), then a
-profile's overrides, then ``--set``. The run trains with Lightning, keeps the best
+Settings are layered by OmegaConf (``make_run_config``): ``RunConfig``'s defaults, the
+method's YAML (experiments/configs/methods/), a profile's settings, then ``--set`` — a deep
+merge onto ``RunConfig`` as a structured-config schema, so every value is typed (``3e-3`` is a
+number wherever it is written), an unknown key names the valid ones, a wrong type names the
+field, and ``--set method_options.n=8`` (or ``'method_options={n: 8}'``) changes one option and
+keeps the others. Method options are checked against the method's config dataclass in
+``compacter/``, which holds their defaults. OmegaConf rather than Hydra or jsonargparse: the
+configs are plain dataclasses already, the sweep needs merges of in-memory layers (profile
+sections, blocks, variants) more than a CLI framework, and Hydra would take over the working
+directory and logging of every run. The run trains with Lightning, keeps the best
 checkpoint by the mean validation score, tests it, and writes the record atomically to
 the results directory — ``status: ok``, or ``status: failed`` with the error. The same
 fields go to Weights & Biases (offline unless W&B is configured; ``wandb sync`` uploads).
@@ -30,9 +38,10 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
 
 from experiments.configs import method_config
 from experiments.provenance import provenance
@@ -83,11 +92,6 @@ class RunConfig:
                          "save_trained_weights", "wandb_project", "wandb_mode", "accelerator", "devices")
 
     def __post_init__(self) -> None:
-        for name in ("learning_rate", "weight_decay", "epochs", "val_every_n_epochs", "batch_size", "warmup_steps",
-                     "accumulate_grad_batches", "data_seed"):
-            if not isinstance(getattr(self, name), (int, float)) or isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a number, got {getattr(self, name)!r} "
-                                 f"(in YAML write floats with a dot: 3.0e-3, not 3e-3)")
         if self.train_size is not None and self.train_size < 1:
             raise ValueError(f"train_size must be a positive number of examples or null (full), got {self.train_size}")
         if self.epochs < 1:
@@ -119,20 +123,52 @@ class RunConfig:
         return Path(self.results_dir) / f"{self.run_id}.json"
 
 
-def make_run_config(method: str, **overrides: Any) -> RunConfig:
-    """The method's YAML config, then ``overrides``; unknown keys name the valid ones.
+def make_run_config(method: str, *layers: Mapping[str, Any], **overrides: Any) -> RunConfig:
+    """The method's YAML config, then each of ``layers``, then ``overrides``: deep-merged onto
+    ``RunConfig`` as OmegaConf's schema, so a partial ``method_options`` keeps the options it
+    does not name, a numeric string becomes a number, and an unknown key or a wrong type is a
+    ``ValueError`` that names the valid keys or the field.
 
     A config file may name another library method (``prompt_r.yaml`` has ``method: prompt``):
     the run is then called by the file name and applies the method the file names."""
     from_file = method_config(method)
     library_method = from_file.pop("method", method)
-    values = {**from_file, **overrides, "method": method,
-              "peft_method": library_method if library_method != method else None}
-    valid = {f.name for f in dataclasses.fields(RunConfig)}
-    unknown = sorted(set(values) - valid)
-    if unknown:
-        raise ValueError(f"unknown run setting(s) {unknown}; valid settings: {', '.join(sorted(valid))}")
+    named = {"method": method, "peft_method": library_method if library_method != method else None}
+    values = _merged(RunConfig, "run setting", [from_file, *layers, overrides, named])
+    values["method_options"] = method_options_of(library_method, values["method_options"])
     return RunConfig(**values)
+
+
+def method_options_of(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` checked and typed by the method's config dataclass (``compacter.METHODS``),
+    the one source of their defaults. Only the options given are kept: they, not the
+    dataclass's defaults, enter the run's identity, so run ids stay what they were."""
+    import compacter
+
+    if method not in compacter.METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(compacter.METHODS)}")
+    schema = compacter.METHODS[method][0]
+    if "method" in options:  # the dataclass's own field, set from the method's name
+        raise ValueError(f"method {method!r}: 'method' is not a method option; valid options: "
+                         f"{', '.join(sorted(_fields(schema) - {'method'}))}")
+    typed = _merged(schema, f"{method} option", [options])
+    return {name: typed[name] for name in options}
+
+
+def _merged(schema: type, what: str, layers: list) -> dict[str, Any]:
+    """``layers`` deep-merged in order onto the dataclass ``schema``, as plain Python values."""
+    try:
+        return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(schema), *layers), resolve=True)
+    except ConfigKeyError as error:
+        valid = sorted(_fields(schema) - {"method"})  # ``method`` is named by the config file, not set
+        raise ValueError(f"unknown {what} {error.full_key!r}; valid: {', '.join(valid)}") from None
+    except ValidationError as error:
+        reason = error.msg.splitlines()[0]
+        raise ValueError(f"{what} {error.full_key}: {reason}") from None
+
+
+def _fields(schema: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(schema)}
 
 
 def run(config: RunConfig) -> dict[str, Any]:
@@ -265,20 +301,12 @@ def step_time(record: dict[str, Any]) -> float | None:
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values parsed as YAML (numbers, null, lists, dicts)."""
-    overrides = {}
+    """``key=value`` pairs, as OmegaConf's dotted list: ``method_options.n=8`` sets one option,
+    values are YAML (``3e-3`` a number, ``null``, lists, ``{num_tokens: 20}``)."""
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
+        if "=" not in pair:
             raise ValueError(f"--set expects key=value, got {pair!r}")
-        parsed = yaml.safe_load(value)
-        if isinstance(parsed, str):  # YAML 1.1 reads "3e-3" as a string; a number is meant
-            try:
-                parsed = float(parsed)
-            except ValueError:
-                pass
-        overrides[key.strip()] = parsed
-    return overrides
+    return OmegaConf.to_container(OmegaConf.from_dotlist(pairs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,9 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        config = make_run_config(args.method, backbone=args.backbone, task=args.task, train_size=args.train_size,
-                                 seed=args.seed, results_dir=args.results_dir, **data_dirs_from_env(),
-                                 **parse_overrides(args.set))
+        flags = dict(backbone=args.backbone, task=args.task, train_size=args.train_size, seed=args.seed,
+                     results_dir=args.results_dir, **data_dirs_from_env())
+        config = make_run_config(args.method, flags, parse_overrides(args.set))
         get_task(config.task)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

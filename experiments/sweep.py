@@ -4,12 +4,13 @@ A profile (``experiments/configs/profiles/<name>.yaml``) is a union of blocks, e
 product backbones × methods × tasks × train sizes × seeds (× optional ``variants``, a list
 of setting overrides such as learning rates to search), plus run settings: profile
 defaults, then per-backbone, per-method and per-task overrides, then the block's own
-``settings``, then the variant (later wins). Settings that differ between blocks (epochs
-of full-data vs. low-resource runs) belong in the blocks, so they cannot leak from one
-block into another. ``train_steps: N`` (with ``validations: K``) sets the epochs of a
+``settings``, then the variant (later wins; OmegaConf merges them key by key, so a layer's
+``method_options: {n: 8}`` keeps the options it does not name; see ``experiments/run.py``).
+Settings that differ between blocks (epochs of full-data vs. low-resource runs) belong in the
+blocks, so they cannot leak from one block into another. ``train_steps: N`` (with ``validations: K``) sets the epochs of a
 low-resource run so that every train size makes N optimizer steps, validated K times.
-``extends: <profile>`` takes another profile's settings (not its runs); its own sections add
-to them, name by name. Every cell becomes one ``RunConfig`` and one record in
+``extends: <profile>`` takes another profile's settings (not its runs); its own sections are
+deep-merged onto them. Every cell becomes one ``RunConfig`` and one record in
 ``results/<profile>/``; ``--dry-run --json`` prints the plan (``experiments/plan.py``). A cell whose record
 says ``ok`` is skipped, so re-running a killed sweep finishes it without duplicates;
 a failing run is recorded and the sweep goes on (and is retried by the next sweep).
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import yaml
+from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from experiments.configs import CONFIG_DIR
@@ -71,7 +72,7 @@ class Profile:
         holds the block's settings, then the variant's own."""
         seen = set()
         for block in self.blocks:
-            variants = [{**(block.get("settings") or {}), **variant} for variant in block.get("variants") or [{}]]
+            variants = [deep_merge(block.get("settings"), variant) for variant in block.get("variants") or [{}]]
             for cell in itertools.product(*(block[key] for key in BLOCK_KEYS), variants):
                 key = json.dumps(cell, sort_keys=True)
                 if key not in seen:
@@ -80,16 +81,22 @@ class Profile:
 
     def config(self, backbone: str, method: str, task: str, train_size: int | None, seed: int,
                variant: dict | None = None, **extra: Any) -> RunConfig:
-        settings = {**self.defaults, **self.backbone_settings.get(backbone, {}),
-                    **self.method_settings.get(method, {}), **self.task_settings.get(task, {}), **(variant or {})}
+        settings = deep_merge(self.defaults, self.backbone_settings.get(backbone), self.method_settings.get(method),
+                              self.task_settings.get(task), variant)
         budget = {key: settings.pop(key) for key in STEP_BUDGET if key in settings}
-        config = make_run_config(method, **{"results_dir": f"results/{self.name}", **settings, **data_dirs_from_env(),
-                                            **extra, "backbone": backbone, "task": task, "train_size": train_size,
-                                            "seed": seed, "profile": self.name})
+        cell = dict(backbone=backbone, task=task, train_size=train_size, seed=seed, profile=self.name)
+        config = make_run_config(method, {"results_dir": f"results/{self.name}"}, settings, data_dirs_from_env(),
+                                 extra, cell)
         return with_step_budget(config, **budget) if budget else config
 
     def configs(self, **extra: Any) -> list[RunConfig]:
         return [self.config(*cell, **extra) for cell in self.cells()]
+
+
+def deep_merge(*layers: dict | None) -> dict[str, Any]:
+    """``layers`` merged by OmegaConf, later wins, nested mappings key by key (``method_options``
+    of a method and of a variant combine); ``None`` is an empty layer."""
+    return OmegaConf.to_container(OmegaConf.merge(*(layer or {} for layer in layers)))
 
 
 def with_step_budget(config: RunConfig, train_steps: int, validations: int = 1) -> RunConfig:
@@ -119,15 +126,11 @@ def _read_profile(name: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
         raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(profile_names())}")
     if name in chain:
         raise ValueError(f"profiles extend each other in a cycle: {' -> '.join((*chain, name))}")
-    raw = yaml.safe_load(path.read_text())
+    raw = {key: value for key, value in OmegaConf.to_container(OmegaConf.load(path)).items() if value is not None}
     if not raw.get("extends"):
         return raw
     base = _read_profile(raw["extends"], (*chain, name))
-    merged = {**raw, "defaults": {**(base.get("defaults") or {}), **(raw.get("defaults") or {})}}
-    for section in SETTING_SECTIONS[1:]:  # per name: the base's settings for a task, then this profile's
-        own, inherited = raw.get(section) or {}, base.get(section) or {}
-        merged[section] = {key: {**inherited.get(key, {}), **own.get(key, {})} for key in {**inherited, **own}}
-    return merged
+    return deep_merge({section: base[section] for section in SETTING_SECTIONS if section in base}, raw)
 
 
 def load_profile(name: str) -> Profile:

@@ -17,7 +17,6 @@ validates on mismatched and tests on matched.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -26,54 +25,19 @@ from pathlib import Path
 import datasets
 import torch
 
-from lightning_modules.tasks import get_task
+from lightning_modules.tasks import TASKS, get_task
 
-LARGE_TASKS = frozenset({"qqp", "qnli", "sst2", "record"})  # the paper's large_data_without_all_splits
-VALIDATION_FROM_TRAIN = 1000
+VALIDATION_FROM_TRAIN = 1000  # held out of a large task's train split (``Task.large``, the paper's rule)
 HUB_DATASETS = {"glue": "nyu-mll/glue", "superglue": "aps/super_glue"}
-_HUB_CONFIGS = {"wsc": "wsc.fixed"}  # the variant the paper uses (span texts repaired)
-
-# Fields each normalised example keeps (Hub names), besides label / answers / idx / group.
-_FIELDS = {
-    "cola": ("sentence",), "sst2": ("sentence",),
-    "mrpc": ("sentence1", "sentence2"), "stsb": ("sentence1", "sentence2"),
-    "rte": ("sentence1", "sentence2"), "qqp": ("question1", "question2"),
-    "mnli": ("premise", "hypothesis"), "qnli": ("question", "sentence"),
-    "boolq": ("question", "passage"), "cb": ("premise", "hypothesis"),
-    "copa": ("premise", "choice1", "choice2", "question"),
-    "multirc": ("paragraph", "question", "answer"), "record": ("passage", "query", "entities"),
-    "wic": ("word", "sentence1", "sentence2", "start1", "end1", "start2", "end2"),
-    "wsc": ("text", "span1_index", "span2_index", "span1_text", "span2_text"),
-    "synthetic": ("sentence",), "synthetic_count": ("sentence",),
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class _Tsv:
-    """Where a GLUE task lives in the ``download_glue_data.py`` layout."""
-
-    folder: str
-    columns: dict[str, str]  # Hub field -> tsv column
-    label: str  # tsv column holding the label
-    header: tuple[str, ...] | None = None  # column names of a file without a header row
-
-
-_TSV = {
-    "cola": _Tsv("CoLA", {"sentence": "sentence"}, "label",
-                 header=("source", "label", "original_mark", "sentence")),
-    "sst2": _Tsv("SST-2", {"sentence": "sentence"}, "label"),
-    "mrpc": _Tsv("MRPC", {"sentence1": "#1 String", "sentence2": "#2 String"}, "Quality"),
-    "qqp": _Tsv("QQP", {"question1": "question1", "question2": "question2"}, "is_duplicate"),
-    "stsb": _Tsv("STS-B", {"sentence1": "sentence1", "sentence2": "sentence2"}, "score"),
-    "mnli": _Tsv("MNLI", {"premise": "sentence1", "hypothesis": "sentence2"}, "gold_label"),
-    "qnli": _Tsv("QNLI", {"question": "question", "sentence": "sentence"}, "label"),
-    "rte": _Tsv("RTE", {"sentence1": "sentence1", "sentence2": "sentence2"}, "label"),
-}
+# Where each task lives in a local copy (``Task.tsv``, ``Task.jsonl``) and which fields its examples
+# keep (``Task.fields``) are part of its entry in ``catalog.TASKS``.
 _TSV_FILES = {"train": "train.tsv", "validation": "dev.tsv",
               "validation_matched": "dev_matched.tsv", "validation_mismatched": "dev_mismatched.tsv"}
-_JSONL_FOLDERS = {"boolq": "BoolQ", "cb": "CB", "copa": "COPA", "multirc": "MultiRC",
-                  "record": "ReCoRD", "rte": "RTE", "wic": "WiC", "wsc": "WSC"}
 _JSONL_FILES = {"train": "train.jsonl", "validation": "val.jsonl"}
+
+
+def _with_layout(layout: str) -> list[str]:
+    return [name for name, task in TASKS.items() if getattr(task, layout)]
 
 
 def original_splits(task: str) -> tuple[str, ...]:
@@ -108,7 +72,7 @@ def _parse_label(task: str, value) -> int | float:
 def _normalize(task: str, row: dict, where: str) -> dict:
     """A Hub-shaped row -> the example dict every consumer sees; errors name ``where``."""
     try:
-        example = {name: row[name] for name in _FIELDS[task]}
+        example = {name: row[name] for name in get_task(task).fields}
         if task == "record":
             example["entities"] = list(example["entities"])
             example["answers"] = [str(a) for a in row["answers"]]
@@ -136,7 +100,9 @@ def read_glue_tsv(task: str, path: str | os.PathLike) -> list[dict]:
     Quoting is disabled (``csv.QUOTE_NONE``): GLUE sentences contain unbalanced quotes,
     and a quote-aware reader silently merges lines.
     """
-    fmt, path = _TSV[task], Path(path)
+    fmt, path = get_task(task).tsv, Path(path)
+    if fmt is None:
+        raise ValueError(f"task {task!r} has no GLUE tsv format; valid: {', '.join(_with_layout('tsv'))}")
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; expected a GLUE tsv of task {task!r}")
     examples: list[dict] = []
@@ -203,8 +169,8 @@ def _hub_rows_from_json(task: str, obj: dict) -> Iterator[dict]:
 def read_superglue_jsonl(task: str, path: str | os.PathLike) -> list[dict]:
     """One official SuperGLUE jsonl file (also FewGLUE's, same format)."""
     path = Path(path)
-    if task not in _JSONL_FOLDERS:
-        raise ValueError(f"task {task!r} has no SuperGLUE jsonl format; valid: {', '.join(_JSONL_FOLDERS)}")
+    if get_task(task).jsonl is None:
+        raise ValueError(f"task {task!r} has no SuperGLUE jsonl format; valid: {', '.join(_with_layout('jsonl'))}")
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; expected a SuperGLUE jsonl of task {task!r}")
     examples: list[dict] = []
@@ -259,8 +225,8 @@ def synthetic_examples(task: str, split: str) -> list[dict]:
 def _local_layout(task: str, benchmark: str) -> tuple[str, dict[str, str], Callable, str]:
     """(folder, split -> file name, reader, layout name) of a local copy of ``benchmark``."""
     if benchmark == "glue":
-        return _TSV[task].folder, _TSV_FILES, read_glue_tsv, "download_glue_data.py"
-    return _JSONL_FOLDERS[task], _JSONL_FILES, read_superglue_jsonl, "SuperGLUE"
+        return get_task(task).tsv.folder, _TSV_FILES, read_glue_tsv, "download_glue_data.py"
+    return get_task(task).jsonl, _JSONL_FILES, read_superglue_jsonl, "SuperGLUE"
 
 
 def _local_reader(task: str, root: Path, benchmark: str) -> Callable[[str], list[dict]]:
@@ -292,7 +258,7 @@ def _parquet_reader(task: str, root: Path) -> Callable[[str], list[dict]]:
 
 def hub_location(task: str) -> tuple[str, str]:
     """(dataset repo, config) a task is read from on the Hub."""
-    return HUB_DATASETS[get_task(task).benchmark], _HUB_CONFIGS.get(task, task)
+    return HUB_DATASETS[get_task(task).benchmark], get_task(task).hub_config or task
 
 
 def _hub_reader(task: str) -> Callable[[str], list[dict]]:
@@ -311,9 +277,9 @@ def _location(task: str, glue_dir, superglue_dir, hf_data_dir) -> tuple[str, Pat
         return "synthetic", None, None
     env_glue, env_superglue = os.environ.get("GLUE_DIR"), os.environ.get("SUPERGLUE_DIR")
     for glue, superglue, parquet in ((glue_dir, superglue_dir, hf_data_dir), (env_glue, env_superglue, None)):
-        if glue is not None and task in _TSV:
+        if glue is not None and get_task(task).tsv:
             return "local", Path(glue), "glue"
-        if superglue is not None and task in _JSONL_FOLDERS:
+        if superglue is not None and get_task(task).jsonl:
             return "local", Path(superglue), "superglue"
         if parquet is not None:
             return "parquet", Path(parquet), None
@@ -372,7 +338,7 @@ def load_splits(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=Non
     train_is_shuffled = False
     if task == "mnli":
         validation, test = read("validation_mismatched"), read("validation_matched")
-    elif task in LARGE_TASKS:
+    elif get_task(task).large:
         if len(train) <= VALIDATION_FROM_TRAIN:
             raise ValueError(f"{task} holds out {VALIDATION_FROM_TRAIN} training examples as validation "
                              f"but its train split has only {len(train)}")

@@ -1,5 +1,9 @@
 """Task registry: how each GLUE / SuperGLUE task is shown to a model and scored.
 
+What a task is (names, benchmark, metrics, labels, fields, source layout) is one entry of
+``catalog.TASKS``; this module adds the behaviour every task shares, plus the view functions of
+the few tasks whose raw examples need cleaning.
+
 The text-to-text format follows the paper's code (rabeehk/compacter ``seq2seq/data/tasks.py``):
 the source is ``field: value`` pairs joined by spaces, optionally led by the task name
 (``rte``, ``superglue-cb``), and the target is the label index as a string. Two deliberate
@@ -17,14 +21,8 @@ import math
 import re
 from collections.abc import Callable
 
+import catalog
 from lightning_modules import metrics as M
-
-ENCODER_HEADS = ("classification", "regression", "multiple_choice")
-# "synthetic": small generated tasks that a tiny random model learns in seconds (sources.py),
-# for checking that training, generation and scoring work; never part of the paper's tables.
-BENCHMARKS = ("glue", "superglue", "synthetic")
-METRICS = ("mcc", "accuracy", "f1", "pearson", "spearman", "macro_f1", "f1a", "em")
-
 
 def _same(example: dict) -> dict:
     return example
@@ -73,35 +71,14 @@ def stsb_target(score: float) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class Task:
-    """One task: its label space, metrics, and its two input formats.
+class Task(catalog.TaskSpec):
+    """A task of ``catalog.TASKS`` (names, metrics, labels, formats, data layout) with its
+    behaviour: the two input formats, target strings, prediction parsing and scoring.
 
-    ``metrics``: all are reported; model selection uses their mean (no "main" metric).
-    ``source_fields``: example fields rendered as ``field: value`` for T5, in order.
-    ``encoder_fields``: (fields joined as ``text``, fields joined as ``text_pair``); for
-    ``multiple_choice`` the second tuple lists the choices, each paired with ``text``.
     ``view``: task-specific cleaning applied before either format (markup, span marks).
     """
 
-    name: str
-    benchmark: str
-    metrics: tuple[str, ...]
-    labels: tuple[str, ...]
-    encoder_head: str | None
-    source_fields: tuple[str, ...] = ()
-    encoder_fields: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
     view: Callable[[dict], dict] = dataclasses.field(default=_same, repr=False)
-    source_lead: str = ""  # ReCoRD's T5 input starts with the word "record"
-    prefix: str = ""  # the paper's task-name prefix (``add_prefix=True``)
-
-    def __post_init__(self):
-        if self.benchmark not in BENCHMARKS:
-            raise ValueError(f"benchmark must be one of {BENCHMARKS}, got {self.benchmark!r}")
-        if self.encoder_head not in (*ENCODER_HEADS, None):
-            raise ValueError(f"encoder_head must be one of {ENCODER_HEADS} or None, got {self.encoder_head!r}")
-        unknown = set(self.metrics) - set(METRICS)
-        if unknown:
-            raise ValueError(f"unknown metrics {sorted(unknown)}; valid: {', '.join(METRICS)}")
 
     @property
     def is_span(self) -> bool:
@@ -172,64 +149,12 @@ class Task:
         return M.classification_scores(self.metrics, predictions, golds, len(self.labels))
 
 
-_NLI2 = ("entailment", "not_entailment")
-_BOOL = ("False", "True")
-_ACC = ("accuracy",)
-
-_GLUE = [
-    Task("cola", "glue", ("mcc",), ("unacceptable", "acceptable"), "classification",
-         ("sentence",), (("sentence",), ())),
-    Task("sst2", "glue", _ACC, ("negative", "positive"), "classification",
-         ("sentence",), (("sentence",), ())),
-    Task("mrpc", "glue", ("accuracy", "f1"), ("not_equivalent", "equivalent"), "classification",
-         ("sentence1", "sentence2"), (("sentence1",), ("sentence2",))),
-    Task("qqp", "glue", ("accuracy", "f1"), ("not_duplicate", "duplicate"), "classification",
-         ("question1", "question2"), (("question1",), ("question2",))),
-    Task("stsb", "glue", ("pearson", "spearman"), (), "regression",
-         ("sentence1", "sentence2"), (("sentence1",), ("sentence2",))),
-    Task("mnli", "glue", _ACC, ("entailment", "neutral", "contradiction"), "classification",
-         ("premise", "hypothesis"), (("premise",), ("hypothesis",))),
-    Task("qnli", "glue", _ACC, _NLI2, "classification",
-         ("question", "sentence"), (("question",), ("sentence",))),
-    Task("rte", "glue", _ACC, _NLI2, "classification",
-         ("sentence1", "sentence2"), (("sentence1",), ("sentence2",))),
-]
-_SUPERGLUE = [
-    Task("boolq", "superglue", _ACC, _BOOL, "classification",
-         ("question", "passage"), (("question",), ("passage",))),
-    Task("cb", "superglue", ("macro_f1", "accuracy"), ("entailment", "contradiction", "neutral"),
-         "classification", ("premise", "hypothesis"), (("premise",), ("hypothesis",))),
-    Task("copa", "superglue", _ACC, ("choice1", "choice2"), "multiple_choice",
-         ("premise", "choice1", "choice2"), (("context",), ("choice1", "choice2")), _copa_view),
-    Task("multirc", "superglue", ("f1a", "em"), _BOOL, "classification",
-         ("question", "answer", "paragraph"), (("question", "answer"), ("paragraph",)), _multirc_view),
-    Task("record", "superglue", ("f1", "em"), (), None,
-         ("query", "entities", "passage"), view=_record_view, source_lead="record"),
-    Task("wic", "superglue", _ACC, _BOOL, "classification",
-         ("sentence1", "sentence2", "word"), (("word", "sentence1"), ("sentence2",))),
-    Task("wsc", "superglue", _ACC, _BOOL, "classification",
-         ("text",), (("text",), ()), _wsc_view, prefix="superglue-wsc.fixed"),
-]
-
-# The label is a visible function of the words (see sources.synthetic_examples): whether the
-# sentence contains the word "yes" (chance 50%), and how many times it does (0-5).
-_SYNTHETIC = [
-    Task("synthetic", "synthetic", _ACC, ("absent", "present"), "classification",
-         ("sentence",), (("sentence",), ())),
-    Task("synthetic_count", "synthetic", ("pearson", "spearman"), (), "regression",
-         ("sentence",), (("sentence",), ())),
-]
-
-
-def _with_prefix(task: Task) -> Task:
-    """The paper's prefix is the task id, ``superglue-`` + id for SuperGLUE tasks."""
-    if task.prefix:
-        return task
-    prefix = f"superglue-{task.name}" if task.benchmark == "superglue" else task.name
-    return dataclasses.replace(task, prefix=prefix)
-
-
-TASKS: dict[str, Task] = {t.name: _with_prefix(t) for t in _GLUE + _SUPERGLUE + _SYNTHETIC}
+# The tasks whose raw examples need cleaning before either format; the rest use them as they are.
+VIEWS = {"copa": _copa_view, "multirc": _multirc_view, "record": _record_view, "wsc": _wsc_view}
+TASKS: dict[str, Task] = {
+    spec.name: Task(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(catalog.TaskSpec)},
+                    view=VIEWS.get(spec.name, _same))
+    for spec in catalog.TASKS}
 
 
 def get_task(name: str) -> Task:

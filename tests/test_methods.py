@@ -9,7 +9,7 @@ from compacter.phm import PHMLinear
 from tests.tiny_models import HIDDEN, logits, tiny_bert, tiny_inputs, tiny_t5
 
 ADAPTER_FAMILY = ["adapter", "pfeiffer", "adapterdrop", "lowrank", "phm", "compacter", "compacterpp"]
-ALL_METHODS = ["finetune", *ADAPTER_FAMILY, "bitfit", "prompt", "intrinsic", "lora"]
+ALL_METHODS = list(compacter.METHODS)  # a method registered there joins every test of this table
 SMALL = {"reduction_factor": 8}  # tiny models: hidden 32 -> bottleneck 4
 OPTIONS = {m: ({**SMALL, "n": 2} if m in ("phm", "compacter", "compacterpp") else SMALL) if m in ADAPTER_FAMILY else {}
            for m in ALL_METHODS}

@@ -5,18 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
+from omegaconf import OmegaConf
 
 CONFIG_DIR = Path(__file__).parent
 
 
 def method_config(method: str) -> dict[str, Any]:
-    """The method's YAML config (method, method_options, learning_rate, ...)."""
+    """The method's YAML config (method, method_options, learning_rate, ...), read by OmegaConf's
+    loader, so ``3e-3`` is a number."""
     path = CONFIG_DIR / "methods" / f"{method}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in (CONFIG_DIR / "methods").glob("*.yaml"))
         raise ValueError(f"no method config {path}; known method configs: {', '.join(known)}")
-    return yaml.safe_load(path.read_text())
+    return OmegaConf.to_container(OmegaConf.load(path))
 
 
 def method_options(method: str) -> dict[str, Any]:

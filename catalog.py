@@ -1,0 +1,182 @@
+"""What the benchmark is made of, as plain data: its tasks and its methods, one entry each.
+
+Both sides read this module: ``lightning_modules`` builds its ``Task`` objects from the
+``TaskSpec`` entries (formats, source layouts), ``analysis`` takes labels, metric order and
+benchmarks from them. It imports nothing beyond the standard library, so ``analysis`` can use
+it without importing the training code, and it works for every record ever written (records
+carry only the short ids). A table shared by both sides rather than fields copied into each run
+record: old records need no migration, and a display name fixed here fixes every report.
+
+Adding a task is one ``TaskSpec`` in ``TASKS`` (plus, only if its raw examples need
+task-specific cleaning, a view function in ``lightning_modules/tasks.py``). Adding a method
+config is one ``MethodSpec`` in ``METHODS`` next to its YAML file in
+``experiments/configs/methods/`` (and, for new math, its entry in ``compacter.METHODS``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+ENCODER_HEADS = ("classification", "regression", "multiple_choice")
+# "synthetic": small generated tasks that a tiny random model learns in seconds (sources.py),
+# for checking that training, generation and scoring work; never part of the paper's tables.
+BENCHMARK_NAMES = {"glue": "GLUE", "superglue": "SuperGLUE", "synthetic": "synthetic"}
+METRIC_NAMES = {"mcc": "MCC", "accuracy": "acc", "f1": "F1", "pearson": "Pearson", "spearman": "Spearman",
+                "macro_f1": "macro-F1", "f1a": "F1a", "em": "EM"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Tsv:
+    """Where a GLUE task lives in the ``download_glue_data.py`` layout."""
+
+    folder: str
+    columns: dict[str, str]  # Hub field -> tsv column
+    label: str  # tsv column holding the label
+    header: tuple[str, ...] | None = None  # column names of a file without a header row
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """One task: names, metrics, label space, input formats and where its data lives.
+
+    ``metrics``: all are reported, in the paper's order; model selection uses their mean.
+    ``fields``: what a normalised example keeps (Hub names), besides label/answers/idx/group.
+    ``source_fields``: example fields rendered as ``field: value`` for T5, in order.
+    ``encoder_fields``: (fields joined as ``text``, fields joined as ``text_pair``); for
+    ``multiple_choice`` the second tuple lists the choices, each paired with ``text``.
+    ``tsv`` / ``jsonl``: the GLUE tsv layout / SuperGLUE jsonl folder of the original release;
+    ``hub_config``: the Hub dataset config when it is not the task's name; ``large``: the paper
+    holds 1000 training examples out as validation and tests on the original validation set.
+    """
+
+    name: str
+    display_name: str
+    benchmark: str
+    metrics: tuple[str, ...]
+    labels: tuple[str, ...]
+    encoder_head: str | None
+    fields: tuple[str, ...]
+    source_fields: tuple[str, ...] = ()
+    encoder_fields: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    source_lead: str = ""  # ReCoRD's T5 input starts with the word "record"
+    prefix: str = ""  # the paper's task-name prefix; default: the id, "superglue-" + id for SuperGLUE
+    tsv: Tsv | None = None
+    jsonl: str | None = None
+    hub_config: str | None = None
+    large: bool = False
+    train_examples: int | None = None  # in the original train split (MultiRC: answers); None: generated
+
+    def __post_init__(self):
+        if self.benchmark not in BENCHMARK_NAMES:
+            raise ValueError(f"benchmark must be one of {tuple(BENCHMARK_NAMES)}, got {self.benchmark!r}")
+        if self.encoder_head not in (*ENCODER_HEADS, None):
+            raise ValueError(f"encoder_head must be one of {ENCODER_HEADS} or None, got {self.encoder_head!r}")
+        unknown = set(self.metrics) - set(METRIC_NAMES)
+        if unknown:
+            raise ValueError(f"unknown metrics {sorted(unknown)}; valid: {', '.join(METRIC_NAMES)}")
+        if not self.prefix:
+            default = f"superglue-{self.name}" if self.benchmark == "superglue" else self.name
+            object.__setattr__(self, "prefix", default)  # frozen: set once, here
+
+
+_NLI2 = ("entailment", "not_entailment")
+_BOOL = ("False", "True")
+_ACC = ("accuracy",)
+_PAIR = ("sentence1", "sentence2")
+
+
+def _pair(first: str, second: str) -> dict:
+    """The formats of a sentence-pair task: both fields for T5, ``text`` / ``text_pair`` for encoders."""
+    return dict(fields=(first, second), source_fields=(first, second), encoder_fields=((first,), (second,)))
+
+
+def _single(field: str) -> dict:
+    return dict(fields=(field,), source_fields=(field,), encoder_fields=((field,), ()))
+
+
+# In the papers' column order: GLUE, then SuperGLUE, then the synthetic tasks.
+TASKS: tuple[TaskSpec, ...] = (
+    TaskSpec("cola", "CoLA", "glue", ("mcc",), ("unacceptable", "acceptable"), "classification",
+             **_single("sentence"), train_examples=8551,
+             tsv=Tsv("CoLA", {"sentence": "sentence"}, "label",
+                     header=("source", "label", "original_mark", "sentence"))),
+    TaskSpec("sst2", "SST-2", "glue", _ACC, ("negative", "positive"), "classification",
+             **_single("sentence"), train_examples=67349, large=True,
+             tsv=Tsv("SST-2", {"sentence": "sentence"}, "label")),
+    TaskSpec("mrpc", "MRPC", "glue", ("accuracy", "f1"), ("not_equivalent", "equivalent"), "classification",
+             **_pair(*_PAIR), train_examples=3668,
+             tsv=Tsv("MRPC", {"sentence1": "#1 String", "sentence2": "#2 String"}, "Quality")),
+    TaskSpec("qqp", "QQP", "glue", ("accuracy", "f1"), ("not_duplicate", "duplicate"), "classification",
+             **_pair("question1", "question2"), train_examples=363846, large=True,
+             tsv=Tsv("QQP", {"question1": "question1", "question2": "question2"}, "is_duplicate")),
+    TaskSpec("stsb", "STS-B", "glue", ("pearson", "spearman"), (), "regression",
+             **_pair(*_PAIR), train_examples=5749,
+             tsv=Tsv("STS-B", {"sentence1": "sentence1", "sentence2": "sentence2"}, "score")),
+    TaskSpec("mnli", "MNLI", "glue", _ACC, ("entailment", "neutral", "contradiction"), "classification",
+             **_pair("premise", "hypothesis"), train_examples=392702,
+             tsv=Tsv("MNLI", {"premise": "sentence1", "hypothesis": "sentence2"}, "gold_label")),
+    TaskSpec("qnli", "QNLI", "glue", _ACC, _NLI2, "classification",
+             **_pair("question", "sentence"), train_examples=104743, large=True,
+             tsv=Tsv("QNLI", {"question": "question", "sentence": "sentence"}, "label")),
+    # GLUE's RTE; SuperGLUE ships the same task (premise/hypothesis), also readable
+    TaskSpec("rte", "RTE", "glue", _ACC, _NLI2, "classification",
+             **_pair(*_PAIR), train_examples=2490, jsonl="RTE",
+             tsv=Tsv("RTE", {"sentence1": "sentence1", "sentence2": "sentence2"}, "label")),
+    TaskSpec("boolq", "BoolQ", "superglue", _ACC, _BOOL, "classification",
+             **_pair("question", "passage"), train_examples=9427, jsonl="BoolQ"),
+    TaskSpec("cb", "CB", "superglue", ("macro_f1", "accuracy"), ("entailment", "contradiction", "neutral"),
+             "classification", **_pair("premise", "hypothesis"), train_examples=250, jsonl="CB"),
+    TaskSpec("copa", "COPA", "superglue", _ACC, ("choice1", "choice2"), "multiple_choice",
+             ("premise", "choice1", "choice2", "question"), ("premise", "choice1", "choice2"),
+             (("context",), ("choice1", "choice2")), train_examples=400, jsonl="COPA"),
+    TaskSpec("multirc", "MultiRC", "superglue", ("f1a", "em"), _BOOL, "classification",
+             ("paragraph", "question", "answer"), ("question", "answer", "paragraph"),
+             (("question", "answer"), ("paragraph",)), train_examples=27243, jsonl="MultiRC"),
+    TaskSpec("record", "ReCoRD", "superglue", ("f1", "em"), (), None, ("passage", "query", "entities"),
+             ("query", "entities", "passage"), source_lead="record", train_examples=100730, jsonl="ReCoRD",
+             large=True),
+    TaskSpec("wic", "WiC", "superglue", _ACC, _BOOL, "classification",
+             ("word", "sentence1", "sentence2", "start1", "end1", "start2", "end2"),
+             ("sentence1", "sentence2", "word"), (("word", "sentence1"), ("sentence2",)), train_examples=5428,
+             jsonl="WiC"),
+    # the Hub's (and the paper's) "wsc.fixed": span texts repaired
+    TaskSpec("wsc", "WSC", "superglue", _ACC, _BOOL, "classification",
+             ("text", "span1_index", "span2_index", "span1_text", "span2_text"), ("text",), (("text",), ()),
+             prefix="superglue-wsc.fixed", train_examples=554, jsonl="WSC", hub_config="wsc.fixed"),
+    # The label is a visible function of the words (sources.synthetic_examples): whether the
+    # sentence contains the word "yes" (chance 50%), and how many times it does (0-5).
+    TaskSpec("synthetic", "Synthetic", "synthetic", _ACC, ("absent", "present"), "classification",
+             **_single("sentence")),
+    TaskSpec("synthetic_count", "Synthetic count", "synthetic", ("pearson", "spearman"), (), "regression",
+             **_single("sentence")),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+    """One method config (``experiments/configs/methods/<name>.yaml``) as the tables show it."""
+
+    name: str
+    display_name: str
+    paper_percent: float | None = None  # the paper's Table 1 "% trainable parameters" of T5-base
+
+
+# In the paper's row order.
+METHODS: tuple[MethodSpec, ...] = (
+    MethodSpec("finetune", "Finetuning", 100.0),
+    MethodSpec("adapter", "Adapter", 0.832),
+    MethodSpec("pfeiffer", "Pfeiffer-Adapter", 0.427),
+    MethodSpec("adapterdrop", "AdapterDrop", 0.494),
+    MethodSpec("lowrank", "Adapter-LowRank", 0.073),
+    MethodSpec("phm", "PHM-Adapter", 0.179),
+    MethodSpec("compacter", "Compacter", 0.073),
+    MethodSpec("compacterpp", "Compacter++", 0.047),
+    MethodSpec("bitfit", "BitFit", 0.126),
+    MethodSpec("prompt_r", "Prompt Tuning-R", 0.034),
+    MethodSpec("prompt", "Prompt Tuning-T", 0.034),
+    MethodSpec("intrinsic", "Intrinsic-SAID", 0.009),
+    MethodSpec("lora", "LoRA"),  # not in the paper
+)
+
+TASK_SPECS = {spec.name: spec for spec in TASKS}
+METHOD_SPECS = {spec.name: spec for spec in METHODS}

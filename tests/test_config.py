@@ -1,0 +1,65 @@
+"""Config layering (OmegaConf): deep merges, dotted overrides, typed values, errors that name
+the valid keys or the field — through ``make_run_config``, ``--set`` and profiles."""
+
+import pytest
+
+import experiments.sweep as sweep
+from experiments.run import make_run_config, parse_overrides
+from experiments.sweep import Profile, load_profile
+
+
+def test_a_partial_method_options_override_keeps_prompt_rs_random_init():
+    config = make_run_config("prompt_r", parse_overrides(["method_options={num_tokens: 20}"]))
+    assert config.method_options == {"num_tokens": 20, "init": "random"}
+    assert (config.method, config.peft_method) == ("prompt_r", "prompt")
+
+
+def test_profile_layers_deep_merge_method_options():
+    block = {"backbones": ["minilm"], "tasks": ["rte"], "train_sizes": [100], "seeds": [1]}
+    profile = Profile(name="t", description="", blocks=[
+        {**block, "methods": ["prompt_r"]},
+        {**block, "methods": ["adapter"], "settings": {"method_options": {"activation": "relu"}},
+         "variants": [{"learning_rate": 0.1}]}],
+        method_settings={"prompt_r": {"method_options": {"num_tokens": 50}, "batch_size": 4},
+                         "adapter": {"method_options": {"reduction_factor": 16}}})
+    prompt_r, adapter = profile.configs()
+    assert prompt_r.method_options == {"num_tokens": 50, "init": "random"} and prompt_r.batch_size == 4
+    # the profile's method settings, then the block's, key by key within method_options
+    assert adapter.method_options == {"reduction_factor": 16, "activation": "relu"}
+    assert adapter.learning_rate == 0.1
+
+
+def test_a_dotted_override_sets_one_option_and_keeps_the_others():
+    config = make_run_config("compacter", parse_overrides(["method_options.n=8", "epochs=4"]))
+    assert config.method_options == {"reduction_factor": 32, "n": 8, "activation": "gelu_new"}
+    assert config.epochs == 4
+
+
+def test_numeric_strings_are_numbers_in_set_in_yaml_and_in_method_options(tmp_path, monkeypatch):
+    assert parse_overrides(["learning_rate=3e-3", "train_size=null"]) == {"learning_rate": 0.003, "train_size": None}
+    # given as a string from Python, the schema still makes it a number
+    config = make_run_config("adapter", learning_rate="3e-3", method_options={"shared_rules_init_std": "1e-5"})
+    assert config.learning_rate == 0.003 and config.method_options["shared_rules_init_std"] == 1e-5
+    (tmp_path / "p.yaml").write_text(
+        "runs: [{backbones: [minilm], methods: [adapter], tasks: [rte], train_sizes: [100], seeds: [1]}]\n"
+        "defaults: {learning_rate: 3e-3, method_options: {shared_rules_init_std: 1e-5}}\n")
+    monkeypatch.setattr(sweep, "PROFILE_DIR", tmp_path)
+    [config] = load_profile("p").configs()
+    assert config.learning_rate == 0.003 and config.method_options["shared_rules_init_std"] == 1e-5
+
+
+def test_unknown_keys_name_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown run setting 'epoch'; valid: .*\bepochs\b"):
+        make_run_config("compacter", epoch=3)
+    with pytest.raises(ValueError, match=r"unknown compacter option 'nn'; valid: activation, n, reduction_factor"):
+        make_run_config("compacter", parse_overrides(["method_options.nn=3"]))
+    with pytest.raises(ValueError, match=r"unknown prompt option 'n'; valid: init, num_tokens"):
+        make_run_config("prompt_r", method_options={"n": 3})
+
+
+def test_a_wrong_type_names_the_field():
+    with pytest.raises(ValueError, match=r"run setting epochs: Value 'abc' .* Integer"):
+        make_run_config("compacter", parse_overrides(["epochs=abc"]))
+    with pytest.raises(ValueError, match=r"compacter option n: Value 'four' .* Integer"):
+        make_run_config("compacter", method_options={"n": "four"})
+
