@@ -11,8 +11,8 @@ function changes the model in place and returns what it made trainable; this mod
 then freezes everything else (by object, never by parameter-name patterns) and records
 on the model what changed (``model.compacter_applied``: modules wrapped and added, the
 trained parameters), which save/load and the applied-twice check read. A new task head
-is trained with every method: the weights ``mark_new_weights`` declared (from_pretrained's
-missing keys), else what lies outside ``model.base_model``.
+is trained with every method: what lies outside ``model.base_model``, and the weights
+``mark_new_weights`` declared (from_pretrained's missing keys).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class Applied:
 def mark_new_weights(model: nn.Module, names: Iterable[str]) -> nn.Module:
     """Declare the parameters that are not pretrained — ``missing_keys`` of
     ``from_pretrained(..., output_loading_info=True)``, i.e. a new task head; ``apply`` trains
-    them with every method. Unmarked models count what lies outside ``model.base_model``."""
+    them with every method, besides what lies outside ``model.base_model``."""
     known = dict(model.named_parameters())
     unknown = sorted(set(names) - set(known))
     if unknown:
@@ -136,16 +136,17 @@ def apply(model: nn.Module, method: str, **options: Any) -> nn.Module:
 
 
 def _new_weights(model: nn.Module) -> list[nn.Parameter]:
-    """The declared new weights (``mark_new_weights``), else the parameters outside the base model
-    (BERT's ``classifier``: what from_pretrained initialises anew from a base checkpoint). For
-    T5ForConditionalGeneration the base model is the model itself: nothing, and the (tied) LM
-    head stays frozen, as in the paper."""
-    if hasattr(model, "compacter_new_weights"):
-        params = dict(model.named_parameters())
-        return [params[name] for name in model.compacter_new_weights]
+    """The task head and whatever else is not pretrained: the parameters outside the base
+    model (BERT's ``classifier``, trained for every task even when a checkpoint carries one
+    from another task) and the weights ``mark_new_weights`` declared (from_pretrained's
+    missing keys, e.g. a pooler the checkpoint lacks). For T5ForConditionalGeneration the base
+    model is the model itself: nothing, and the (tied) LM head stays frozen, as in the paper."""
     base = getattr(model, "base_model", model)
     inside = {id(p) for p in base.parameters()}
-    return [p for p in model.parameters() if id(p) not in inside]
+    params = dict(model.named_parameters())
+    new = {id(p): p for p in params.values() if id(p) not in inside}
+    new.update({id(params[name]): params[name] for name in getattr(model, "compacter_new_weights", ())})
+    return list(new.values())
 
 
 def _parameters(item: nn.Module | nn.Parameter) -> Iterable[nn.Parameter]:

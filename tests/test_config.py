@@ -8,6 +8,17 @@ from experiments.run import make_run_config, parse_overrides
 from experiments.sweep import Profile, load_profile
 
 
+# every option of the method's dataclass, as a run's identity records them
+ADAPTER_DEFAULTS = {"reduction_factor": 32, "activation": "gelu_new", "n": None, "shared_rules_init_std": 1e-4,
+                    "train_layer_norms": True}
+
+
+def test_method_yamls_state_only_what_differs_from_the_dataclass_defaults():
+    assert make_run_config("adapter").method_options == ADAPTER_DEFAULTS
+    assert make_run_config("phm").method_options == {**ADAPTER_DEFAULTS, "n": 12}
+    assert make_run_config("prompt_r").method_options == {"num_tokens": 100, "init": "random"}
+
+
 def test_a_partial_method_options_override_keeps_prompt_rs_random_init():
     config = make_run_config("prompt_r", parse_overrides(["method_options={num_tokens: 20}"]))
     assert config.method_options == {"num_tokens": 20, "init": "random"}
@@ -25,13 +36,13 @@ def test_profile_layers_deep_merge_method_options():
     prompt_r, adapter = profile.configs()
     assert prompt_r.method_options == {"num_tokens": 50, "init": "random"} and prompt_r.batch_size == 4
     # the profile's method settings, then the block's, key by key within method_options
-    assert adapter.method_options == {"reduction_factor": 16, "activation": "relu"}
+    assert adapter.method_options == {**ADAPTER_DEFAULTS, "reduction_factor": 16, "activation": "relu"}
     assert adapter.learning_rate == 0.1
 
 
 def test_a_dotted_override_sets_one_option_and_keeps_the_others():
     config = make_run_config("compacter", parse_overrides(["method_options.n=8", "epochs=4"]))
-    assert config.method_options == {"reduction_factor": 32, "n": 8, "activation": "gelu_new"}
+    assert config.method_options == {**ADAPTER_DEFAULTS, "n": 8}
     assert config.epochs == 4
 
 

@@ -222,6 +222,14 @@ def test_the_new_head_is_what_the_checkpoint_lacked():
         compacter.mark_new_weights(tiny_bert(), ["head.weight"])
 
 
+def test_the_task_head_is_trained_even_when_the_checkpoint_carried_one():
+    # a checkpoint saved with a classifier (another task's, or a random one): nothing is missing,
+    # yet the head is the task's and must train with every method
+    model = compacter.apply(compacter.mark_new_weights(tiny_bert(), []), "compacter", **SMALL)
+    assert {"classifier.weight", "classifier.bias"} <= set(model.compacter_applied.trained)
+    assert model.classifier.weight.requires_grad and not model.bert.pooler.dense.weight.requires_grad
+
+
 def test_load_model_marks_the_weights_from_pretrained_initialised(tiny_checkpoints):
     from lightning_modules.backbones import load_model, resolve
 

@@ -13,7 +13,8 @@ from lightning_modules.module import lr_schedule
 from lightning_modules.sources import load_splits
 
 # method row: (learning rate, task-name prefix, batch size, gradient accumulation, method options)
-ADAPTER = {"reduction_factor": 32, "activation": "gelu_new"}
+ADAPTER = {"reduction_factor": 32, "activation": "gelu_new", "n": None, "shared_rules_init_std": 1e-4,
+           "train_layer_norms": True}  # n: None = the method's own (Compacter 4, PHM 12)
 PAPER_METHODS = {
     "finetune": (3e-4, True, 100, 1, {}),
     "adapter": (3e-4, False, 100, 1, ADAPTER),
