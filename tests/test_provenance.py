@@ -30,7 +30,9 @@ def test_git_state_names_the_commit_and_sees_uncommitted_changes(tmp_path):
     assert state["commit"] is None and "error" in state
 
 
-def test_data_provenance_hashes_the_files_the_run_reads(tmp_path):
+def test_data_provenance_hashes_the_files_the_run_reads(tmp_path, monkeypatch):
+    monkeypatch.delenv("GLUE_DIR", raising=False)  # `make test` exports the shared data folders;
+    monkeypatch.delenv("SUPERGLUE_DIR", raising=False)  # without them BoolQ comes from the Hub
     (tmp_path / "RTE").mkdir()
     contents = {"train.tsv": b"index\tsentence1\tsentence2\tlabel\n", "dev.tsv": b"other\n"}
     for name, data in contents.items():
