@@ -18,9 +18,6 @@ from typing import Any
 
 from experiments.run import RunConfig, read_record
 
-ROWS_PER_ANSWER = frozenset({"record"})  # tasks whose training rows are not their examples
-
-
 def full_train_examples(task: str) -> int:
     """Training examples of ``task`` under the paper's split rule (large tasks give 1000 to validation)."""
     from lightning_modules.sources import VALIDATION_FROM_TRAIN
@@ -32,7 +29,9 @@ def full_train_examples(task: str) -> int:
 
 def train_examples(config: RunConfig) -> int | None:
     """Training rows of the run; None where they are unknown before reading the data (ReCoRD)."""
-    if config.task in ROWS_PER_ANSWER:
+    from lightning_modules.tasks import get_task
+
+    if get_task(config.task).is_span:  # ReCoRD trains one row per gold answer
         return None
     return config.train_size if config.train_size is not None else full_train_examples(config.task)
 

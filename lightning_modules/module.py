@@ -36,7 +36,6 @@ class TaskModule(L.LightningModule):
         self.seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
         self.strict_loading = False  # checkpoints hold only the trained tensors
         self._predictions: dict[int, object] = {}
-        self.last_metrics: dict[str, dict[str, float]] = {}
         self.last_predictions: dict[str, list] = {}  # "val" / "test" -> predictions in example order
         self.val_history: dict[int, dict[str, float]] = {}  # epoch -> validation metrics
 
@@ -98,7 +97,7 @@ class TaskModule(L.LightningModule):
                                f"(limit_val_batches / limit_test_batches) cannot be scored")
         predictions = [gathered[i] for i in range(len(examples))]
         metrics = self.task.compute_metrics(predictions, examples)
-        self.last_metrics[prefix], self.last_predictions[prefix] = metrics, predictions
+        self.last_predictions[prefix] = predictions
         if prefix == "val" and not self.trainer.testing:
             self.val_history[self.current_epoch] = metrics
         # every rank computed the same metrics from the gathered predictions: syncing averages equal values
