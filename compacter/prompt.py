@@ -86,7 +86,9 @@ def apply_prompt(model: nn.Module, config: PromptConfig) -> list[nn.Module]:
         model.get_decoder().register_forward_pre_hook(partial(_extend_encoder_mask, config.num_tokens),
                                                       with_kwargs=True)
     else:
-        model.base_model.register_forward_pre_hook(partial(_insert_after_first_token, prompt), with_kwargs=True)
+        # first of the base model's hooks: the others (mean pooling's mask) see the prompted inputs
+        model.base_model.register_forward_pre_hook(partial(_insert_after_first_token, prompt), with_kwargs=True,
+                                                   prepend=True)
     return [prompt]
 
 

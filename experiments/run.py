@@ -46,6 +46,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from experiments.configs import method_config
 from experiments.provenance import provenance
+from lightning_modules.backbones import POOLINGS
 from lightning_modules.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class RunConfig:
     max_source_length: int = 128
     max_target_length: int = 8
     add_task_prefix: bool = False
+    pooling: str = "auto"                  # encoder heads: "auto" (as the checkpoint was trained), "mean", "cls"
     # where things are / go (not part of the run's identity)
     profile: str = "adhoc"
     results_dir: str = "results/adhoc"
@@ -102,6 +104,9 @@ class RunConfig:
         if self.warmup_ratio is not None and self.warmup_clamped:
             raise ValueError("warmup_clamped applies to warmup_steps; with warmup_ratio set the warm-up is "
                              "already a share of the run: set one of them")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {self.pooling!r}; choose one of: {', '.join(POOLINGS)} "
+                             "(auto: mean pooling where the checkpoint was trained with it, else [CLS])")
         if self.val_every_n_epochs < 1 or self.epochs % self.val_every_n_epochs:
             raise ValueError(f"val_every_n_epochs={self.val_every_n_epochs} must be >= 1 and divide "
                              f"epochs={self.epochs} (the last epoch is always validated); valid: "

@@ -5,13 +5,20 @@
 * ``t5-base`` — the paper's backbone, from the Hub. ``from_config=True`` builds it from its
   architecture alone (random weights, no download) for parameter counts and timings.
 * anything else — a Hub name or local path, loaded with ``from_pretrained``.
+
+Encoder heads pool the way the checkpoint was trained (``pooling="auto"``): mean pooling over
+the non-padding tokens when a sentence-transformers pooling config says so (all-MiniLM-L6-v2's
+``1_Pooling/config.json``: ``pooling_mode_mean_tokens``), the model's own head on the first
+token (BERT: the ``[CLS]`` pooler, dense + tanh) otherwise. ``"mean"`` or ``"cls"`` choose.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from transformers import (
     AutoConfig,
     AutoModelForMultipleChoice,
@@ -21,6 +28,7 @@ from transformers import (
     PreTrainedModel,
     T5Config,
 )
+from transformers.utils import cached_file
 
 import compacter
 
@@ -71,11 +79,65 @@ def load_tokenizer(backbone: Backbone):
     return AutoTokenizer.from_pretrained(backbone.path)
 
 
-def load_model(backbone: Backbone, head: str | None = None, num_labels: int = 2) -> PreTrainedModel:
+POOLINGS = ("auto", "mean", "cls")
+SENTENCE_TRANSFORMERS_POOLING = "1_Pooling/config.json"
+
+
+def head_pooling(backbone: Backbone, pooling: str = "auto") -> str:
+    """What an encoder head pools: ``"mean"`` or ``"cls"`` (``"auto"``: as the checkpoint was trained)."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of: {', '.join(POOLINGS)}")
+    if backbone.kind == "seq2seq":
+        if pooling != "auto":
+            raise ValueError(f"pooling={pooling!r} is for encoder heads; {backbone.name} is a seq2seq model "
+                             "(it generates its answers): leave pooling at 'auto'")
+        return "none"
+    if pooling != "auto":
+        return pooling
+    path = cached_file(backbone.path, SENTENCE_TRANSFORMERS_POOLING, _raise_exceptions_for_missing_entries=False,
+                       _raise_exceptions_for_connection_errors=False)
+    trained_with_mean = path is not None and json.loads(open(path).read()).get("pooling_mode_mean_tokens", False)
+    return "mean" if trained_with_mean else "cls"
+
+
+class MeanPooling(nn.Module):
+    """Stands in for BERT's pooler: the mean of the last hidden states over the tokens the
+    attention mask keeps, (batch, length, hidden) -> (batch, hidden). BertModel hands its
+    pooler the hidden states only, so a forward pre-hook on the base model passes the mask
+    (after any hook that rewrites the inputs, e.g. prompt tuning's, which registers first)."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention_mask: torch.Tensor | None = None  # (batch, length), set per forward
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.attention_mask is None:
+            return hidden.mean(dim=1)
+        keep = self.attention_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, length, 1)
+        return (hidden * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0)
+
+    def take_mask(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        self.attention_mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
+
+
+def pool_mean(model: PreTrainedModel) -> PreTrainedModel:
+    """Replace the base model's pooler (its dense + tanh weights go) by ``MeanPooling``."""
+    base = model.base_model
+    if not isinstance(getattr(base, "pooler", None), nn.Module):
+        raise ValueError(f"pooling='mean' replaces the base model's pooler; {type(base).__name__} has none "
+                         "(use pooling='cls', the model's own head)")
+    base.pooler = MeanPooling()
+    base.register_forward_pre_hook(base.pooler.take_mask, with_kwargs=True)
+    return model
+
+
+def load_model(backbone: Backbone, head: str | None = None, num_labels: int = 2,
+               pooling: str = "auto") -> PreTrainedModel:
     """Pretrained weights. Encoders get a new task head: ``classification`` (num_labels),
-    ``regression`` (one output, MSE) or ``multiple_choice``. The weights the checkpoint did
-    not have (from_pretrained's missing keys: the new head) are marked for ``compacter.apply``
-    to train with every method."""
+    ``regression`` (one output, MSE) or ``multiple_choice``, over the pooling ``head_pooling``
+    resolves. The weights the checkpoint did not have (from_pretrained's missing keys: the
+    new head) are marked for ``compacter.apply`` to train with every method."""
+    pooled = head_pooling(backbone, pooling)
     if backbone.kind == "seq2seq":
         load, kwargs = AutoModelForSeq2SeqLM, {}
     elif head == "multiple_choice":
@@ -88,6 +150,8 @@ def load_model(backbone: Backbone, head: str | None = None, num_labels: int = 2)
     else:
         raise ValueError(f"encoder backbones need a head: classification, regression or multiple_choice; got {head!r}")
     model, loading = load.from_pretrained(backbone.path, output_loading_info=True, **kwargs)
+    if pooled == "mean":
+        pool_mean(model)
     return compacter.mark_new_weights(model, loading["missing_keys"])
 
 

@@ -71,6 +71,15 @@ def test_method_learns_the_synthetic_task(arch, method, pretrained, tmp_path):
     assert set(record["test_predictions"]) == {0, 1}
 
 
+def test_a_mean_pooled_head_learns_the_synthetic_task(pretrained, tmp_path):
+    # the head all-MiniLM-L6-v2 gets (its checkpoint was trained with mean pooling), on tiny BERT
+    _, record = tiny_run("compacter", pretrained["bert"].checkpoint, "synthetic", tmp_path, pooling="mean")
+    assert record["status"] == "ok", record.get("traceback")
+    assert record["head_pooling"] == "mean"
+    assert record["test"]["accuracy"] >= 95, record["test"]  # measured: 100.0 (chance 50)
+    assert set(record["test_predictions"]) == {0, 1}
+
+
 def test_same_config_and_seed_give_identical_predictions_and_another_seed_other_weights(pretrained, tmp_path):
     backbone = pretrained["t5"].checkpoint
     runs = {name: tiny_run("compacter", backbone, "synthetic", tmp_path / name, seed=seed, save_trained_weights=True)
