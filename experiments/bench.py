@@ -1,28 +1,59 @@
 """`make bench`: training-step time, peak memory and eval latency of every method, × finetune.
 
-For each backbone and method a FRESH child process (``--child``) builds the backbone,
-applies the method with its default options (``configs/methods/<method>.yaml``) and,
-on one fixed batch of seeded random token ids, runs
+For each round, backbone and method a FRESH child process (``--child``) builds the
+backbone, applies the method with its default options (``configs/methods/<method>.yaml``)
+and, on one fixed batch of seeded random token ids, runs
 
-1. a memory phase: two training steps (the second is the first to hold AdamW state) and
-   one eval forward; its peak is ``peak_mem_mb``;
-2. the remaining warm-up steps, then ``steps`` timed training steps — forward with loss,
+1. in the first ``--memory-rounds`` round(s) only, a memory phase: two training steps (the
+   second is the first to hold AdamW state) and one eval forward; its peak is ``peak_mem_mb``;
+2. ``warmup`` discarded training steps, then ``steps`` timed ones — forward with loss,
    backward, AdamW step over the trainable parameters only, ``zero_grad(set_to_none=True)``;
 3. one warm-up and ``steps`` timed eval forwards — ``model.eval()`` under ``torch.no_grad()``
    (teacher-forced for T5; also what lets PHMLinear reuse its cached W).
 
-Times are medians. Memory on CUDA: ``torch.cuda.max_memory_allocated``. On CPU: the
-child's peak RSS (``ru_maxrss``: interpreter, torch, weights, activations, gradients,
-optimizer state; nothing subtracted). glibc's default heap keeps freed tensor memory
-mapped, so peak RSS would measure heap fragmentation as much as the method; the memory
-phase therefore runs with a fixed 1 MiB mmap threshold (freed tensors go back to the OS
-at once, RSS follows the live tensors as ``max_memory_allocated`` does), and the timed
-phases with freed memory kept for reuse (no page faults per step — as a caching allocator
-does). ``peak_rss_total_mb`` is the whole-life peak, timed phases included. Ratios divide
-by ``finetune`` of the same backbone in the same invocation (always run, first).
+Memory on CUDA: ``torch.cuda.max_memory_allocated``. On CPU: the child's peak RSS
+(``ru_maxrss``: interpreter, torch, weights, activations, gradients, optimizer state; nothing
+subtracted). glibc's default heap keeps freed tensor memory mapped, so peak RSS would measure
+heap fragmentation as much as the method; the memory phase therefore runs with a fixed 1 MiB
+mmap threshold (freed tensors go back to the OS at once, RSS follows the live tensors as
+``max_memory_allocated`` does), and the timed phases with freed memory kept for reuse (no page
+faults per step — as a caching allocator does). ``peak_rss_total_mb`` is the whole-life peak.
+Memory is deterministic: two rounds of finetune and adapter on minilm gave peaks 0.2 and 1.2 MB
+apart (of 1797 and 1479 MB), so one round measures it.
+
+Rounds. Step times vary by ±10-15 % between fresh processes on the shared 2-core VM (one round
+once measured Compacter++, with half of Compacter's adapters, slower than Compacter), so every
+round runs every method again, finetune included, and a ratio divides by finetune of the same
+backbone in the same round. Even rounds run the methods forward (finetune first), odd ones
+reversed (finetune last): a drift in machine speed over the invocation cancels out of the
+ratios (``schedule``). Per method: medians over the rounds, and each time ratio's range
+(min–max) over the rounds, flagged faster / slower than finetune where the range excludes 1.0
+and indistinguishable where it includes it; methods whose ranges overlap are indistinguishable
+from each other (``train_overlaps``, and efficiency.md's pairs). The range, not an IQR: the
+range of n independent rounds contains the median ratio with probability 1 − 2^(1−n) (2: 50 %,
+3: 75 %, 5: 94 %), an IQR of 5 rounds only with 62.5 % — too little to call a difference; and
+n stays small here, see the budget. efficiency_rounds.csv keeps every round's values.
+
+Time budget of ``make bench`` on the 2-core CPU (per-step costs from the single-round
+report of 2026-11-26). A process costs its interpreter start (import torch + transformers
+6.3 s; minilm built: 8.2 s, t5-base from config: 12.8 s) plus its steps. Steps per round and
+method, summed over the methods: minilm training 39.8 s (finetune 3.1, prompt 5.9, intrinsic
+7.2, the others 2.3-2.8), eval 10.8 s; t5-base without intrinsic 34.1 s and 12.6 s. A round
+after the first, with 1 warm-up + 1 timed step and 2 eval forwards per process:
+12 × 8.7 + 2 × 39.8 + 2 × 10.8 (minilm) + 11 × 13.3 + 2 × 34.1 + 2 × 12.6 (t5-base) ≈ 445 s
+(startups and the 0.5 s idle check: 251 s of it — more rounds cost more than fewer steps
+save). The first round adds the memory phase (2 steps + 1 forward: 171 s) and t5-base
+Intrinsic-SAID (2 + 1 steps of 89 s, ≈ 283 s): ≈ 900 s. ``--rounds 2``: ≈ 1345 s = 22.4 min,
+plus phm_microbench ~2 min. That model explains only 20 of the single round's measured 24.4
+min (first steps, exits, the exact-mode memory phase: ~11 s per process unaccounted); charged
+to every process, 2 rounds take ~31 min. Expect 25-30 min; ``process_s`` in
+efficiency_rounds.csv gives each process's actual cost. Each further round: 7.5-12 min. Hence
+2 rounds (one forward, one reversed), 1 timed step per process (the processes, not the steps,
+vary), and t5-base Intrinsic-SAID in the first round only.
 
     python -m experiments.bench
-    python -m experiments.bench --backbones minilm --methods adapter compacter --steps 3
+    python -m experiments.bench --rounds 4          # ranges with 87.5 % coverage, ~37-55 min
+    python -m experiments.bench --backbones minilm --methods adapter compacter --rounds 3
     python -m experiments.bench --profile --backbones minilm --methods compacter   # where the time goes
 """
 
@@ -284,7 +315,7 @@ def aggregate(rounds: list[dict]) -> dict:
     for ratio, verdict_column in SPREAD.items():
         ratios = finite(row[ratio] for row in ok)
         summary[f"{ratio}_lo"], summary[f"{ratio}_hi"] = (min(ratios), max(ratios)) if ratios else (math.nan,) * 2
-        summary[verdict_column] = verdict(ratios)
+        summary[verdict_column] = "baseline" if summary["method"] == "finetune" else verdict(ratios)
     summary.update(rounds=len(ok), other_load=max(finite(row["other_load"] for row in ok), default=math.nan),
                    status=failures[0] if failures else "ok")
     return summary
@@ -501,7 +532,7 @@ def write_outputs(out: Path, rows: list[dict], argv: list[str], elapsed: float, 
         "`peak_rss_total_mb` is the whole-life peak RSS including them. `rss_before_train_mb`: peak RSS "
         "with the backbone built and adapted, before the first step. `other_load`: the most cores other "
         "processes used while one of the row's processes ran — wall-clock times are inflated where it is not ≈ 0.",
-        "", "## Train step, pairs", "", *pair_lines(summary), "", "## Table", "",
+        "", *(["## Train step, pairs", "", *pairs, ""] if (pairs := pair_lines(summary)) else []), "## Table", "",
         tabulate([[row[c] for c in shown] for row in summary], headers=shown, tablefmt="github", floatfmt=".3f"), ""]
     (out / "efficiency.md").write_text("\n".join(lines))
 

@@ -90,6 +90,7 @@ def test_ratios_pair_finetune_and_method_of_the_same_round():
     assert compacter["infer_ratio"] == pytest.approx(0.9) and compacter["rounds"] == 2
     assert compacter["peak_mem_mb"] == 900.0 and compacter["peak_mem_ratio"] == pytest.approx(0.9)  # round 0's
     assert compacter["other_load"] == 0.01 and compacter["status"] == "ok"
+    assert summary["finetune"]["train_vs_finetune"] == "baseline"
 
 
 def test_a_failed_round_leaves_the_others_and_says_so():
