@@ -242,19 +242,20 @@ RATIOS = (("train_step_ratio", "train step"), ("peak_mem_ratio", "peak memory"),
 
 
 def efficiency_figure(frame: pd.DataFrame) -> dict:
-    """Ratios to finetune, one bar group per (backbone, device); error bars where the
-    benchmark measured a spread (a ``<column>_std`` column)."""
+    """Ratios to finetune, one bar group per (backbone, device); error bars from the ratio's range
+    over the benchmark's rounds where the CSV has one (``<column>_lo``, ``_hi``)."""
     figure = make_subplots(rows=1, cols=len(RATIOS), shared_yaxes=True,
                            subplot_titles=[f"{what} (× finetune)" for _, what in RATIOS])
     groups = list(frame.groupby(["backbone", "device"], sort=False))
     for col, (column, _) in enumerate(RATIOS, start=1):
         for index, ((backbone, device), rows) in enumerate(groups):
-            spread = rows.get(f"{column}_std")
+            low, high = rows.get(f"{column}_lo"), rows.get(f"{column}_hi")
             figure.add_trace(go.Bar(
                 y=[names.method_label(m) for m in rows["method"]], x=list(rows[column]), orientation="h",
                 name=f"{backbone} / {device}", legendgroup=f"{backbone}/{device}", showlegend=col == 1,
                 marker_color=COLOURS[index % len(COLOURS)],
-                error_x=None if spread is None else dict(type="data", array=list(spread)),
+                error_x=None if low is None else dict(type="data", symmetric=False, array=list(high - rows[column]),
+                                                       arrayminus=list(rows[column] - low)),
                 hovertemplate=f"%{{y}} {backbone}/{device}: %{{x:.2f}} × finetune<extra></extra>",
                 meta={"backbone": backbone, "methods": list(rows["method"])}), row=1, col=col)
     figure.add_vline(x=1.0, line_dash="dot", line_color="grey")

@@ -176,6 +176,19 @@ def params_observations(records: pd.DataFrame) -> list[str]:
     return lines
 
 
+def ratio_range(row: pd.Series, column: str) -> str:
+    """', range a–b over n rounds' where the benchmark ran rounds, and for the train step the methods
+    whose ranges overlap (optional columns: a one-round CSV has none of them)."""
+    if pd.isna(row.get(f"{column}_lo")) or row.get("rounds", 1) < 2:
+        return ""
+    text = f", range {row[f'{column}_lo']:.2f}–{row[f'{column}_hi']:.2f} over {row['rounds']:.0f} rounds"
+    overlaps = row.get("train_overlaps") if column == "train_step_ratio" else None
+    if isinstance(overlaps, str) and overlaps:
+        labels = [names.method_label(method, row["backbone"]) for method in overlaps.split()]
+        text += "; indistinguishable from " + ", ".join(labels)
+    return text
+
+
 def efficiency_observations(efficiency: pd.DataFrame) -> list[str]:
     lines = []
     for (backbone, device), group in efficiency.groupby(["backbone", "device"]):
@@ -185,7 +198,7 @@ def efficiency_observations(efficiency: pd.DataFrame) -> list[str]:
                 continue
             row = values.loc[values[column].idxmin()]
             lines.append(f"Lowest {what} on {backbone}/{device}: {names.method_label(row['method'], backbone)} "
-                         f"({row[column]:.2f} × finetune).")
+                         f"({row[column]:.2f} × finetune{ratio_range(row, column)}).")
     return lines
 
 

@@ -333,7 +333,7 @@ def params_table(records: pd.DataFrame) -> Table:
 EFFICIENCY_COLUMNS = (
     "backbone", "method", "device", "trainable_params", "train_step_s", "train_step_ratio",
     "peak_mem_mb", "peak_mem_ratio", "infer_s", "infer_ratio",
-)
+)  # required; a benchmark of several rounds adds rounds, <ratio>_lo/_hi, *_vs_finetune, train_overlaps
 
 
 def efficiency_table(path: str | Path) -> Table:
@@ -355,14 +355,24 @@ def efficiency_table(path: str | Path) -> Table:
     def show(column: str, spec: str) -> pd.Series:
         return frame[column].map(lambda v: MISSING if pd.isna(v) else format(v, spec))
 
+    def show_ratio(column: str) -> pd.Series:
+        """The ratio, and its range over the benchmark's rounds where it has one (optional columns
+        ``<ratio>_lo`` and ``_hi``: a one-round CSV such as reports/efficiency-h100's has none)."""
+        if f"{column}_lo" not in frame:
+            return show(column, ".2f")
+        return pd.Series([MISSING if pd.isna(v) else f"{v:.2f}" if pd.isna(lo) or lo == hi
+                          else f"{v:.2f} [{lo:.2f}, {hi:.2f}]"
+                          for v, lo, hi in zip(frame[column], frame[f"{column}_lo"], frame[f"{column}_hi"])])
+
     cells = pd.DataFrame({
         "Method": [names.method_label(m, b) for m, b in zip(frame["method"], frame["backbone"])],
         "Backbone": frame["backbone"], "Device": frame["device"],
         "Trainable params": show("trainable_params", ",.0f"),
-        "Train step (s)": show("train_step_s", ".3g"), "Train step (× finetune)": show("train_step_ratio", ".2f"),
-        "Peak memory (MB)": show("peak_mem_mb", ",.0f"), "Peak memory (× finetune)": show("peak_mem_ratio", ".2f"),
-        "Inference (s)": show("infer_s", ".3g"), "Inference (× finetune)": show("infer_ratio", ".2f"),
+        "Train step (s)": show("train_step_s", ".3g"), "Train step (× finetune)": show_ratio("train_step_ratio"),
+        "Peak memory (MB)": show("peak_mem_mb", ",.0f"), "Peak memory (× finetune)": show_ratio("peak_mem_ratio"),
+        "Inference (s)": show("infer_s", ".3g"), "Inference (× finetune)": show_ratio("infer_ratio"),
     })
     notes = (f"Copied from {path.name}, measured by the efficiency benchmark, not by the runs; "
-             "ratios are relative to finetune.",)
+             "ratios are relative to finetune; [lo, hi]: the ratio's range over the benchmark's rounds "
+             "(where it overlaps 1.0 or another method's, the two are indistinguishable).",)
     return Table("efficiency", "Efficiency", frame, cells, notes)

@@ -139,6 +139,28 @@ def test_efficiency_table_in_method_order(tmp_path):
     table = efficiency_table(path)
     assert list(table.numbers["method"]) == ["finetune", "compacter", "lora"]
     assert table.cells.loc[1, "Peak memory (× finetune)"] == "0.67"
+    assert table.cells.loc[1, "Train step (× finetune)"] == "0.75"  # a one-round CSV: no ranges
+
+
+def test_efficiency_of_several_rounds_shows_ranges_and_overlaps(tmp_path):
+    from analysis.readme import efficiency_observations
+
+    path = tmp_path / "efficiency.csv"
+    path.write_text("backbone,method,device,trainable_params,rounds,train_step_s,train_step_ratio,train_step_ratio_lo,"
+                    "train_step_ratio_hi,train_vs_finetune,train_overlaps,peak_mem_mb,peak_mem_ratio,infer_s,infer_ratio,"
+                    "infer_ratio_lo,infer_ratio_hi,infer_vs_finetune\n"
+                    "minilm,finetune,cpu,22000000,3,0.2,1.0,1.0,1.0,baseline,,1500,1.0,0.01,1.0,1.0,1.0,baseline\n"
+                    "minilm,compacter,cpu,26000,3,0.15,0.75,0.7,0.8,faster,lora,1000,0.67,0.012,1.2,1.1,1.3,slower\n"
+                    "minilm,lora,cpu,1000,3,0.1,0.72,0.65,0.78,faster,compacter,900,0.6,0.01,1.0,0.9,1.1,"
+                    "indistinguishable\n")
+    table = efficiency_table(path)
+    compacter = table.cells.set_index("Method").loc["Compacter"]
+    assert compacter["Train step (× finetune)"] == "0.75 [0.70, 0.80]"
+    assert compacter["Inference (× finetune)"] == "1.20 [1.10, 1.30]"
+    assert compacter["Peak memory (× finetune)"] == "0.67"  # deterministic: no range
+    assert table.cells.loc[0, "Train step (× finetune)"] == "1.00"  # finetune: [1, 1] not shown
+    assert ("Lowest training step time on minilm/cpu: LoRA (0.72 × finetune, range 0.65–0.78 over 3 rounds; "
+            "indistinguishable from Compacter).") in efficiency_observations(table.numbers)
 
 
 def test_efficiency_csv_without_required_columns_is_rejected(tmp_path):

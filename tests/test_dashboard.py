@@ -262,3 +262,17 @@ def test_curve_hover_carries_the_low_resource_tables_marks():
     assert lines["Adapter"][0].endswith("(n=3) ▼")
     assert lines["Compacter"][0].endswith("(n=3) ▼△")
     assert lines["Compacter"][1].endswith("(n=2) ▼")
+
+
+def test_efficiency_bars_carry_the_ratio_range_over_rounds_where_the_csv_has_one():
+    import pandas as pd
+
+    from analysis.dashboard import efficiency_figure
+
+    one_round = pd.DataFrame({"backbone": ["minilm"] * 2, "device": ["cpu"] * 2, "method": ["finetune", "lora"],
+                              "train_step_ratio": [1.0, 0.8], "peak_mem_ratio": [1.0, 0.5], "infer_ratio": [1.0, 1.2]})
+    rounds = one_round.assign(train_step_ratio_lo=[1.0, 0.7], train_step_ratio_hi=[1.0, 0.95])
+    assert all(trace.get("error_x") is None for trace in efficiency_figure(one_round)["data"])
+    train = efficiency_figure(rounds)["data"][0]
+    assert train["error_x"]["arrayminus"] == pytest.approx([0.0, 0.1])
+    assert train["error_x"]["array"] == pytest.approx([0.0, 0.15])
