@@ -148,3 +148,17 @@ def test_a_local_sweep_refuses_runs_on_several_devices(tmp_path):
         defaults={**TINY_DEFAULTS, "devices": 2})
     with pytest.raises(ValueError, match="use several devices.*--launcher slurm --gpus-per-run N"):
         run_sweep(profile, results_dir=str(tmp_path))
+
+
+def test_the_cpu_profile_runs_five_seeds_of_one_data_subset_in_every_cell_at_an_equal_step_budget():
+    configs = load_profile("cpu").configs()
+    seeds = {}
+    for config in configs:
+        seeds.setdefault((config.method, config.task, config.train_size), set()).add(config.seed)
+    assert {cell: sorted(s) for cell, s in seeds.items() if len(s) < 5} == {}
+    assert {config.data_seed for config in configs} == {42}
+    for method in ("finetune", "compacter", "compacterpp"):  # the paper's claims: every task and size
+        assert {(task, size) for m, task, size in seeds if m == method} == {
+            (task, size) for task in ("sst2", "stsb") for size in (100, 1000)}
+    steps = {config.train_size: config.epochs * -(-config.train_size // config.batch_size) for config in configs}
+    assert steps == {100: 130, 1000: 125}  # the description's budget arithmetic counts these
