@@ -19,13 +19,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import names
-from analysis.significance import REFERENCES, cell_marks, marks_note, paired_comparisons
+from analysis.significance import REFERENCES, STATISTICS, cell_marks, marks_note, paired_comparisons
 from analysis.tables import (CHANCE_LABEL, CHANCE_NOTE, MISSING, Table, failed_note, format_score, row_labels,
                              score_cells, with_mark)
 
-COMPARED = ("n_pairs", "mean_diff", "t", "p", "p_holm", "verdict")
 POINT_COLUMNS = ["backbone", "method", "label", "task", "train_size", "size_label", "mean", "std", "n", "halfwidth",
-                 *(f"vs_{reference}.{field}" for reference in REFERENCES for field in COMPARED), "marks"]
+                 *(f"vs_{reference}.{field}" for reference in REFERENCES for field in STATISTICS), "marks"]
 FULL = "full"
 
 
@@ -45,7 +44,7 @@ def lowresource_points(records: pd.DataFrame) -> pd.DataFrame:
     comparisons = paired_comparisons(runs)
     for reference in REFERENCES:
         mine = comparisons[comparisons["reference"] == reference].drop(columns="reference")
-        mine = mine.rename(columns={field: f"vs_{reference}.{field}" for field in COMPARED})
+        mine = mine.rename(columns={field: f"vs_{reference}.{field}" for field in STATISTICS})
         points = points.merge(mine, on=["backbone", "method", "task", "train_size"], how="left")
         for count in (f"vs_{reference}.n_pairs", f"vs_{reference}.verdict"):  # NaN-able integers
             points[count] = points[count].astype("Int64")
@@ -102,7 +101,7 @@ def lowresource_table(points: pd.DataFrame, records: pd.DataFrame) -> Table:
 def point_comparisons(points: pd.DataFrame) -> pd.DataFrame:
     """The points' comparisons back in ``paired_comparisons``' long shape (one row per reference)."""
     ids = ["backbone", "method", "task", "train_size"]
-    long = [points[ids + [f"vs_{r}.{field}" for field in COMPARED]].set_axis(ids + list(COMPARED), axis=1)
+    long = [points[ids + [f"vs_{r}.{field}" for field in STATISTICS]].set_axis(ids + list(STATISTICS), axis=1)
             .assign(reference=r) for r in REFERENCES]
     return pd.concat(long, ignore_index=True).dropna(subset=["n_pairs"])
 

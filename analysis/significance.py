@@ -48,7 +48,19 @@ REFERENCES = ("finetune", "adapter")
 ALPHA = 0.05
 MARKS = {("finetune", 1): "▲", ("finetune", -1): "▼", ("adapter", 1): "△", ("adapter", -1): "▽"}
 CELL = ["backbone", "task", "train_size"]
-COLUMNS = [*CELL, "method", "reference", "n_pairs", "mean_diff", "t", "p", "p_holm", "verdict"]
+STATISTICS = ("n_pairs", "mean_diff", "ci_low", "ci_high", "t", "p", "p_holm", "verdict")  # per comparison
+COLUMNS = [*CELL, "method", "reference", *STATISTICS]
+
+
+def difference_interval(differences: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The mean difference's t-interval (``level``, not corrected for multiplicity): what an
+    "≈" reads from — a non-significant difference is only as small as this interval is narrow.
+    NaN below two pairs."""
+    if len(differences) < 2:
+        return float("nan"), float("nan")
+    mean, sem = float(np.mean(differences)), float(stats.sem(differences))
+    half = float(stats.t.ppf(0.5 + level / 2, len(differences) - 1)) * sem
+    return mean - half, mean + half
 
 
 def paired_test(differences: np.ndarray) -> tuple[float, float]:
@@ -73,8 +85,9 @@ def holm(pvalues: pd.Series) -> pd.Series:
 
 def paired_comparisons(records: pd.DataFrame, references=REFERENCES, alpha: float = ALPHA) -> pd.DataFrame:
     """One row per (backbone, task, train size, method, reference) that has the reference:
-    the pairs' count, mean difference (method − reference, points ×100), t, p, Holm-adjusted
-    p over all rows returned, and the verdict (+1 better, −1 worse, 0 not significant)."""
+    the pairs' count, mean difference (method − reference, points ×100) with its 95% interval,
+    t, p, Holm-adjusted p over all rows returned, and the verdict (+1 better, −1 worse, 0 not
+    significant)."""
     ok = records[(records["status"] == "ok") & records["test_score"].notna()]
     rows = []
     for cell, group in ok.groupby(CELL, dropna=False, sort=False):
@@ -88,7 +101,7 @@ def paired_comparisons(records: pd.DataFrame, references=REFERENCES, alpha: floa
                 differences = (pairs[method] - pairs[reference]).to_numpy()
                 t, p = paired_test(differences)
                 mean = float(differences.mean()) if len(differences) else float("nan")
-                rows.append((*cell, method, reference, len(pairs), mean, t, p))
+                rows.append((*cell, method, reference, len(pairs), mean, *difference_interval(differences), t, p))
     frame = pd.DataFrame(rows, columns=COLUMNS[:-2])
     # Finetuning vs Adapter and Adapter vs Finetuning are one test: counted once, the mirror
     # gets its counterpart's adjusted p

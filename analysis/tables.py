@@ -18,7 +18,7 @@ from scipy import stats as scipy_stats
 
 from analysis import names
 from analysis.records import RecordError
-from analysis.significance import REFERENCES, cell_marks, marks_note, paired_comparisons
+from analysis.significance import REFERENCES, STATISTICS, cell_marks, marks_note, paired_comparisons
 
 MISSING = "—"
 MISSING_AVG = "—*"
@@ -216,7 +216,7 @@ def comparison_numbers(comparisons: pd.DataFrame, backbone: str, method: str, ta
         match = comparisons[(comparisons["backbone"] == backbone) & (comparisons["method"] == method)
                             & (comparisons["task"] == task) & (comparisons["reference"] == reference)
                             & same_size(comparisons["train_size"], size)]
-        for field in ("n_pairs", "mean_diff", "t", "p", "p_holm", "verdict"):
+        for field in STATISTICS:
             numbers[f"{prefix}vs_{reference}.{field}"] = match[field].iloc[0] if len(match) else float("nan")
     return numbers
 

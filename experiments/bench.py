@@ -43,16 +43,17 @@ after the first, with 1 warm-up + 1 timed step and 2 eval forwards per process:
 12 × 8.7 + 2 × 39.8 + 2 × 10.8 (minilm) + 11 × 13.3 + 2 × 34.1 + 2 × 12.6 (t5-base) ≈ 445 s
 (startups and the 0.5 s idle check: 251 s of it — more rounds cost more than fewer steps
 save). The first round adds the memory phase (2 steps + 1 forward: 171 s) and t5-base
-Intrinsic-SAID (2 + 1 steps of 89 s, ≈ 283 s): ≈ 900 s. ``--rounds 2``: ≈ 1345 s = 22.4 min,
-plus phm_microbench ~2 min. That model explains only 20 of the single round's measured 24.4
-min (first steps, exits, the exact-mode memory phase: ~11 s per process unaccounted); charged
-to every process, 2 rounds take ~31 min. Expect 25-30 min; ``process_s`` in
+Intrinsic-SAID (2 + 1 steps of 89 s, ≈ 283 s): ≈ 900 s. ``--rounds 3`` (the default):
+≈ 900 + 2 × 445 = 1790 s = 30 min, plus phm_microbench ~2 min. That model explains only 20 of
+the single round's measured 24.4 min (first steps, exits, the exact-mode memory phase: ~11 s
+per process unaccounted); charged to every process, 3 rounds take ~40 min. ``process_s`` in
 efficiency_rounds.csv gives each process's actual cost. Each further round: 7.5-12 min. Hence
-2 rounds (one forward, one reversed), 1 timed step per process (the processes, not the steps,
-vary), and t5-base Intrinsic-SAID in the first round only.
+3 rounds (forward, reversed, forward: a range that holds the median ratio with probability
+75 %), 1 timed step per process (the processes, not the steps, vary), and t5-base
+Intrinsic-SAID in the first round only.
 
     python -m experiments.bench
-    python -m experiments.bench --rounds 4          # ranges with 87.5 % coverage, ~37-55 min
+    python -m experiments.bench --rounds 5          # ranges with 94 % coverage, ~45-65 min
     python -m experiments.bench --backbones minilm --methods adapter compacter --rounds 3
     python -m experiments.bench --profile --backbones minilm --methods compacter   # where the time goes
 """
@@ -100,7 +101,7 @@ COLUMNS = ["backbone", "method", "device", "threads", "trainable_params", "round
            "steps", "warmup", "other_load", "status"]
 # the claims the README makes about these pairs' train steps (efficiency.md says whether the rounds support them)
 PAIRS = [("compacter", "compacterpp"), ("adapter", "compacter"), ("adapter", "compacterpp")]
-ROUNDS = 2  # of fresh processes per method: the docstring's time budget
+ROUNDS = 3  # of fresh processes per method: the docstring's time budget
 MEMORY_STEPS = 2  # the second training step is the first with AdamW state: the steady-state peak
 
 # Children start with glibc's mmap threshold fixed at 1 MiB: the memory phase (see the docstring).
