@@ -89,7 +89,7 @@ def test_cli_writes_every_report_and_readme(tmp_path, capsys):
     # +10 and +8 points on two seeds: t = 9, p = 0.070 — not significant, and said so, with the
     # interval 9 ± t(0.975, 1) x 1 = 9 ± 12.706
     assert ("Low-resource SST-2: Compacter vs Finetuning — no significant difference at 100 examples "
-            "(+9.0 points, 95% CI -3.7 to +21.7, n=2); "
+            "(+9.0 points, 95% CI -3.7 to +21.7 unadjusted, Holm p=0.07, n=2); "
             "not tested at 1000 examples (n=1") in readme
     assert "machine: cpu Xeon, device cpu, torch 2.13.0 (11 runs)" in readme
 

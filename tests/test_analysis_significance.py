@@ -81,7 +81,7 @@ def test_equal_methods_get_no_mark_and_the_readme_says_no_difference():
     assert cells.loc["Compacter", "SST-2 (acc)"] == "72.0 ± 2.5 (n=5)"
     assert benchmark_observations(records, "glue") == [
         "GLUE (full data): Compacter vs Finetuning — no significant difference on SST-2 "
-        "(+0.0 points, 95% CI +0.0 to +0.0, n=5)."]
+        "(+0.0 points, 95% CI +0.0 to +0.0 unadjusted, Holm p=1, n=5)."]
 
 
 def test_correction_removes_marks_a_single_test_would_give():
@@ -104,7 +104,7 @@ def test_readme_states_significant_differences_with_size_and_p():
     points = lowresource_points(frame({"sst2": BETTER}, train_size=100))
     assert lowresource_observations(points) == [
         "Low-resource SST-2: Compacter vs Finetuning — significantly better at 100 examples "
-        "(+3.0 points, 95% CI +1.0 to +5.0, p=0.013, n=5)."]  # 3 ± t(0.975, 4) sqrt(2.5 / 5) = 3 ± 1.963
+        "(+3.0 points, 95% CI +1.0 to +5.0 unadjusted, Holm p=0.013, n=5)."]  # 3 ± t(0.975, 4) sqrt(2.5 / 5) = 3 ± 1.963
     table = lowresource_table(points, frame({"sst2": BETTER}, train_size=100))
     assert table.cells.set_index("Method").loc["Compacter", "100"].endswith("▲")
 
