@@ -46,7 +46,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from experiments.configs import method_config
 from experiments.provenance import provenance
-from lightning_modules.backbones import POOLINGS
+from lightning_modules.backbones import check_pooling
 from lightning_modules.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -104,9 +104,7 @@ class RunConfig:
         if self.warmup_ratio is not None and self.warmup_clamped:
             raise ValueError("warmup_clamped applies to warmup_steps; with warmup_ratio set the warm-up is "
                              "already a share of the run: set one of them")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {self.pooling!r}; choose one of: {', '.join(POOLINGS)} "
-                             "(auto: mean pooling where the checkpoint was trained with it, else [CLS])")
+        check_pooling(self.pooling)
         if self.val_every_n_epochs < 1 or self.epochs % self.val_every_n_epochs:
             raise ValueError(f"val_every_n_epochs={self.val_every_n_epochs} must be >= 1 and divide "
                              f"epochs={self.epochs} (the last epoch is always validated); valid: "

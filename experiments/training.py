@@ -24,7 +24,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 import compacter
-from lightning_modules.backbones import head_pooling, load_model, load_tokenizer, resolve
+from lightning_modules.backbones import load_model, load_tokenizer, resolve
 from lightning_modules.chance import majority_scores
 from lightning_modules.datamodule import TaskDataModule
 from lightning_modules.module import TaskModule
@@ -159,7 +159,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
     count = compacter.count_parameters(model)
     return {
         "benchmark": task.benchmark,
-        "head_pooling": head_pooling(backbone, config.pooling),  # what "auto" resolved to
+        "head_pooling": model.head_pooling,  # what "auto" resolved to
         "trainable_params": count.trainable, "total_params": count.total, "backbone_params": count.backbone,
         "trainable_percent": count.trainable_percent,
         "val": val_metrics, "test": test_metrics,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -83,10 +84,16 @@ POOLINGS = ("auto", "mean", "cls")
 SENTENCE_TRANSFORMERS_POOLING = "1_Pooling/config.json"
 
 
-def head_pooling(backbone: Backbone, pooling: str = "auto") -> str:
-    """What an encoder head pools: ``"mean"`` or ``"cls"`` (``"auto"``: as the checkpoint was trained)."""
+def check_pooling(pooling: str) -> None:
     if pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {pooling!r}; choose one of: {', '.join(POOLINGS)}")
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of: {', '.join(POOLINGS)} "
+                         "(auto: mean pooling where the checkpoint was trained with it, else [CLS])")
+
+
+def head_pooling(backbone: Backbone, pooling: str = "auto") -> str:
+    """What an encoder head pools: ``"mean"`` or ``"cls"`` (``"auto"``: as the checkpoint was
+    trained); ``"none"`` for seq2seq models."""
+    check_pooling(pooling)
     if backbone.kind == "seq2seq":
         if pooling != "auto":
             raise ValueError(f"pooling={pooling!r} is for encoder heads; {backbone.name} is a seq2seq model "
@@ -96,7 +103,7 @@ def head_pooling(backbone: Backbone, pooling: str = "auto") -> str:
         return pooling
     path = cached_file(backbone.path, SENTENCE_TRANSFORMERS_POOLING, _raise_exceptions_for_missing_entries=False,
                        _raise_exceptions_for_connection_errors=False)
-    trained_with_mean = path is not None and json.loads(open(path).read()).get("pooling_mode_mean_tokens", False)
+    trained_with_mean = path is not None and json.loads(Path(path).read_text()).get("pooling_mode_mean_tokens", False)
     return "mean" if trained_with_mean else "cls"
 
 
@@ -135,8 +142,9 @@ def load_model(backbone: Backbone, head: str | None = None, num_labels: int = 2,
                pooling: str = "auto") -> PreTrainedModel:
     """Pretrained weights. Encoders get a new task head: ``classification`` (num_labels),
     ``regression`` (one output, MSE) or ``multiple_choice``, over the pooling ``head_pooling``
-    resolves. The weights the checkpoint did not have (from_pretrained's missing keys: the
-    new head) are marked for ``compacter.apply`` to train with every method."""
+    resolves (kept as ``model.head_pooling``). The weights the checkpoint did not have
+    (from_pretrained's missing keys: the new head) are marked for ``compacter.apply`` to train
+    with every method."""
     pooled = head_pooling(backbone, pooling)
     if backbone.kind == "seq2seq":
         load, kwargs = AutoModelForSeq2SeqLM, {}
@@ -152,6 +160,7 @@ def load_model(backbone: Backbone, head: str | None = None, num_labels: int = 2,
     model, loading = load.from_pretrained(backbone.path, output_loading_info=True, **kwargs)
     if pooled == "mean":
         pool_mean(model)
+    model.head_pooling = pooled  # what the run record reports: "auto" resolved once
     return compacter.mark_new_weights(model, loading["missing_keys"])
 
 
