@@ -83,7 +83,7 @@ import transformers
 
 import compacter
 from experiments.configs import method_config
-from lightning_modules.backbones import load_model, resolve, t5_base_from_config
+from experiments.backbones import load_model, resolve, t5_base_from_config
 
 ROUND_COLUMNS = ["round", "backbone", "method", "device", "threads", "trainable_params", "train_step_s",
                  "train_step_ratio", "peak_mem_mb", "peak_mem_ratio", "infer_s", "infer_ratio", "rss_before_train_mb",

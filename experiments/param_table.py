@@ -17,7 +17,7 @@ import torch
 import catalog
 import compacter
 from experiments.configs import method_options
-from lightning_modules.backbones import load_model, resolve, t5_base_from_config
+from experiments.backbones import load_model, resolve, t5_base_from_config
 
 def build(backbone: str) -> torch.nn.Module:
     if backbone == "t5-base":

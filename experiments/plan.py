@@ -20,8 +20,8 @@ from experiments.run import RunConfig, read_record
 
 def full_train_examples(task: str) -> int:
     """Training examples of ``task`` under the paper's split rule (large tasks give 1000 to validation)."""
-    from lightning_modules.sources import VALIDATION_FROM_TRAIN
-    from lightning_modules.tasks import get_task
+    from catalog.sources import VALIDATION_FROM_TRAIN
+    from catalog.tasks import get_task
 
     spec = get_task(task)
     return spec.train_examples - (VALIDATION_FROM_TRAIN if spec.large else 0)
@@ -29,7 +29,7 @@ def full_train_examples(task: str) -> int:
 
 def train_examples(config: RunConfig) -> int | None:
     """Training rows of the run; None where they are unknown before reading the data (ReCoRD)."""
-    from lightning_modules.tasks import get_task
+    from catalog.tasks import get_task
 
     if get_task(config.task).is_span:  # ReCoRD trains one row per gold answer
         return None

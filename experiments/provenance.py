@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from lightning_modules.sources import hub_location, source_files
+from catalog.sources import hub_location, source_files
 
 PACKAGES = ("torch", "transformers", "lightning", "peft", "datasets")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -46,8 +46,8 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from experiments.configs import method_config
 from experiments.provenance import provenance
-from lightning_modules.backbones import check_pooling
-from lightning_modules.tasks import get_task
+from experiments.backbones import check_pooling
+from catalog.tasks import get_task
 
 log = logging.getLogger(__name__)
 

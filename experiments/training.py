@@ -13,68 +13,20 @@ from __future__ import annotations
 import gc
 import shutil
 import threading
-import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import psutil
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 import compacter
-from lightning_modules.backbones import load_model, load_tokenizer, resolve
-from lightning_modules.chance import majority_scores
+from catalog.chance import majority_scores
+from catalog.tasks import get_task
+from experiments.backbones import load_model, load_tokenizer, resolve
 from lightning_modules.datamodule import TaskDataModule
 from lightning_modules.module import TaskModule
-from lightning_modules.tasks import get_task
-
-
-class EpochStats(Callback):
-    """Wall time (without validation) and mean training loss of each training epoch — the
-    record shows whether a run learned without opening W&B —, kept in the last checkpoint so
-    a resumed run counts every epoch; ``resumed_at_epoch``: where this process started (None: 0)."""
-
-    def __init__(self) -> None:
-        self.epoch_seconds: list[float] = []
-        self.epoch_losses: list[float] = []
-        self.resumed_at_epoch: int | None = None
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self.resumed_at_epoch = trainer.current_epoch or None
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._start, self._losses = time.perf_counter(), []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._losses.append(float(outputs["loss"] if isinstance(outputs, Mapping) else outputs))
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.epoch_seconds.append(time.perf_counter() - self._start)
-        self.epoch_losses.append(sum(self._losses) / max(len(self._losses), 1))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"epoch_seconds": self.epoch_seconds, "epoch_losses": self.epoch_losses}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.epoch_seconds = list(state_dict["epoch_seconds"])
-        self.epoch_losses = list(state_dict["epoch_losses"])
-
-
-class RngState(Callback):
-    """torch's generators (dropout) in the last checkpoint, so a resumed run draws what one never
-    stopped would (the batch order is the datamodule's state). Tensors only: the checkpoint stays
-    loadable with ``torch.load(weights_only=True)``."""
-
-    def state_dict(self) -> dict[str, Any]:
-        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
-        return {"torch": torch.get_rng_state(), "cuda": cuda}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        torch.set_rng_state(state_dict["torch"])
-        if state_dict["cuda"]:
-            torch.cuda.set_rng_state_all(state_dict["cuda"])
+from lightning_modules.trainer import EpochStats, RngState, build_trainer, checkpoint_callbacks
 
 
 class PeakMemory:
@@ -137,11 +89,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
     model = build_model(config, task, backbone)
     module = build_module(config, task, model, tokenizer)
     directory = checkpoint_dir(config)
-    best = ModelCheckpoint(dirpath=directory, monitor="val/score", mode="max", save_top_k=1,
-                           save_weights_only=True, filename="best", enable_version_counter=False)
-    # After every epoch's validation (Lightning validates before on_train_epoch_end), one file, replaced.
-    last = ModelCheckpoint(dirpath=directory, filename="last", save_on_train_epoch_end=True,
-                           enable_version_counter=False)
+    best, last = checkpoint_callbacks(directory)
     epoch_stats = EpochStats()
     trainer = build_trainer(config, logger, [best, last, epoch_stats, RngState()])
     with PeakMemory() as memory:
@@ -201,15 +149,3 @@ def build_module(config, task, model, tokenizer) -> TaskModule:
                         weight_decay=config.weight_decay, max_target_length=config.max_target_length)
     module.train()  # from_pretrained returns eval mode; Lightning keeps submodules' modes as it finds them
     return module
-
-
-def build_trainer(config, logger, callbacks: list[Callback]) -> L.Trainer:
-    return L.Trainer(
-        max_epochs=config.epochs, check_val_every_n_epoch=config.val_every_n_epochs,
-        accumulate_grad_batches=config.accumulate_grad_batches,
-        accelerator=config.accelerator, devices=config.devices,
-        precision=config.precision, gradient_clip_val=config.gradient_clip_val, deterministic=True,
-        callbacks=callbacks, logger=logger if logger is not None else False,
-        num_sanity_val_steps=0, log_every_n_steps=10, enable_model_summary=False,
-        limit_train_batches=config.limit_train_batches,
-    )

@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from lightning_modules.sources import hub_location, load_splits, resolve_source
-from lightning_modules.tasks import get_task, supported_tasks, unsupported_message
+from catalog.sources import hub_location, load_splits, resolve_source
+from catalog.tasks import get_task, supported_tasks, unsupported_message
 
 MODEL_KINDS = ("seq2seq", "encoder")
 SPLITS = ("train", "validation", "test")

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from transformers import get_linear_schedule_with_warmup
 
-from lightning_modules.tasks import Task
+from catalog.tasks import Task
 
 
 class NonFiniteLossError(RuntimeError):

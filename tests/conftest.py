@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from lightning_modules.backbones import minilm_path
+from experiments.backbones import minilm_path
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -60,7 +60,7 @@ def pretrained(tiny_checkpoints, tmp_path_factory) -> dict[str, Pretraining]:
     from transformers import AutoTokenizer
 
     import compacter
-    from lightning_modules.backbones import load_model, resolve
+    from experiments.backbones import load_model, resolve
     from tests.tiny_runs import tiny_run
 
     root = tmp_path_factory.mktemp("pretrained")

@@ -9,7 +9,7 @@ import torch
 
 import compacter
 from experiments.run import RunConfig, make_run_config
-from lightning_modules.backbones import MeanPooling, head_pooling, load_model, pool_mean, resolve
+from experiments.backbones import MeanPooling, head_pooling, load_model, pool_mean, resolve
 from tests.tiny_models import tiny_bert
 
 

@@ -6,11 +6,11 @@ import pytest
 
 import catalog
 import compacter
-import lightning_modules.tasks as tasks
+import catalog.tasks as tasks
 from analysis import names
 from experiments import plan
 from experiments.configs import CONFIG_DIR, method_config
-from lightning_modules.sources import load_splits
+from catalog.sources import load_splits
 
 
 def test_every_method_config_has_one_catalog_entry_and_every_library_method_a_config():

@@ -2,7 +2,7 @@
 TaskModule -> Trainer -> record), so that a broken optimizer step, constant predictions,
 a broken ``generate`` or mis-aligned gold labels turn these tests red.
 
-The tasks are the built-in ``synthetic`` ones (``lightning_modules/sources.py``): the label
+The tasks are the built-in ``synthetic`` ones (``catalog/sources.py``): the label
 is whether the word "yes" occurs in 8 words (chance 50%), or how often (0-5, correlation 0
 by chance). They are built in rather than registered by the tests so that a user can
 check an installation the same way: ``python -m experiments.run --task synthetic ...``.
@@ -14,10 +14,10 @@ import torch
 from safetensors.torch import load_file
 
 import compacter
-from lightning_modules.backbones import load_model, load_tokenizer, resolve
+from experiments.backbones import load_model, load_tokenizer, resolve
 from experiments.training import build_data
 from lightning_modules.module import TaskModule
-from lightning_modules.tasks import get_task, stsb_target
+from catalog.tasks import get_task, stsb_target
 from tests.tiny_runs import tiny_run
 
 GRID = {stsb_target(i / 5) for i in range(26)}  # T5's STS-B targets "0.0", "0.2", ... "5.0"

@@ -10,7 +10,7 @@ from experiments import plan
 from experiments.run import make_run_config
 from experiments.sweep import Profile, load_profile, main
 from lightning_modules.module import lr_schedule
-from lightning_modules.sources import load_splits
+from catalog.sources import load_splits
 
 # method row: (learning rate, task-name prefix, batch size, gradient accumulation, method options)
 ADAPTER = {"reduction_factor": 32, "activation": "gelu_new", "n": None, "shared_rules_init_std": 1e-4,
@@ -146,7 +146,7 @@ def test_lr_schedule_is_the_papers_unless_clamped_or_a_ratio():
 def test_data_seed_draws_the_splits_and_seed_the_batch_order(shared_data, tmp_path):
     from transformers import AutoTokenizer
 
-    from lightning_modules.backbones import minilm_path
+    from experiments.backbones import minilm_path
     from lightning_modules.datamodule import TaskDataModule
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())

@@ -9,8 +9,8 @@ from analysis.readme import describe_provenance
 from analysis.records import normalise, to_frame
 from experiments.provenance import data_provenance, git_state, provenance
 from experiments.run import make_run_config
-from lightning_modules.chance import majority_scores
-from lightning_modules.tasks import get_task
+from catalog.chance import majority_scores
+from catalog.tasks import get_task
 
 
 def git(root, *args):

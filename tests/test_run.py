@@ -13,7 +13,7 @@ import compacter
 from experiments.plan import optimizer_steps
 from experiments.run import main, make_run_config
 from lightning_modules.module import NonFiniteLossError, TaskModule, lr_schedule
-from lightning_modules.tasks import get_task
+from catalog.tasks import get_task
 from tests.conftest import REPO
 from tests.tiny_models import tiny_bert, tiny_inputs
 from tests.tiny_runs import tiny_run

@@ -4,14 +4,14 @@ import json
 
 import pytest
 
-from lightning_modules.sources import (
+from catalog.sources import (
     load_splits,
     read_glue_tsv,
     read_superglue_jsonl,
     resolve_source,
     seeded_permutation,
 )
-from lightning_modules.tasks import get_task
+from catalog.tasks import get_task
 
 # Rows per file, from shared/data/README.md.
 GLUE_COUNTS = {

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from lightning_modules.tasks import TASKS, get_task, stsb_target, supported_tasks
+from catalog.tasks import TASKS, get_task, stsb_target, supported_tasks
 
 GLUE = ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"]
 SUPERGLUE = ["boolq", "cb", "copa", "multirc", "record", "wic", "wsc"]

@@ -67,8 +67,8 @@ def save_tiny_backbones(root: Path, *, hidden: int = 64, init_std: float = 0.02)
     """A tiny random BERT and a tiny random T5, each saved with its kind's tokenizer over
     the synthetic tasks' words, as checkpoints: ``experiments.run`` loads them by path like
     any Hugging Face model. Returns {"bert": path, "t5": path}."""
-    from lightning_modules.sources import SYNTHETIC_MARKER, SYNTHETIC_WORDS
-    from lightning_modules.tasks import TASKS
+    from catalog.sources import SYNTHETIC_MARKER, SYNTHETIC_WORDS
+    from catalog.tasks import TASKS
 
     torch.manual_seed(0)
     words = [*SYNTHETIC_WORDS, SYNTHETIC_MARKER, *(t.prefix for t in TASKS.values()), "sentence"]

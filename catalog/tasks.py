@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 
 import catalog
-from lightning_modules import metrics as M
+from catalog import metrics as M
 
 def _same(example: dict) -> dict:
     return example

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import collections
 
-from lightning_modules.tasks import Task
+from catalog.tasks import Task
 
 
 def majority_scores(task: Task, train: list[dict], test: list[dict]) -> dict[str, float] | None:

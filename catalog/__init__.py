@@ -8,7 +8,7 @@ carry only the short ids). A table shared by both sides rather than fields copie
 record: old records need no migration, and a display name fixed here fixes every report.
 
 Adding a task is one ``TaskSpec`` in ``TASKS`` (plus, only if its raw examples need
-task-specific cleaning, a view function in ``lightning_modules/tasks.py``). Adding a method
+task-specific cleaning, a view function in ``catalog/tasks.py``). Adding a method
 config is one ``MethodSpec`` in ``METHODS`` next to its YAML file in
 ``experiments/configs/methods/`` (and, for new math, its entry in ``compacter.METHODS``).
 """

@@ -25,7 +25,7 @@ from pathlib import Path
 import datasets
 import torch
 
-from lightning_modules.tasks import TASKS, get_task
+from catalog.tasks import TASKS, get_task
 
 VALIDATION_FROM_TRAIN = 1000  # held out of a large task's train split (``Task.large``, the paper's rule)
 HUB_DATASETS = {"glue": "nyu-mll/glue", "superglue": "aps/super_glue"}
