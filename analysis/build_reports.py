@@ -9,26 +9,24 @@ so a report folder never mixes fresh tables with stale ones.
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from analysis import readme
 from analysis.dashboard import write_dashboard
 from analysis.figures import chance_points, lowresource_figure, lowresource_points, lowresource_table
 from analysis.records import RecordError, drop_duplicates, load_records, load_wandb
 from analysis.tables import Table, benchmark_table, efficiency_table, params_table
+from catalog.profile import load_profile, profile_names
 
 TABLE_FORMATS = {
     "glue": ("csv", "md", "tex"), "superglue": ("csv", "md", "tex"), "params": ("csv", "md"),
     "lowresource": ("csv", "md"), "efficiency": ("csv", "md"),
 }
-PROFILE_DIR = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "profiles"
 OUTPUT_FILES = [f"{name}.{ext}" for name, exts in TABLE_FORMATS.items() for ext in exts] + ["lowresource.png", "dashboard.html"]
 
 
@@ -59,7 +57,7 @@ def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, str, list[str]]:
         frames.append(frame)
         sources.append(str(args.results))
     if args.from_wandb:
-        # DESIGN.md: a W&B run's group is its profile, so filter on the server side.
+        # a W&B run's group is its profile (experiments/run.py), so filter on the server side
         filters = {"group": args.profile} if args.profile else None
         frames.append(load_wandb(args.from_wandb, filters=filters))
         sources.append(f"wandb:{args.from_wandb}")
@@ -78,16 +76,11 @@ def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, str, list[str]]:
 
 
 def planned_cells(profile: str) -> list[tuple] | None:
-    """The profile's grid as (backbone, method, task, train size, seed), when this checkout has
-    its YAML (a profile known only from W&B records has none: the records' own span is used).
-    Read from the YAML itself — the blocks' products, as the sweep expands them — so that
-    analysis never imports the training code."""
-    path = PROFILE_DIR / f"{profile}.yaml"
-    if not path.is_file():
+    """The profile's grid as (backbone, method, task, train size, seed), when this checkout has it
+    (a profile known only from W&B records has none: the records' own span is used)."""
+    if profile not in profile_names():
         return None
-    blocks = yaml.safe_load(path.read_text(encoding="utf-8")).get("runs", [])
-    keys = ("backbones", "methods", "tasks", "train_sizes", "seeds")
-    return list(dict.fromkeys(cell for block in blocks for cell in itertools.product(*(block[k] for k in keys))))
+    return load_profile(profile).planned_cells()
 
 
 def write_table(table: Table, out: Path) -> list[Path]:

@@ -7,8 +7,8 @@ run would otherwise turn into a silently smaller table.
 """
 from __future__ import annotations
 
-import json
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,16 +16,15 @@ from typing import Any
 import pandas as pd
 
 from analysis import names
+from catalog import task_score
+from catalog.record import RecordError, RunRecord
 
 log = logging.getLogger(__name__)
 
-REQUIRED = ("run_id", "backbone", "method", "task", "seed", "status")
-NUMERIC = (
-    "trainable_params", "total_params", "trainable_percent", "val_score", "test_score",
-    "epochs", "wall_time_s", "time_per_epoch_s", "peak_mem_mb",
-)
-SPLITS = ("val", "test")
-STATUSES = ("ok", "failed")
+# the record's numeric fields that become columns as they are (the rest: identity, scores, text)
+NUMERIC = tuple(name for name, info in RunRecord.model_fields.items()
+                if info.annotation in (float | None, int | None) and name not in ("train_size", "data_seed"))
+SCORE_FIELDS = {"val": "val", "test": "test", "chance_test": "chance"}  # record field -> column prefix
 # One experiment; several records of it mean it was re-run (profile kept apart on purpose).
 RUN_KEY = ("profile", "backbone", "method", "task", "train_size", "seed")
 BASE_COLUMNS = (
@@ -35,10 +34,6 @@ BASE_COLUMNS = (
 )
 # W&B run states that carry no final record yet.
 WANDB_UNFINISHED = ("running", "pending", "preempting")
-
-
-class RecordError(ValueError):
-    """An input the analysis cannot use; the message names the file or W&B run."""
 
 
 def load_records(results_dir: str | Path, keep_reruns: bool = False) -> pd.DataFrame:
@@ -53,11 +48,7 @@ def load_records(results_dir: str | Path, keep_reruns: bool = False) -> pd.DataF
     for path in sorted(directory.glob("*.json")):
         if path.name.startswith("."):
             continue
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise RecordError(f"{path}: corrupt run record, not valid JSON ({err})") from err
-        rows.append(normalise(raw, source=str(path)))
+        rows.append(row_of(RunRecord.read(path), source=str(path)))
     return to_frame(rows, keep_reruns)
 
 
@@ -79,7 +70,8 @@ def load_wandb(path: str, filters: Mapping[str, Any] | None = None, api: Any = N
         if getattr(run, "state", None) in WANDB_UNFINISHED:
             log.info("skipping W&B run %s: still %s", run.id, run.state)
             continue
-        rows.append(normalise(wandb_record(run), source=f"wandb:{path}/{run.id}"))
+        source = f"wandb:{path}/{run.id}"
+        rows.append(row_of(RunRecord.parse(wandb_record(run), source), source))
     return to_frame(rows)
 
 
@@ -90,7 +82,7 @@ def wandb_record(run: Any) -> dict[str, Any]:
     profile, task and run id when the logged fields lack them (DESIGN.md's W&B layout)."""
     config = _plain(run.config)
     record = {**config, **_plain(run.summary)}
-    for split in SPLITS:
+    for split in SCORE_FIELDS:
         scores = dict(record.get(split) or {})
         for key, value in record.items():
             for sep in ("/", "."):
@@ -102,7 +94,7 @@ def wandb_record(run: Any) -> dict[str, Any]:
     record.setdefault("task", getattr(run, "job_type", None))
     record.setdefault("status", "ok" if getattr(run, "state", None) == "finished" else "failed")
     record["config"] = config.get("config", config)
-    return record
+    return {key: value for key, value in record.items() if key in RunRecord.model_fields}  # not W&B's own keys
 
 
 def _plain(value: Any) -> Any:
@@ -113,68 +105,33 @@ def _plain(value: Any) -> Any:
 
 
 def normalise(raw: Any, source: str) -> dict[str, Any]:
+    """A decoded record (a JSON object) validated, as one flat row."""
+    return row_of(RunRecord.parse(raw, source), source)
+
+
+def row_of(record: RunRecord, source: str) -> dict[str, Any]:
     """One flat row: identity, numbers, and per-metric scores as ``test.<metric>``."""
-    if not isinstance(raw, Mapping):
-        raise RecordError(f"{source}: a run record must be a JSON object")
-    missing = [field for field in REQUIRED if raw.get(field) is None]
-    if missing:
-        raise RecordError(f"{source}: run record lacks {', '.join(missing)}")
-    if raw["status"] not in STATUSES:
-        raise RecordError(f"{source}: status {raw['status']!r} is not one of {STATUSES}")
-    task = str(raw["task"])
     row: dict[str, Any] = {
-        "run_id": str(raw["run_id"]),
-        "profile": raw.get("profile"),
-        "backbone": str(raw["backbone"]),
-        "method": str(raw["method"]),
-        "task": task,
-        "benchmark": raw.get("benchmark") or names.benchmark_of(task),
-        "train_size": _integer(raw.get("train_size"), "train_size", source),
-        "seed": _integer(raw["seed"], "seed", source),
-        # records written before data_seed existed have none: left empty, never guessed
-        "data_seed": _integer(raw.get("data_seed", (raw.get("config") or {}).get("data_seed")), "data_seed", source),
-        "status": raw["status"],
-        "error": raw.get("error"),
-        "started_at": raw.get("started_at"),
-        "finished_at": raw.get("finished_at"),
-        "machine": describe_machine(raw.get("machine")),
-        "config": dict(raw.get("config") or {}),
-        "provenance": dict(raw.get("provenance") or {}),
+        **record.model_dump(include={"run_id", "profile", "backbone", "method", "task", "train_size", "seed",
+                                     "data_seed", "status", "error", "started_at", "finished_at", *NUMERIC}),
+        "benchmark": record.benchmark or names.benchmark_of(record.task),
+        "data_seed": record.data_seed if record.data_seed is not None else record.config.get("data_seed"),
+        "machine": describe_machine(record.machine),
+        "config": dict(record.config),
+        "provenance": dict(record.provenance),
         "source": source,
     }
     for field in NUMERIC:
-        row[field] = _number(raw.get(field), field, source)
-    # chance_test: the majority class (mean for regression) of the run's training examples,
-    # scored by the run on its test split; older records have none
-    for field, prefix in (*((split, split) for split in SPLITS), ("chance_test", "chance")):
-        scores = raw.get(field) or {}
-        if not isinstance(scores, Mapping):
-            raise RecordError(f"{source}: {field!r} must map metric names to scores")
-        for metric, value in scores.items():
-            row[f"{prefix}.{metric}"] = _number(value, f"{field}.{metric}", source)
-    chance = raw.get("chance_test") or {}
-    row["chance_score"] = sum(row[f"chance.{m}"] for m in chance) / len(chance) if chance else float("nan")
-    if pd.isna(row["test_score"]):  # the record's own score wins; else the task's mean
-        metrics = [row.get(f"test.{m}") for m in names.task_metrics(task, raw.get("test") or {})]
-        if metrics and not any(m is None or pd.isna(m) for m in metrics):
-            row["test_score"] = sum(metrics) / len(metrics)
+        row[field] = math.nan if row[field] is None else float(row[field])
+    for field, prefix in SCORE_FIELDS.items():
+        for metric, value in getattr(record, field).items():
+            row[f"{prefix}.{metric}"] = value
+    # the majority class (mean for regression) of the run's training examples, scored on its test split
+    row["chance_score"] = task_score(record.chance_test)
+    if math.isnan(row["test_score"]):  # the record's own score wins; else the task's mean
+        metrics = names.task_metrics(record.task, record.test)
+        row["test_score"] = task_score({m: record.test.get(m) for m in metrics}) if metrics else math.nan
     return row
-
-
-def _number(value: Any, field: str, source: str) -> float:
-    if value is None:
-        return float("nan")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RecordError(f"{source}: {field} must be a number, got {value!r}")
-    return float(value)
-
-
-def _integer(value: Any, field: str, source: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise RecordError(f"{source}: {field} must be an integer, got {value!r}")
-    return int(value)
 
 
 def describe_machine(machine: Any) -> str | None:

@@ -16,6 +16,8 @@ config is one ``MethodSpec`` in ``METHODS`` next to its YAML file in
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
 
 ENCODER_HEADS = ("classification", "regression", "multiple_choice")
 # "synthetic": small generated tasks that a tiny random model learns in seconds (sources.py),
@@ -45,8 +47,10 @@ class TaskSpec:
     ``encoder_fields``: (fields joined as ``text``, fields joined as ``text_pair``); for
     ``multiple_choice`` the second tuple lists the choices, each paired with ``text``.
     ``tsv`` / ``jsonl``: the GLUE tsv layout / SuperGLUE jsonl folder of the original release;
-    ``hub_config``: the Hub dataset config when it is not the task's name; ``large``: the paper
-    holds 1000 training examples out as validation and tests on the original validation set.
+    ``hub_config``: the Hub dataset config when it is not the task's name;
+    ``validation_from_train``: the paper's rule for large tasks, this many training examples held
+    out as validation (the original validation set becomes test); 0: the original validation set
+    is halved into validation and test.
     """
 
     name: str
@@ -63,7 +67,7 @@ class TaskSpec:
     tsv: Tsv | None = None
     jsonl: str | None = None
     hub_config: str | None = None
-    large: bool = False
+    validation_from_train: int = 0
     train_examples: int | None = None  # in the original train split (MultiRC: answers); None: generated
 
     def __post_init__(self):
@@ -101,13 +105,13 @@ TASKS: tuple[TaskSpec, ...] = (
              tsv=Tsv("CoLA", {"sentence": "sentence"}, "label",
                      header=("source", "label", "original_mark", "sentence"))),
     TaskSpec("sst2", "SST-2", "glue", _ACC, ("negative", "positive"), "classification",
-             **_single("sentence"), train_examples=67349, large=True,
+             **_single("sentence"), train_examples=67349, validation_from_train=1000,
              tsv=Tsv("SST-2", {"sentence": "sentence"}, "label")),
     TaskSpec("mrpc", "MRPC", "glue", ("accuracy", "f1"), ("not_equivalent", "equivalent"), "classification",
              **_pair(*_PAIR), train_examples=3668,
              tsv=Tsv("MRPC", {"sentence1": "#1 String", "sentence2": "#2 String"}, "Quality")),
     TaskSpec("qqp", "QQP", "glue", ("accuracy", "f1"), ("not_duplicate", "duplicate"), "classification",
-             **_pair("question1", "question2"), train_examples=363846, large=True,
+             **_pair("question1", "question2"), train_examples=363846, validation_from_train=1000,
              tsv=Tsv("QQP", {"question1": "question1", "question2": "question2"}, "is_duplicate")),
     TaskSpec("stsb", "STS-B", "glue", ("pearson", "spearman"), (), "regression",
              **_pair(*_PAIR), train_examples=5749,
@@ -116,7 +120,7 @@ TASKS: tuple[TaskSpec, ...] = (
              **_pair("premise", "hypothesis"), train_examples=392702,
              tsv=Tsv("MNLI", {"premise": "sentence1", "hypothesis": "sentence2"}, "gold_label")),
     TaskSpec("qnli", "QNLI", "glue", _ACC, _NLI2, "classification",
-             **_pair("question", "sentence"), train_examples=104743, large=True,
+             **_pair("question", "sentence"), train_examples=104743, validation_from_train=1000,
              tsv=Tsv("QNLI", {"question": "question", "sentence": "sentence"}, "label")),
     # GLUE's RTE; SuperGLUE ships the same task (premise/hypothesis), also readable
     TaskSpec("rte", "RTE", "glue", _ACC, _NLI2, "classification",
@@ -134,7 +138,7 @@ TASKS: tuple[TaskSpec, ...] = (
              (("question", "answer"), ("paragraph",)), train_examples=27243, jsonl="MultiRC"),
     TaskSpec("record", "ReCoRD", "superglue", ("f1", "em"), (), None, ("passage", "query", "entities"),
              ("query", "entities", "passage"), source_lead="record", train_examples=100730, jsonl="ReCoRD",
-             large=True),
+             validation_from_train=1000),
     TaskSpec("wic", "WiC", "superglue", _ACC, _BOOL, "classification",
              ("word", "sentence1", "sentence2", "start1", "end1", "start2", "end2"),
              ("sentence1", "sentence2", "word"), (("word", "sentence1"), ("sentence2",)), train_examples=5428,
@@ -150,6 +154,15 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("synthetic_count", "Synthetic count", "synthetic", ("pearson", "spearman"), (), "regression",
              **_single("sentence")),
 )
+
+
+def task_score(metrics: Mapping[str, float]) -> float:
+    """A task's score: the mean of its metrics (the paper's ``average_metrics``) — what model
+    selection maximises and the tables show; NaN when any metric is missing or NaN."""
+    values = list(metrics.values())
+    if not values or any(value is None or math.isnan(value) for value in values):
+        return math.nan
+    return sum(values) / len(values)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,6 @@ import torch
 
 from catalog.tasks import TASKS, get_task
 
-VALIDATION_FROM_TRAIN = 1000  # held out of a large task's train split (``Task.large``, the paper's rule)
 HUB_DATASETS = {"glue": "nyu-mll/glue", "superglue": "aps/super_glue"}
 # Where each task lives in a local copy (``Task.tsv``, ``Task.jsonl``) and which fields its examples
 # keep (``Task.fields``) are part of its entry in ``catalog.TASKS``.
@@ -338,13 +337,13 @@ def load_splits(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=Non
     train_is_shuffled = False
     if task == "mnli":
         validation, test = read("validation_mismatched"), read("validation_matched")
-    elif get_task(task).large:
-        if len(train) <= VALIDATION_FROM_TRAIN:
-            raise ValueError(f"{task} holds out {VALIDATION_FROM_TRAIN} training examples as validation "
+    elif held_out := get_task(task).validation_from_train:
+        if len(train) <= held_out:
+            raise ValueError(f"{task} holds out {held_out} training examples as validation "
                              f"but its train split has only {len(train)}")
         order = seeded_permutation(len(train), seed)
-        validation = [train[i] for i in order[:VALIDATION_FROM_TRAIN]]
-        train, test, train_is_shuffled = [train[i] for i in order[VALIDATION_FROM_TRAIN:]], read("validation"), True
+        validation = [train[i] for i in order[:held_out]]
+        train, test, train_is_shuffled = [train[i] for i in order[held_out:]], read("validation"), True
     else:
         original = read("validation")
         order, half = seeded_permutation(len(original), seed), len(original) // 2

@@ -13,24 +13,21 @@ its step count is known only once its data is read: ``null`` in the plan.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
+from catalog.record import optimizer_steps as count_optimizer_steps
+from catalog.tasks import get_task
 from experiments.run import RunConfig, read_record
+
 
 def full_train_examples(task: str) -> int:
     """Training examples of ``task`` under the paper's split rule (large tasks give 1000 to validation)."""
-    from catalog.sources import VALIDATION_FROM_TRAIN
-    from catalog.tasks import get_task
-
     spec = get_task(task)
-    return spec.train_examples - (VALIDATION_FROM_TRAIN if spec.large else 0)
+    return spec.train_examples - spec.validation_from_train
 
 
 def train_examples(config: RunConfig) -> int | None:
     """Training rows of the run; None where they are unknown before reading the data (ReCoRD)."""
-    from catalog.tasks import get_task
-
     if get_task(config.task).is_span:  # ReCoRD trains one row per gold answer
         return None
     return config.train_size if config.train_size is not None else full_train_examples(config.task)
@@ -42,8 +39,7 @@ def optimizer_steps(config: RunConfig) -> int | None:
     examples = train_examples(config)
     if examples is None:
         return None
-    batches = math.ceil(examples / config.batch_size)
-    return math.ceil(batches / config.accumulate_grad_batches) * config.epochs
+    return count_optimizer_steps(examples, config.batch_size, config.accumulate_grad_batches, config.epochs)
 
 
 def plan_entry(config: RunConfig) -> dict[str, Any]:
@@ -53,7 +49,7 @@ def plan_entry(config: RunConfig) -> dict[str, Any]:
     record = read_record(config.record_path)
     steps = optimizer_steps(config)
     return {
-        "run_id": config.run_id, "profile": config.profile, "status": record.get("status") if record else "todo",
+        "run_id": config.run_id, "profile": config.profile, "status": record.status if record else "todo",
         **config.identity(),
         "train_examples": train_examples(config), "optimizer_steps": steps,
         "effective_batch_size": config.batch_size * config.accumulate_grad_batches,

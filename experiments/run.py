@@ -29,7 +29,6 @@ import functools
 import hashlib
 import json
 import logging
-import math
 import os
 import platform
 import re
@@ -44,6 +43,7 @@ from typing import Any, Mapping
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
+from catalog.record import RunRecord
 from experiments.configs import method_config
 from experiments.provenance import provenance
 from experiments.backbones import check_pooling
@@ -183,31 +183,39 @@ def _fields(schema: type) -> set[str]:
     return {f.name for f in dataclasses.fields(schema)}
 
 
-def run(config: RunConfig) -> dict[str, Any]:
+def identity_fields(config: RunConfig) -> dict[str, Any]:
+    """The record's identity part: what ran, whatever happened to it."""
+    return {"run_id": config.run_id, "profile": config.profile, "backbone": config.backbone,
+            "method": config.method, "task": config.task, "train_size": config.train_size, "seed": config.seed,
+            "data_seed": config.data_seed, "config": config.identity()}
+
+
+def failed_record(config: RunConfig, error: str, **fields: Any) -> RunRecord:
+    """The record of a run that ended without results (an exception here, or a worker or array
+    task that died: the launcher knows only the cause)."""
+    return RunRecord(**identity_fields(config), status="failed", error=error, **fields)
+
+
+def run(config: RunConfig) -> RunRecord:
     """Train, select, test; write and return the record. Never raises for a failed run."""
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
-    record: dict[str, Any] = {
-        "run_id": config.run_id, "profile": config.profile, "backbone": config.backbone, "method": config.method,
-        "task": config.task, "train_size": config.train_size, "seed": config.seed, "data_seed": config.data_seed,
-        "config": config.identity(), "provenance": provenance(config),
-        "started_at": started.isoformat(), "machine": machine_info(), "status": "running", "error": None,
-    }
+    fields: dict[str, Any] = {"provenance": provenance(config), "started_at": started.isoformat(),
+                              "machine": machine_info()}
     logger = None
     try:
         from experiments.training import train_and_test  # heavy imports only when a run happens
         logger = make_wandb_logger(config)  # Lightning's WandbLogger creates the W&B run on rank zero only
-        record.update(train_and_test(config, logger))
-        record["status"] = "ok"
+        fields.update(train_and_test(config, logger))
+        status, error = "ok", None
     except KeyboardInterrupt:
         raise  # a killed sweep leaves no record: the run is redone on resume
-    except Exception as error:  # noqa: BLE001 — any failure is recorded, the sweep goes on
-        record["status"] = "failed"
-        record["error"] = f"{type(error).__name__}: {error}"
-        record["traceback"] = traceback.format_exc(limit=8)
-        log.error("run %s failed: %s", config.run_id, record["error"])
-    record["wall_time_s"] = time.perf_counter() - clock
-    record["finished_at"] = datetime.now(timezone.utc).isoformat()
+    except Exception as exception:  # noqa: BLE001 — any failure is recorded, the sweep goes on
+        status, error = "failed", f"{type(exception).__name__}: {exception}"
+        fields["traceback"] = traceback.format_exc(limit=8)
+        log.error("run %s failed: %s", config.run_id, error)
+    record = RunRecord(**identity_fields(config), **fields, status=status, error=error,
+                       wall_time_s=time.perf_counter() - clock, finished_at=datetime.now(timezone.utc).isoformat())
     if _global_rank() == 0:
         from experiments.training import remove_checkpoints
 
@@ -226,18 +234,16 @@ def _global_rank() -> int:
     return rank_zero_only.rank
 
 
-def write_record(record: dict[str, Any], path: Path) -> None:
+def write_record(record: RunRecord, path: Path) -> None:
     """Atomic: a reader sees the old record or the new one, never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.write_text(record.to_json())
     os.replace(tmp, path)
 
 
-def read_record(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
+def read_record(path: Path) -> RunRecord | None:
+    return RunRecord.read(path) if path.is_file() else None
 
 
 def machine_info() -> dict[str, Any]:
@@ -289,27 +295,11 @@ def make_wandb_logger(config: RunConfig):
                        **placement)
 
 
-def finish_wandb(logger, record: dict[str, Any]) -> None:
-    """The record as the run's summary, plus ``step_time_s``: with test_score, trainable_percent
-    and train_size it is what the dashboard's views need as W&B panels (README, "Dashboard")."""
+def finish_wandb(logger, record: RunRecord) -> None:
+    """The record's W&B summary (``RunRecord.wandb_summary``) on the run, which then ends."""
     experiment = logger.experiment
-    summary = {k: v for k, v in record.items() if k not in ("config", "traceback", "test_predictions")}
-    experiment.summary.update({**summary, "step_time_s": step_time(record)})
-    experiment.finish(exit_code=0 if record["status"] == "ok" else 1)
-
-
-def step_time(record: dict[str, Any]) -> float | None:
-    """Training seconds per optimizer step on one device: the loader keeps a last partial batch,
-    ``limit_train_batches`` caps the batches as Lightning does (a count, or a fraction)."""
-    config = record.get("config") or {}
-    examples, batch, epochs = record.get("train_examples"), config.get("batch_size"), record.get("epochs")
-    if not (examples and batch and epochs and record.get("train_time_s")):
-        return None  # a failed run trained nothing measurable
-    batches = math.ceil(examples / batch)
-    limit = config.get("limit_train_batches")
-    if limit is not None:
-        batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
-    return record["train_time_s"] / (epochs * max(batches, 1))
+    experiment.summary.update(record.wandb_summary())
+    experiment.finish(exit_code=0 if record.status == "ok" else 1)
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -342,13 +332,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     existing = read_record(config.record_path)
-    if existing and existing.get("status") == "ok" and not args.force:
+    if existing and existing.status == "ok" and not args.force:
         print(f"{config.run_id}: already done ({config.record_path}); --force to run again")
         return 0
     record = run(config)
-    print(json.dumps({k: record.get(k) for k in ("run_id", "status", "error", "val", "test", "wall_time_s")}, indent=2))
+    print(json.dumps(record.model_dump(include={"run_id", "status", "error", "val", "test", "wall_time_s"}), indent=2))
     print(f"record: {config.record_path}")
-    return 0 if record["status"] == "ok" else 1
+    return 0 if record.status == "ok" else 1
 
 
 def data_dirs_from_env() -> dict[str, str]:

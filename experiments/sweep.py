@@ -1,19 +1,12 @@
-"""Profiles and resumable sweeps: ``make reproduce PROFILE=cpu``.
+"""Resumable sweeps of a profile: ``make reproduce PROFILE=cpu``.
 
-A profile (``experiments/configs/profiles/<name>.yaml``) is a union of blocks, each a
-product backbones × methods × tasks × train sizes × seeds (× optional ``variants``, a list
-of setting overrides such as learning rates to search), plus run settings: profile
-defaults, then per-backbone, per-method and per-task overrides, then the block's own
-``settings``, then the variant (later wins; OmegaConf merges them key by key, so a layer's
-``method_options: {n: 8}`` keeps the options it does not name; see ``experiments/run.py``).
-Settings that differ between blocks (epochs of full-data vs. low-resource runs) belong in the
-blocks, so they cannot leak from one block into another. ``train_steps: N`` (with ``validations: K``) sets the epochs of a
-low-resource run so that every train size makes N optimizer steps, validated K times.
-``extends: <profile>`` takes another profile's settings (not its runs); its own sections are
-deep-merged onto them. Every cell becomes one ``RunConfig`` and one record in
-``results/<profile>/``; ``--dry-run --json`` prints the plan (``experiments/plan.py``). A cell whose record
-says ``ok`` is skipped, so re-running a killed sweep finishes it without duplicates;
-a failing run is recorded and the sweep goes on (and is retried by the next sweep).
+A profile (``catalog/profile.py``: a grid of blocks plus layered run settings) becomes one
+``RunConfig`` per cell and one record in ``results/<profile>/``; ``train_steps: N`` (with
+``validations: K``) in its settings sets the epochs of a low-resource run so that every train
+size makes N optimizer steps, validated K times. ``--dry-run --json`` prints the plan
+(``experiments/plan.py``). A cell whose record says ``ok`` is skipped, so re-running a killed
+sweep finishes it without duplicates; a failing run is recorded and the sweep goes on (and is
+retried by the next sweep).
 
 Execution: ``--jobs N`` worker processes on this machine, or ``--launcher slurm`` a SLURM
 job array through ``submitit`` (one array task per pending run). Either way each run's own
@@ -27,76 +20,44 @@ import argparse
 import dataclasses
 import contextlib
 import hashlib
-import itertools
 import json
 import logging
-import math
 import multiprocessing
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from experiments.configs import CONFIG_DIR
-from experiments.run import RunConfig, data_dirs_from_env, make_run_config, read_record, run
+from catalog.profile import Profile, load_profile, profile_names
+from catalog.record import RunRecord, optimizer_steps
+from experiments.run import RunConfig, data_dirs_from_env, failed_record, make_run_config, read_record, run
 
 log = logging.getLogger(__name__)
-PROFILE_DIR = CONFIG_DIR / "profiles"
-BLOCK_KEYS = ("backbones", "methods", "tasks", "train_sizes", "seeds")
-BLOCK_OPTIONS = ("settings", "variants")
-SETTING_SECTIONS = ("defaults", "backbones", "methods", "tasks")  # what ``extends`` inherits
 STEP_BUDGET = ("train_steps", "validations")  # profile settings that resolve to epochs / val_every_n_epochs
 
 
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    description: str
-    blocks: list[dict[str, list]]
-    defaults: dict[str, Any] = field(default_factory=dict)
-    backbone_settings: dict[str, dict] = field(default_factory=dict)
-    method_settings: dict[str, dict] = field(default_factory=dict)
-    task_settings: dict[str, dict] = field(default_factory=dict)
-
-    @property
-    def digest(self) -> str:
-        """Changes whenever the grid or its settings change (checked by W&B sweep agents)."""
-        return hashlib.sha256(json.dumps([c.identity() for c in self.configs()], sort_keys=True).encode()).hexdigest()[:12]
-
-    def cells(self) -> Iterator[tuple[str, str, str, int | None, int, dict]]:
-        """(backbone, method, task, train_size, seed, variant), de-duplicated, in a stable order; the variant
-        holds the block's settings, then the variant's own."""
-        seen = set()
-        for block in self.blocks:
-            variants = [deep_merge(block.get("settings"), variant) for variant in block.get("variants") or [{}]]
-            for cell in itertools.product(*(block[key] for key in BLOCK_KEYS), variants):
-                key = json.dumps(cell, sort_keys=True)
-                if key not in seen:
-                    seen.add(key)
-                    yield cell
-
-    def config(self, backbone: str, method: str, task: str, train_size: int | None, seed: int,
+def run_config(profile: Profile, backbone: str, method: str, task: str, train_size: int | None, seed: int,
                variant: dict | None = None, **extra: Any) -> RunConfig:
-        settings = deep_merge(self.defaults, self.backbone_settings.get(backbone), self.method_settings.get(method),
-                              self.task_settings.get(task), variant)
-        budget = {key: settings.pop(key) for key in STEP_BUDGET if key in settings}
-        cell = dict(backbone=backbone, task=task, train_size=train_size, seed=seed, profile=self.name)
-        config = make_run_config(method, {"results_dir": f"results/{self.name}"}, settings, data_dirs_from_env(),
-                                 extra, cell)
-        return with_step_budget(config, **budget) if budget else config
-
-    def configs(self, **extra: Any) -> list[RunConfig]:
-        return [self.config(*cell, **extra) for cell in self.cells()]
+    """One cell of ``profile`` as the run it stands for; ``extra``: settings outside the profile."""
+    settings = profile.settings(backbone, method, task, variant)
+    budget = {key: settings.pop(key) for key in STEP_BUDGET if key in settings}
+    cell = dict(backbone=backbone, task=task, train_size=train_size, seed=seed, profile=profile.name)
+    config = make_run_config(method, {"results_dir": f"results/{profile.name}"}, settings, data_dirs_from_env(),
+                             extra, cell)
+    return with_step_budget(config, **budget) if budget else config
 
 
-def deep_merge(*layers: dict | None) -> dict[str, Any]:
-    """``layers`` merged by OmegaConf, later wins, nested mappings key by key (``method_options``
-    of a method and of a variant combine); ``None`` is an empty layer."""
-    return OmegaConf.to_container(OmegaConf.merge(*(layer or {} for layer in layers)))
+def run_configs(profile: Profile, **extra: Any) -> list[RunConfig]:
+    return [run_config(profile, *cell, **extra) for cell in profile.cells()]
+
+
+def profile_digest(profile: Profile) -> str:
+    """Changes whenever the grid or its settings change (checked by W&B sweep agents)."""
+    identities = [config.identity() for config in run_configs(profile)]
+    return hashlib.sha256(json.dumps(identities, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def with_step_budget(config: RunConfig, train_steps: int, validations: int = 1) -> RunConfig:
@@ -107,7 +68,7 @@ def with_step_budget(config: RunConfig, train_steps: int, validations: int = 1) 
     if config.train_size is None:
         raise ValueError(f"{where}: train_steps needs a train_size (the steps of a full-data run "
                          f"depend on its split); set epochs instead")
-    per_epoch = math.ceil(math.ceil(config.train_size / config.batch_size) / config.accumulate_grad_batches)
+    per_epoch = optimizer_steps(config.train_size, config.batch_size, config.accumulate_grad_batches)
     epochs, rest = divmod(train_steps, per_epoch)
     if rest or epochs % validations:
         raise ValueError(f"{where}: train_steps={train_steps} with {per_epoch} optimizer step(s) per epoch "
@@ -115,44 +76,9 @@ def with_step_budget(config: RunConfig, train_steps: int, validations: int = 1) 
     return dataclasses.replace(config, epochs=epochs, val_every_n_epochs=epochs // validations)
 
 
-def profile_names() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
-
-
-def _read_profile(name: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The profile's YAML with what it ``extends`` merged in: the base's setting sections, then its own."""
-    path = PROFILE_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(profile_names())}")
-    if name in chain:
-        raise ValueError(f"profiles extend each other in a cycle: {' -> '.join((*chain, name))}")
-    raw = {key: value for key, value in OmegaConf.to_container(OmegaConf.load(path)).items() if value is not None}
-    if not raw.get("extends"):
-        return raw
-    base = _read_profile(raw["extends"], (*chain, name))
-    return deep_merge({section: base[section] for section in SETTING_SECTIONS if section in base}, raw)
-
-
-def load_profile(name: str) -> Profile:
-    raw = _read_profile(name)
-    path = PROFILE_DIR / f"{name}.yaml"
-    blocks = raw.get("runs") or []
-    for i, block in enumerate(blocks):
-        missing = [key for key in BLOCK_KEYS if not isinstance(block.get(key), list) or not block[key]]
-        if missing:
-            raise ValueError(f"{path}: runs[{i}] needs non-empty lists for {missing} (keys: {', '.join(BLOCK_KEYS)})")
-        unknown = sorted(set(block) - set(BLOCK_KEYS) - set(BLOCK_OPTIONS))
-        if unknown:
-            raise ValueError(f"{path}: runs[{i}] has unknown keys {unknown}; valid: "
-                             f"{', '.join(BLOCK_KEYS + BLOCK_OPTIONS)}")
-    return Profile(name=name, description=raw.get("description", ""), blocks=blocks,
-                   defaults=raw.get("defaults") or {}, backbone_settings=raw.get("backbones") or {},
-                   method_settings=raw.get("methods") or {}, task_settings=raw.get("tasks") or {})
-
-
 def is_done(config: RunConfig) -> bool:
     record = read_record(config.record_path)
-    return bool(record) and record.get("status") == "ok"
+    return record is not None and record.status == "ok"
 
 
 def log_path(config: RunConfig) -> Path:
@@ -211,7 +137,7 @@ class Progress:
     the workers (or the SLURM array's parallelism) allow; queued array tasks count as running."""
 
     def __init__(self, total: int, skipped: int, parallel: int) -> None:
-        self.failed: list[dict[str, Any]] = []
+        self.failed: list[tuple[RunRecord, Path]] = []  # with the run's log
         self.pending, self.parallel = total - skipped, parallel
         self.bar = tqdm(total=total, initial=skipped, unit="run", dynamic_ncols=True, file=sys.stderr)
         self._show()
@@ -219,13 +145,13 @@ class Progress:
     def _show(self) -> None:
         self.bar.set_postfix_str(f"running {min(self.parallel, self.pending)}, failed {len(self.failed)}")
 
-    def update(self, record: dict[str, Any], log: Path) -> None:
+    def update(self, record: RunRecord, log: Path) -> None:
         self.pending -= 1
-        if record["status"] == "ok":
-            line = f"ok      {record['run_id']} ({record['wall_time_s']:.0f} s, peak {record['peak_mem_mb']:.0f} MiB)"
+        if record.status == "ok":
+            line = f"ok      {record.run_id} ({record.wall_time_s:.0f} s, peak {record.peak_mem_mb:.0f} MiB)"
         else:
-            self.failed.append({**record, "log": str(log)})
-            line = f"FAILED  {record['run_id']}: {record['error']} (log: {log})"
+            self.failed.append((record, log))
+            line = f"FAILED  {record.run_id}: {record.error} (log: {log})"
         self.bar.write(line, file=sys.stderr)
         self.bar.update()
         self._show()
@@ -260,18 +186,18 @@ def _submit(todo: list[RunConfig], options: SlurmOptions, folder: Path):
     return executor.map_array(run_logged, todo, [options.cpus_per_run] * len(todo))
 
 
-def _job_record(job, config: RunConfig) -> dict[str, Any]:
+def _job_record(job, config: RunConfig) -> RunRecord:
     """The run's record; a task that died without one (time limit, preemption) reads as failed."""
     try:
         return job.result()
     except Exception as error:  # noqa: BLE001 — the sweep reports it and goes on
-        return {"run_id": config.run_id, "status": "failed", "error": f"SLURM job {job.job_id}: {error}"}
+        return failed_record(config, f"SLURM job {job.job_id}: {error}")
 
 
 def run_sweep(profile: Profile, jobs: int = 1, launcher: str = "local", slurm: SlurmOptions | None = None,
               **extra: Any) -> list[dict[str, Any]]:
     """Run every cell without an ok record; returns the failed records (each with its ``log``)."""
-    configs = profile.configs(**extra)
+    configs = run_configs(profile, **extra)
     todo = [c for c in configs if not is_done(c)]
     where = f"{jobs} local worker(s)" if launcher == "local" else "a SLURM job array"
     print(f"profile {profile.name}: {len(configs)} runs, {len(configs) - len(todo)} already done, "
@@ -341,10 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run and args.json:
         from experiments.plan import plan_lines
 
-        print("\n".join(plan_lines(profile.configs())))
+        print("\n".join(plan_lines(run_configs(profile))))
         return 0
     if args.dry_run:
-        configs = profile.configs()
+        configs = run_configs(profile)
         for config in configs:
             state = "done" if is_done(config) else "todo"
             print(f"{state}  {config.run_id}  lr={config.learning_rate:g} epochs={config.epochs} "
@@ -361,8 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if failed:
         print(f"\n{len(failed)} run(s) failed (records kept; re-run the same command to retry them):")
-        for record in failed:
-            print(f"  {record['run_id']}: {record['error']}\n    log: {record['log']}")
+        for record, log in failed:
+            print(f"  {record.run_id}: {record.error}\n    log: {log}")
         return 1
     print("all runs ok")
     return 0

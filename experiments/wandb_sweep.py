@@ -21,7 +21,9 @@ from typing import Any
 import yaml
 
 from experiments.run import run
-from experiments.sweep import is_done, load_profile, profile_names
+from catalog.profile import load_profile, profile_names
+from catalog.record import RunRecord
+from experiments.sweep import is_done, profile_digest, run_config
 
 
 def sweep_definition(profile_name: str) -> dict[str, Any]:
@@ -35,25 +37,26 @@ def sweep_definition(profile_name: str) -> dict[str, Any]:
         "command": ["${env}", "${interpreter}", "-m", "experiments.wandb_sweep", "--agent", "${args}"],
         "parameters": {
             "profile": {"value": profile.name},
-            "profile_digest": {"value": profile.digest},
+            "profile_digest": {"value": profile_digest(profile)},
             "cell": {"values": list(range(len(cells)))},
         },
     }
 
 
-def agent_run(params: dict[str, Any]) -> dict[str, Any] | None:
+def agent_run(params: dict[str, Any]) -> RunRecord | None:
     """Run one grid cell; None when its record already says ok (nothing to redo)."""
     profile = load_profile(params["profile"])
-    if str(params["profile_digest"]) != profile.digest:
+    digest = profile_digest(profile)
+    if str(params["profile_digest"]) != digest:
         raise ValueError(
-            f"profile {profile.name!r} in this checkout (digest {profile.digest}) differs from the one the sweep "
+            f"profile {profile.name!r} in this checkout (digest {digest}) differs from the one the sweep "
             f"was made from (digest {params['profile_digest']}); check out the sweep's commit or make a new sweep"
         )
     cells = list(profile.cells())
     index = int(params["cell"])
     if not 0 <= index < len(cells):
         raise ValueError(f"cell {index} out of range: profile {profile.name!r} has {len(cells)} cells")
-    config = profile.config(*cells[index])
+    config = run_config(profile, *cells[index])
     return None if is_done(config) else run(config)
 
 

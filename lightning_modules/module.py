@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 from transformers import get_linear_schedule_with_warmup
 
+from catalog import task_score
 from catalog.tasks import Task
 
 
@@ -103,8 +104,7 @@ class TaskModule(L.LightningModule):
         # every rank computed the same metrics from the gathered predictions: syncing averages equal values
         for name, value in metrics.items():
             self.log(f"{prefix}/{name}", value, sync_dist=True)
-        # model selection uses the mean of the task's metrics, as the paper's "average_metrics"
-        self.log(f"{prefix}/score", sum(metrics.values()) / len(metrics), prog_bar=True, sync_dist=True)
+        self.log(f"{prefix}/score", task_score(metrics), prog_bar=True, sync_dist=True)  # what selection maximises
 
     def configure_optimizers(self):
         trainable = [p for p in self.model.parameters() if p.requires_grad]

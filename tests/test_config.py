@@ -3,9 +3,10 @@ the valid keys or the field — through ``make_run_config``, ``--set`` and profi
 
 import pytest
 
-import experiments.sweep as sweep
+import catalog.profile
 from experiments.run import make_run_config, parse_overrides
-from experiments.sweep import Profile, load_profile
+from catalog.profile import Profile, load_profile
+from experiments.sweep import run_configs
 
 
 # every option of the method's dataclass, as a run's identity records them
@@ -33,7 +34,7 @@ def test_profile_layers_deep_merge_method_options():
          "variants": [{"learning_rate": 0.1}]}],
         method_settings={"prompt_r": {"method_options": {"num_tokens": 50}, "batch_size": 4},
                          "adapter": {"method_options": {"reduction_factor": 16}}})
-    prompt_r, adapter = profile.configs()
+    prompt_r, adapter = run_configs(profile)
     assert prompt_r.method_options == {"num_tokens": 50, "init": "random"} and prompt_r.batch_size == 4
     # the profile's method settings, then the block's, key by key within method_options
     assert adapter.method_options == {**ADAPTER_DEFAULTS, "reduction_factor": 16, "activation": "relu"}
@@ -54,8 +55,8 @@ def test_numeric_strings_are_numbers_in_set_in_yaml_and_in_method_options(tmp_pa
     (tmp_path / "p.yaml").write_text(
         "runs: [{backbones: [minilm], methods: [adapter], tasks: [rte], train_sizes: [100], seeds: [1]}]\n"
         "defaults: {learning_rate: 3e-3, method_options: {shared_rules_init_std: 1e-5}}\n")
-    monkeypatch.setattr(sweep, "PROFILE_DIR", tmp_path)
-    [config] = load_profile("p").configs()
+    monkeypatch.setattr(catalog.profile, "PROFILE_DIR", tmp_path)
+    [config] = run_configs(load_profile("p"))
     assert config.learning_rate == 0.003 and config.method_options["shared_rules_init_std"] == 1e-5
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from experiments import plan
 from experiments.run import make_run_config
-from experiments.sweep import Profile, load_profile, main
+from catalog.profile import Profile, load_profile
+from experiments.sweep import main, run_configs
 from lightning_modules.module import lr_schedule
 from catalog.sources import load_splits
 
@@ -39,7 +40,7 @@ LOW_RESOURCE = {"tasks": {"cola", "sst2", "qqp", "stsb", "mnli", "qnli"}, "sizes
 
 @pytest.fixture(scope="module")
 def paper():
-    return load_profile("paper").configs()
+    return run_configs(load_profile("paper"))
 
 
 def test_full_data_runs_follow_the_papers_table_per_method_and_task(paper):
@@ -79,7 +80,7 @@ def test_block_settings_win_over_profile_wide_task_settings():
     profile = Profile("p", "", [{**block, "train_sizes": [None], "settings": {"epochs": 3}},
                                 {**block, "train_sizes": [100], "settings": {"train_steps": 40, "validations": 2}}],
                       defaults={"batch_size": 10}, task_settings={"sst2": {"epochs": 7, "learning_rate": 1e-3}})
-    full, low = profile.configs()
+    full, low = run_configs(profile)
     assert (full.epochs, low.epochs, low.val_every_n_epochs) == (3, 4, 2)  # 100 / 10 = 10 steps per epoch
     assert full.learning_rate == low.learning_rate == 1e-3  # what the blocks do not set still comes through
 
@@ -93,11 +94,11 @@ def test_a_step_budget_that_is_no_whole_number_of_epochs_is_an_error(settings, m
                                  "train_sizes": [100], "seeds": [42], "settings": settings}],
                       defaults={"batch_size": 10})
     with pytest.raises(ValueError, match=message):
-        profile.configs()
+        run_configs(profile)
 
 
 def test_paper_lite_is_a_slice_of_the_paper_plan_with_the_steps_its_estimate_counts(paper):
-    lite = load_profile("paper-lite").configs()
+    lite = run_configs(load_profile("paper-lite"))
     assert {c.run_id for c in lite} <= {c.run_id for c in paper}  # same identity: same protocol
     per_method = {}
     for c in lite:

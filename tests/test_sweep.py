@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from analysis.build_reports import main as build_reports
-from experiments.sweep import Profile, SlurmOptions, load_profile, run_sweep
+from catalog.profile import Profile, load_profile
+from experiments.sweep import SlurmOptions, profile_digest, run_configs, run_sweep
 from experiments.wandb_sweep import agent_run, sweep_definition
 from experiments.wandb_sweep import main as wandb_sweep_main
 from tests.conftest import REPO
@@ -34,8 +35,8 @@ def records(directory):
 def test_smoke_profile_runs_resumes_after_a_kill_and_builds_tables(local_data, tmp_path, monkeypatch):
     results = tmp_path / "results" / "smoke"  # where the profile puts its records, relative to the working dir
     profile = load_profile("smoke")
-    order = [c.run_id for c in profile.configs(results_dir=str(results))]
-    sweep_in_a_process = ("from experiments.sweep import load_profile, run_sweep; "
+    order = [c.run_id for c in run_configs(profile, results_dir=str(results))]
+    sweep_in_a_process = ("from catalog.profile import load_profile; from experiments.sweep import run_sweep; "
                           f"run_sweep(load_profile('smoke'), results_dir={str(results)!r}, wandb_mode='offline')")
     process = subprocess.Popen([sys.executable, "-c", sweep_in_a_process], cwd=REPO, start_new_session=True,
                                env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.DEVNULL)
@@ -74,7 +75,7 @@ def test_smoke_profile_runs_resumes_after_a_kill_and_builds_tables(local_data, t
     assert (out / "lowresource.png").stat().st_size > 0
 
     monkeypatch.chdir(tmp_path)  # an agent runs the profile's cells as configured: results/smoke/
-    assert agent_run({"profile": "smoke", "profile_digest": profile.digest, "cell": 0}) is None, \
+    assert agent_run({"profile": "smoke", "profile_digest": profile_digest(profile), "cell": 0}) is None, \
         "a W&B agent skips a cell whose record is ok"
 
 
@@ -98,7 +99,7 @@ def test_two_runs_in_one_worker_each_carry_their_own_peak_memory(local_data, tin
         {"backbones": [tiny_berts["no_dropout"]], "methods": ["compacter"], "tasks": ["rte"], "train_sizes": [16],
          "seeds": [1]}], defaults=TINY_DEFAULTS, method_settings=TINY_COMPACTER)
     assert run_sweep(profile, jobs=1, results_dir=str(tmp_path)) == []
-    big, tiny = (records(tmp_path)[c.run_id] for c in profile.configs(results_dir=str(tmp_path)))
+    big, tiny = (records(tmp_path)[c.run_id] for c in run_configs(profile, results_dir=str(tmp_path)))
     assert big["peak_mem_kind"] == tiny["peak_mem_kind"] == "cpu_rss_sampled"
     assert big["peak_mem_mb"] - tiny["peak_mem_mb"] > 200, (big["peak_mem_mb"], tiny["peak_mem_mb"])
 
@@ -108,7 +109,7 @@ def test_a_slurm_sweep_through_submitit_writes_the_same_records(local_data, tiny
     profile = Profile(name="slurm", description="", blocks=[
         {"backbones": [tiny_berts["no_dropout"]], "methods": ["compacter"], "tasks": ["rte"], "train_sizes": [16],
          "seeds": [1, 2]}], defaults=TINY_DEFAULTS, method_settings=TINY_COMPACTER)
-    first = profile.configs(results_dir=str(tmp_path))[0]
+    first = run_configs(profile, results_dir=str(tmp_path))[0]
     options = SlurmOptions(cluster="local", gpus_per_run=0, cpus_per_run=1, time_min=10)
     assert run_sweep(profile, launcher="slurm", slurm=options, results_dir=str(tmp_path)) == []
     saved = records(tmp_path)
@@ -151,7 +152,7 @@ def test_a_local_sweep_refuses_runs_on_several_devices(tmp_path):
 
 
 def test_the_cpu_profile_runs_five_seeds_of_one_data_subset_in_every_cell_at_an_equal_step_budget():
-    configs = load_profile("cpu").configs()
+    configs = run_configs(load_profile("cpu"))
     seeds = {}
     for config in configs:
         seeds.setdefault((config.method, config.task, config.train_size), set()).add(config.seed)

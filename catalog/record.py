@@ -1,0 +1,141 @@
+"""The run record: what one run leaves behind, one declared and versioned type.
+
+``experiments.run`` writes it (``<results>/<run_id>.json``, atomically), ``analysis`` validates it
+on read, and the W&B summary is taken from it. A reader never re-lists its fields: it asks this
+type. pydantic rather than a dataclass: reading must *validate* (a string where a score belongs,
+a misspelt field, an unknown status are errors that name the field and the file), which
+pydantic does from the annotations alone; it is already installed with W&B.
+
+Versions: 1 = the records written before the type was declared (the same fields, no
+``record_version``), read as they are; a newer version than this code knows is refused by name,
+never half-read.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+RECORD_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+STATUSES = ("ok", "failed")
+_none_is_empty = BeforeValidator(lambda value: {} if value is None else value)  # older records wrote null
+JsonObject = Annotated[dict[str, Any], _none_is_empty]
+Scores = Annotated[dict[str, float], _none_is_empty]  # metric name -> score (×100)
+
+
+class RecordError(ValueError):
+    """A record that cannot be used; the message names its source (file or W&B run) and the field."""
+
+
+def optimizer_steps(examples: int, batch_size: int, accumulate_grad_batches: int = 1, epochs: int = 1,
+                    limit_train_batches: int | float | None = None) -> int:
+    """Optimizer steps of ``epochs`` epochs over ``examples`` as Lightning counts them: a last partial
+    batch and a last partial accumulation each count; ``limit_train_batches`` caps the batches per
+    epoch as Lightning does (a count, or a fraction). The one formula the plan, the step budget and
+    the record's step time use."""
+    batches = math.ceil(examples / batch_size)
+    if limit_train_batches is not None:
+        batches = (min(batches, limit_train_batches) if isinstance(limit_train_batches, int)
+                   else int(batches * limit_train_batches))
+    return math.ceil(max(batches, 1) / accumulate_grad_batches) * epochs
+
+
+class RunRecord(BaseModel):
+    """One run's record. Identity and status are always there; the rest once the run trained."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    record_version: int = RECORD_VERSION
+    # identity: what ran (``config`` is the full resolved identity, ``RunConfig.identity()``)
+    run_id: str
+    profile: str | None = None
+    backbone: str
+    method: str
+    task: str
+    train_size: int | None = None           # None = the full training split
+    seed: int
+    data_seed: int | None = None            # records written before data_seed existed have none
+    config: JsonObject = {}
+    # outcome
+    status: Literal["ok", "failed"]
+    error: str | None = None
+    traceback: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    wall_time_s: float | None = None
+    machine: dict[str, Any] | str | None = None
+    provenance: JsonObject = {}
+    # a trained run
+    benchmark: str | None = None
+    head_pooling: str | None = None          # what pooling "auto" resolved to (encoders)
+    trainable_params: int | None = None
+    total_params: int | None = None
+    backbone_params: int | None = None
+    trainable_percent: float | None = None
+    val: Scores = {}                          # the selected (best) validation point's metrics
+    test: Scores = {}                         # that checkpoint's test metrics
+    val_score: float | None = None
+    test_score: float | None = None
+    test_predictions: list | None = None      # in test-example order; None = unparsable generation
+    chance_test: Scores = {}                  # the majority class of train, scored on test
+    epochs: int | None = None
+    best_epoch: int | None = None
+    lr_schedule: dict[str, Any] | None = None
+    resumed_at_epoch: int | None = None
+    time_per_epoch_s: float | None = None
+    train_time_s: float | None = None
+    train_loss_per_epoch: list[float] = []
+    peak_mem_mb: float | None = None
+    peak_mem_kind: str | None = None
+    train_examples: int | None = None
+    device: str | None = None
+    devices: int | None = None
+    torch_threads: int | None = None
+
+    @classmethod
+    def parse(cls, raw: Any, source: str) -> RunRecord:
+        """``raw`` (a decoded JSON object) validated; a ``RecordError`` naming ``source`` otherwise."""
+        if not isinstance(raw, Mapping):
+            raise RecordError(f"{source}: a run record must be a JSON object")
+        version = raw.get("record_version", 1)
+        if version not in READABLE_VERSIONS:
+            raise RecordError(f"{source}: record_version {version!r} is not one this code reads "
+                              f"{READABLE_VERSIONS}; a newer compacter-bench wrote it")
+        try:
+            return cls.model_validate({**raw, "record_version": version})
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in error.errors())
+            raise RecordError(f"{source}: invalid run record ({problems})") from None
+
+    @classmethod
+    def read(cls, path: Path) -> RunRecord:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise RecordError(f"{path}: corrupt run record, not valid JSON ({err})") from err
+        return cls.parse(raw, str(path))
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(), indent=2, sort_keys=True, default=str) + "\n"
+
+    @property
+    def step_time_s(self) -> float | None:
+        """Training seconds per optimizer step on one device; None for a run that trained nothing
+        measurable (a failed run)."""
+        batch = self.config.get("batch_size")
+        if not (self.train_examples and batch and self.epochs and self.train_time_s):
+            return None
+        steps = optimizer_steps(self.train_examples, batch, self.config.get("accumulate_grad_batches", 1),
+                                self.epochs, self.config.get("limit_train_batches"))
+        return self.train_time_s / steps
+
+    def wandb_summary(self) -> dict[str, Any]:
+        """What the W&B run's summary holds: the record without its bulky parts, plus the step time
+        (with test_score, trainable_percent and train_size what the dashboard's views need as panels)."""
+        summary = self.model_dump(exclude={"config", "traceback", "test_predictions"})
+        return {**summary, "step_time_s": self.step_time_s}
