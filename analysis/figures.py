@@ -25,7 +25,6 @@ from analysis.tables import (CHANCE_LABEL, CHANCE_NOTE, MISSING, Table, failed_n
 
 POINT_COLUMNS = ["backbone", "method", "label", "task", "train_size", "size_label", "mean", "std", "n", "halfwidth",
                  *(f"vs_{reference}.{field}" for reference in REFERENCES for field in STATISTICS), "marks"]
-FULL = "full"
 
 
 def lowresource_points(records: pd.DataFrame) -> pd.DataFrame:
@@ -53,22 +52,18 @@ def lowresource_points(records: pd.DataFrame) -> pd.DataFrame:
                        zip(points["backbone"], points["method"], points["task"], points["train_size"])]
     labels = row_labels(sorted(set(zip(points["backbone"], points["method"]))))
     points["label"] = [labels[key] for key in zip(points["backbone"], points["method"])]
-    points["size_label"] = points["train_size"].map(lambda s: FULL if pd.isna(s) else str(s))
+    points["size_label"] = points["train_size"].map(names.size_label)
     order = sorted(points.index, key=lambda i: (
         names.task_sort_key(points.at[i, "task"]), names.method_sort_key(points.at[i, "method"]),
-        points.at[i, "backbone"], _size_key(points.at[i, "train_size"])))
+        points.at[i, "backbone"], names.size_sort_key(points.at[i, "train_size"])))
     return points.loc[order, POINT_COLUMNS].reset_index(drop=True)
-
-
-def _size_key(size) -> float:
-    return math.inf if pd.isna(size) else float(size)
 
 
 def lowresource_table(points: pd.DataFrame, records: pd.DataFrame) -> Table:
     """Rows (task, method), columns training sizes ascending, then "full"; a "Majority class"
     row per task where the records carry the chance level."""
     sizes = sorted(points["train_size"].dropna().unique())
-    columns = [str(size) for size in sizes] + ([FULL] if points["train_size"].isna().any() else [])
+    columns = [str(size) for size in sizes] + ([names.FULL] if points["train_size"].isna().any() else [])
     chance = chance_points(records)
     cells = []
     for task, curves in points.groupby("task", sort=False):
@@ -87,7 +82,7 @@ def lowresource_table(points: pd.DataFrame, records: pd.DataFrame) -> Table:
     tested = point_comparisons(points)
     notes = [
         "Test score ×100 (the task's metrics averaged), mean ± sample std over seeds, n = seeds, "
-        f"by number of training examples; {FULL} = the full training set. The CSV adds the 95% "
+        f"by number of training examples; {names.FULL} = the full training set. The CSV adds the 95% "
         "t-interval half-width over seeds (halfwidth) and the comparisons' statistics.",
         marks_note(tested),
         CHANCE_NOTE if not chance.empty else None,
@@ -110,7 +105,7 @@ def chance_points(records: pd.DataFrame) -> pd.DataFrame:
     """Per (task, train size): the mean chance-level score of the ok runs that recorded one."""
     known = records[(records["status"] == "ok") & records["chance_score"].notna()]
     level = known.groupby(["task", "train_size"], dropna=False)["chance_score"].mean().reset_index()
-    level["size_label"] = level["train_size"].map(lambda s: FULL if pd.isna(s) else str(s))
+    level["size_label"] = level["train_size"].map(names.size_label)
     return level
 
 
@@ -159,7 +154,7 @@ def lowresource_figure(points: pd.DataFrame, path: str | Path, chance: pd.DataFr
         # a fixed margin around the sizes, so a one-size panel does not zoom into the dodge
         axis.set_xlim(float(sizes[0]) / 1.6, (full_x if has_full else float(sizes[-1])) * 1.6)
         axis.set_xticks([float(s) for s in sizes] + ([full_x] if has_full else []),
-                        labels=[str(s) for s in sizes] + ([FULL] if has_full else []))
+                        labels=[str(s) for s in sizes] + ([names.FULL] if has_full else []))
         axis.minorticks_off()  # log minor ticks would label sizes that were not run
         axis.set_title(names.task_name(task))
         axis.set_xlabel("training examples")

@@ -6,7 +6,10 @@ records only carry the short ids (``sst2``, ``compacterpp``), so old records rea
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+
+import pandas as pd
 
 import catalog
 
@@ -19,6 +22,17 @@ TASK_NAMES = {t.name: t.display_name for t in catalog.TASKS}
 METRIC_NAMES = catalog.METRIC_NAMES
 METHOD_ORDER = tuple(m.name for m in catalog.METHODS)
 METHOD_NAMES = {m.name: m.display_name for m in catalog.METHODS}
+FULL = "full"  # a full-data run's training size, as every table, figure and view labels it
+
+
+def size_label(size) -> str:
+    """``"100"``, or ``"full"`` for a run on the full training split (no ``train_size``)."""
+    return FULL if pd.isna(size) else str(int(size))
+
+
+def size_sort_key(size) -> float:
+    """Training sizes ascending, full data last."""
+    return math.inf if pd.isna(size) else float(size)
 
 
 def benchmark_of(task: str) -> str | None:

@@ -14,7 +14,7 @@ import pandas as pd
 from analysis import names
 from analysis.figures import point_comparisons
 from analysis.significance import paired_comparisons
-from analysis.tables import data_label, full_data, row_labels
+from analysis.tables import data_label, table_runs, row_labels
 
 
 def missing_runs(records: pd.DataFrame, planned: list[tuple] | None = None) -> list[tuple]:
@@ -108,7 +108,7 @@ def _date(moment) -> str:
 
 def benchmark_observations(records: pd.DataFrame, benchmark: str) -> list[str]:
     """Each method against Finetuning and Adapter, task by task, as the table marks them."""
-    full = full_data(records, benchmark)
+    full = table_runs(records, benchmark)
     if full.empty:
         return []
     where = f"{names.BENCHMARK_NAMES.get(benchmark, benchmark)} ({data_label(records, benchmark)})"

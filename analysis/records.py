@@ -172,6 +172,6 @@ def drop_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
         log.warning(
             "several records for %s %s %s train_size=%s seed=%s: keeping the newest "
             "(finished_at), ignoring %s", row.backbone, row.method, row.task,
-            "full" if pd.isna(row.train_size) else row.train_size, row.seed, row.source,
+            names.size_label(row.train_size), row.seed, row.source,
         )
     return ordered[~stale].sort_index().reset_index(drop=True)

@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from analysis import names
+from catalog import task_score
 from analysis.records import RecordError
 from analysis.significance import REFERENCES, STATISTICS, cell_marks, marks_note, paired_comparisons
 
@@ -164,7 +165,7 @@ def table_train_size(records: pd.DataFrame, benchmark: str) -> float | None:
     return max(coverage.index, key=lambda size: (coverage[size], size))
 
 
-def full_data(records: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+def table_runs(records: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     """The runs a benchmark table is built from: full data, or the size table_train_size picks."""
     size = table_train_size(records, benchmark)
     runs = records[records["benchmark"] == benchmark]
@@ -179,7 +180,7 @@ def data_label(records: pd.DataFrame, benchmark: str) -> str:
 def task_scores(records: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     """Rows (backbone, method) x task columns: the task's metrics averaged (each a mean over
     seeds); NaN where any metric of the task has no ok run. Feeds averages and the README."""
-    full = full_data(records, benchmark)
+    full = table_runs(records, benchmark)
     stats = metric_stats(full)
     tasks = names.order_tasks(full["task"])
     columns = metric_columns(full, tasks)
@@ -187,8 +188,7 @@ def task_scores(records: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     for key in row_keys(full):
         row = {}
         for task in tasks:
-            means = [stats["mean"].get((*key, task, metric)) for t, metric in columns if t == task]
-            row[task] = float("nan") if any(m is None for m in means) else sum(means) / len(means)
+            row[task] = task_score({metric: stats["mean"].get((*key, task, metric)) for t, metric in columns if t == task})
         scores[key] = row
     index = pd.MultiIndex.from_tuples(list(scores), names=["backbone", "method"])
     return pd.DataFrame(list(scores.values()), index=index, columns=tasks)
@@ -201,7 +201,7 @@ def failed_note(records: pd.DataFrame) -> str | None:
         return None
     items = []
     for row in failed.sort_values(["task", "method", "seed"]).itertuples():
-        size = "full" if pd.isna(row.train_size) else row.train_size
+        size = names.size_label(row.train_size)
         error = str(row.error or "no error message")[:80]
         label = names.method_label(row.method, row.backbone)
         items.append(f"{label} {names.task_name(row.task)} n_train={size} seed {row.seed} ({error})")
@@ -250,7 +250,7 @@ def chance_row(full: pd.DataFrame, tasks: list[str], columns: list[tuple[str, st
 def benchmark_table(records: pd.DataFrame, benchmark: str) -> Table | None:
     """Table 1 (GLUE) / Table 2 (SuperGLUE): methods x task metrics + Avg, full data, test;
     significance marks on a task's cells (its test score, the metrics averaged, is tested)."""
-    full = full_data(records, benchmark)
+    full = table_runs(records, benchmark)
     if full.empty:
         return None
     size = table_train_size(records, benchmark)

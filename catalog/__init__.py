@@ -1,16 +1,18 @@
-"""What the benchmark is made of, as plain data: its tasks and its methods, one entry each.
+"""What the benchmark is made of: its tasks and its methods as plain data, one entry each.
 
-Both sides read this module: ``lightning_modules`` builds its ``Task`` objects from the
-``TaskSpec`` entries (formats, source layouts), ``analysis`` takes labels, metric order and
-benchmarks from them. It imports nothing beyond the standard library, so ``analysis`` can use
-it without importing the training code, and it works for every record ever written (records
-carry only the short ids). A table shared by both sides rather than fields copied into each run
-record: old records need no migration, and a display name fixed here fixes every report.
+Both sides read this package: ``lightning_modules`` and ``experiments`` build their ``Task``
+objects from the ``TaskSpec`` entries (formats, source layouts), ``analysis`` takes labels,
+metric order and benchmarks from them. This module imports nothing beyond the standard library,
+and no module of the package imports Lightning or the training code, so ``analysis`` can use it
+(``tests/test_analysis_reports.py`` holds that). Beside it: the tasks' behaviour (``tasks``,
+``metrics``, ``sources``, ``chance``), the run record (``record``) and the profile (``profile``).
+A table shared by both sides rather than fields copied into each run record: old records need no
+migration, and a display name fixed here fixes every report.
 
 Adding a task is one ``TaskSpec`` in ``TASKS`` (plus, only if its raw examples need
-task-specific cleaning, a view function in ``catalog/tasks.py``). Adding a method
-config is one ``MethodSpec`` in ``METHODS`` next to its YAML file in
-``experiments/configs/methods/`` (and, for new math, its entry in ``compacter.METHODS``).
+task-specific cleaning, a view function in ``catalog/tasks.py``). Adding a method config is one
+``MethodSpec`` in ``METHODS`` next to its YAML file in ``experiments/configs/methods/`` (and, for
+new math, its entry in ``compacter.METHODS``).
 """
 
 from __future__ import annotations

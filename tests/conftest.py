@@ -68,7 +68,7 @@ def pretrained(tiny_checkpoints, tmp_path_factory) -> dict[str, Pretraining]:
     for arch, path in tiny_checkpoints.items():
         config, record = tiny_run("finetune", path, "synthetic_count", root / "runs", learning_rate=1e-3, epochs=5,
                                   save_trained_weights=True)
-        assert record["status"] == "ok", record.get("traceback")
+        assert record.status == "ok", record.traceback
         trained = root / "runs" / "trained" / config.run_id
         model = compacter.load_trained(load_model(resolve(path), "regression"), trained)
         (model.bert if arch == "bert" else model).save_pretrained(root / arch)

@@ -62,7 +62,7 @@ def test_a_killed_run_resumes_from_its_last_epoch_and_leaves_one_record(tiny_ber
     # epoch's mean training loss (each depends on every step before it) bit-identical
     never_stopped = run(run_config(backbone, tmp_path / "whole", shared_data, **settings))
     assert (record["val"], record["test"], record["best_epoch"], record["train_loss_per_epoch"]) == (
-        never_stopped["val"], never_stopped["test"], never_stopped["best_epoch"], never_stopped["train_loss_per_epoch"])
+        never_stopped.val, never_stopped.test, never_stopped.best_epoch, never_stopped.train_loss_per_epoch)
 
 def test_ddp_on_two_cpu_processes_writes_one_record_equal_to_one_device(tiny_berts, shared_data, tmp_path):
     """Full-batch training (the global batch is the whole training set): every step's gradient is the
@@ -75,9 +75,9 @@ def test_ddp_on_two_cpu_processes_writes_one_record_equal_to_one_device(tiny_ber
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     (path,) = (tmp_path / "ddp").glob("*.json")
     record = json.loads(path.read_text())
-    assert record["status"] == "ok" and record["devices"] == 2 and one["devices"] == 1
+    assert record["status"] == "ok" and record["devices"] == 2 and one.devices == 1
     # gathered across ranks and de-duplicated, both score the same full validation and test sets
-    assert (record["val"], record["test"]) == (one["val"], one["test"])
+    assert (record["val"], record["test"]) == (one.val, one.test)
     trained = {name: load_file(next((tmp_path / name / "trained").rglob("*.safetensors"))) for name in ("one", "ddp")}
     # tolerance: observed differences are <= 1.1e-6; a real divergence (a rank's half missing from the
     # gradient, the sum instead of the mean) moves Adam's updates by ~lr = 1e-2 per step

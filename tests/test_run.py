@@ -26,9 +26,9 @@ def left_behind(results_dir) -> list[str]:
 @pytest.mark.parametrize("arch", ["bert", "t5"])
 def test_a_run_writes_one_ok_record_and_nothing_else(arch, tiny_checkpoints, tmp_path):
     config, record = tiny_run("compacter", tiny_checkpoints[arch], "synthetic", tmp_path, epochs=1, train_size=64)
-    assert record["status"] == "ok", record.get("traceback")
+    assert record.status == "ok", record.traceback
     saved = json.loads(config.record_path.read_text())
-    assert saved == json.loads(json.dumps(record, default=str))
+    assert saved == json.loads(record.to_json())
     assert set(saved["test"]) == {"accuracy"} and len(saved["test_predictions"]) == 128
     assert saved["train_examples"] == 64 and saved["trainable_params"] < saved["backbone_params"]
     assert left_behind(tmp_path) == [config.record_path.name], "only the record is left behind"
@@ -37,16 +37,16 @@ def test_a_run_writes_one_ok_record_and_nothing_else(arch, tiny_checkpoints, tmp
 def test_a_run_records_its_data_seed_and_the_schedule_it_trained_with(tiny_checkpoints, tmp_path):
     config, record = tiny_run("compacter", tiny_checkpoints["bert"], "synthetic", tmp_path, epochs=1, train_size=64,
                               batch_size=8, accumulate_grad_batches=2, warmup_steps=500)
-    assert record["status"] == "ok", record.get("traceback")
+    assert record.status == "ok", record.traceback
     steps = 64 // 8 // 2  # 8 batches, one optimizer step per 2: what the plan counts too
-    assert record["lr_schedule"] == lr_schedule(steps, 500, None, False) and optimizer_steps(config) == steps
-    assert record["data_seed"] == record["config"]["data_seed"] == 42
+    assert record.lr_schedule == lr_schedule(steps, 500, None, False) and optimizer_steps(config) == steps
+    assert record.data_seed == record.config["data_seed"] == 42
 
 
 def test_validating_every_n_epochs_selects_among_validated_epochs_only(tiny_checkpoints, tmp_path):
     _, record = tiny_run("compacter", tiny_checkpoints["bert"], "synthetic", tmp_path, epochs=2, train_size=64)
-    assert record["status"] == "ok", record.get("traceback")
-    assert record["epochs"] == 2 and record["best_epoch"] == 1  # epoch 0 was never validated
+    assert record.status == "ok", record.traceback
+    assert record.epochs == 2 and record.best_epoch == 1  # epoch 0 was never validated
 
 
 def test_val_every_n_epochs_must_divide_epochs():
@@ -59,7 +59,7 @@ def test_val_every_n_epochs_must_divide_epochs():
 def failed_run(tmp_path, backbone, **overrides):
     config, record = tiny_run(overrides.pop("method", "compacter"), backbone, overrides.pop("task", "synthetic"),
                               tmp_path, epochs=1, train_size=32, **overrides)
-    assert record["status"] == "failed"
+    assert record.status == "failed"
     assert json.loads(config.record_path.read_text())["status"] == "failed"
     # nothing half-written: no checkpoints, no trained weights, only the failed record
     assert left_behind(tmp_path) == [config.record_path.name]
@@ -68,20 +68,20 @@ def failed_run(tmp_path, backbone, **overrides):
 
 def test_an_unknown_backbone_is_a_failed_run_naming_the_known_ones(tmp_path):
     record = failed_run(tmp_path, "/nonexistent/checkpoint")
-    assert record["error"].startswith("ValueError: unknown backbone '/nonexistent/checkpoint': not one of minilm, "
+    assert record.error.startswith("ValueError: unknown backbone '/nonexistent/checkpoint': not one of minilm, "
                                       "t5-base and not a reachable Hugging Face checkpoint")
 
 
 def test_n_not_dividing_the_bottleneck_is_a_failed_run_naming_the_sizes(tiny_checkpoints, tmp_path):
     record = failed_run(tmp_path, tiny_checkpoints["bert"], method_options={"reduction_factor": 8, "n": 3})
-    assert record["error"] == ("ValueError: compacter: n=3 must divide the hidden size and the bottleneck (hidden 64 "
+    assert record.error == ("ValueError: compacter: n=3 must divide the hidden size and the bottleneck (hidden 64 "
                                "/ reduction_factor 8 = 8); not divisible by n: hidden size 64, bottleneck 8. Use n in "
                                "[1, 2, 4, 8] or another reduction_factor.")
 
 
 def test_a_missing_data_directory_is_a_failed_run_naming_the_expected_layout(tiny_checkpoints, tmp_path):
     record = failed_run(tmp_path / "results", tiny_checkpoints["bert"], task="rte", glue_dir=str(tmp_path / "nope"))
-    assert record["error"] == (f"FileNotFoundError: {tmp_path}/nope/RTE not found; expected the download_glue_data.py "
+    assert record.error == (f"FileNotFoundError: {tmp_path}/nope/RTE not found; expected the download_glue_data.py "
                                f"layout: {tmp_path}/nope/RTE/{{train.tsv, dev.tsv}}")
 
 
@@ -92,13 +92,13 @@ def test_a_malformed_tsv_line_is_a_failed_run_naming_file_and_line(tiny_checkpoi
     lines = (shared_data / "glue" / "RTE" / "train.tsv").read_text().splitlines()
     (rte / "train.tsv").write_text("\n".join([*lines[:3], "7\tonly two columns", *lines[3:50]]) + "\n")
     record = failed_run(tmp_path / "results", tiny_checkpoints["bert"], task="rte", glue_dir=str(tmp_path / "glue"))
-    assert record["error"] == f"ValueError: {rte}/train.tsv:4: expected 4 tab-separated columns, found 2"
+    assert record.error == f"ValueError: {rte}/train.tsv:4: expected 4 tab-separated columns, found 2"
 
 
 def test_a_nan_loss_is_a_failed_run_naming_the_step(tiny_checkpoints, tmp_path):
     # a learning rate of 1e30 overflows the weights after the first step
     record = failed_run(tmp_path, tiny_checkpoints["bert"], method="finetune", learning_rate=1e30)
-    assert record["error"] == "NonFiniteLossError: training loss became nan at step 1"
+    assert record.error == "NonFiniteLossError: training loss became nan at step 1"
 
 
 def test_nan_loss_stops_training_with_a_named_error():

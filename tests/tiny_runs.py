@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from catalog.record import RunRecord
 from experiments.run import RunConfig, make_run_config, run
 
 FAST = dict(batch_size=16, eval_batch_size=128, warmup_steps=0, max_source_length=32,
@@ -24,7 +25,7 @@ LEARNS = {
 }
 
 
-def tiny_run(method: str, backbone: str, task: str, results_dir: Path, **overrides) -> tuple[RunConfig, dict]:
+def tiny_run(method: str, backbone: str, task: str, results_dir: Path, **overrides) -> tuple[RunConfig, RunRecord]:
     """One run validated once, after its last epoch (the tiny runs select nothing)."""
     settings = {**FAST, **LEARNS.get(method, {}), **overrides}
     settings.setdefault("val_every_n_epochs", settings.get("epochs", 1))
