@@ -79,7 +79,7 @@ def wandb_record(run: Any) -> dict[str, Any]:
     """Rebuild a record from a W&B run: fields from ``run.summary`` (final values) over
     ``run.config``. Scores may be logged nested (``test: {accuracy: ..}``) or flat
     (``test/accuracy``, ``test.accuracy``). The run's group, job type and id stand in for
-    profile, task and run id when the logged fields lack them (DESIGN.md's W&B layout)."""
+    profile, task and run id when the logged fields lack them (``experiments.run.make_wandb_logger``)."""
     config = _plain(run.config)
     record = {**config, **_plain(run.summary)}
     for split in SCORE_FIELDS:

@@ -229,7 +229,7 @@ def _run_locally(todo: list[RunConfig], jobs: int, progress: Progress) -> None:
     # an interrupted run leaves no record and resumes from its last checkpoint next time.
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
         for record in pool.imap_unordered(_run_in_worker, [(config, threads) for config in todo]):
-            progress.update(record, log_path(by_id[record["run_id"]]))
+            progress.update(record, log_path(by_id[record.run_id]))
 
 
 def _run_on_slurm(todo: list[RunConfig], options: SlurmOptions, progress: Progress) -> None:

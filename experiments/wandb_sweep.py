@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.agent:
             record = agent_run({"profile": args.profile, "profile_digest": args.profile_digest, "cell": args.cell})
-            return 0 if record is None or record["status"] == "ok" else 1
+            return 0 if record is None or record.status == "ok" else 1
         definition = sweep_definition(args.profile)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

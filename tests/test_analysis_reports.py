@@ -99,6 +99,7 @@ def test_cli_writes_every_report_and_readme(tmp_path, capsys):
     assert "efficiency: not generated" in (out / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_cli_runs_as_module(tmp_path):
     results = write(tmp_path / "results", SWEEP[:4])
     done = subprocess.run([sys.executable, "-m", "analysis.build_reports", "--results", str(results),

@@ -15,7 +15,6 @@ from catalog.sources import load_splits
 
 def test_every_method_config_has_one_catalog_entry_and_every_library_method_a_config():
     configs = {path.stem for path in (CONFIG_DIR / "methods").glob("*.yaml")}
-    assert [m.name for m in catalog.METHODS] == list(names.METHOD_ORDER)
     assert set(names.METHOD_ORDER) == configs
     assert set(compacter.METHODS) == {method_config(m).get("method", m) for m in configs}
 
@@ -24,7 +23,6 @@ def test_analysis_names_and_orders_tasks_from_the_catalog():
     assert names.GLUE_TASKS == ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
     assert names.task_name("stsb") == "STS-B" and names.task_metrics("cb") == ("macro_f1", "accuracy")
     assert names.benchmark_of("boolq") == "superglue" and names.method_label("compacterpp") == "Compacter++"
-    assert list(tasks.TASKS) == [t.name for t in catalog.TASKS]
 
 
 @pytest.fixture

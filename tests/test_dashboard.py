@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from analysis.build_reports import main
+from tests.conftest import missing
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALL = "install it with: apt-get update && apt-get install -y chromium (and pip install -e '.[dev]' for playwright)"
@@ -27,10 +28,7 @@ def chromium_path() -> str:
     except ImportError:
         path = None
     if path is None:
-        message = f"headless Chromium or playwright not found; {INSTALL}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"headless Chromium or playwright not found; {INSTALL}")
     return path
 
 

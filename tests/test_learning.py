@@ -20,6 +20,8 @@ from lightning_modules.module import TaskModule
 from catalog.tasks import get_task, stsb_target
 from tests.tiny_runs import tiny_run
 
+pytestmark = pytest.mark.slow  # trains models: make test-fast leaves these out
+
 GRID = {stsb_target(i / 5) for i in range(26)}  # T5's STS-B targets "0.0", "0.2", ... "5.0"
 
 

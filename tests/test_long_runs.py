@@ -7,11 +7,14 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from experiments.run import make_run_config, run
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow  # trains models: make test-fast leaves these out
 
 SETTINGS = dict(batch_size=16, eval_batch_size=64, warmup_steps=0, max_source_length=64, learning_rate=1e-2,
                 method_options={"reduction_factor": 8, "n": 4}, wandb_mode="disabled", accelerator="cpu")

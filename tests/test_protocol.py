@@ -6,12 +6,16 @@ import json
 
 import pytest
 
+from catalog.record import RunRecord
 from experiments import plan
+from experiments.run import identity_fields, write_record
 from experiments.run import make_run_config
 from catalog.profile import Profile, load_profile
 from experiments.sweep import main, run_configs
 from lightning_modules.module import lr_schedule
 from catalog.sources import load_splits
+
+pytestmark = pytest.mark.slow  # expands the paper grid (1248 runs): make test-fast leaves these out
 
 # method row: (learning rate, task-name prefix, batch size, gradient accumulation, method options)
 ADAPTER = {"reduction_factor": 32, "activation": "gelu_new", "n": None, "shared_rules_init_std": 1e-4,
@@ -111,7 +115,7 @@ def test_plan_as_json_lines_has_each_runs_resolved_config_and_status(tmp_path, m
     monkeypatch.chdir(tmp_path)  # records go to results/paper relative to the working directory
     done = next(c for c in paper if c.method == "compacter" and c.task == "cb")
     done.record_path.parent.mkdir(parents=True)
-    done.record_path.write_text(json.dumps({"status": "ok"}))
+    write_record(RunRecord(**identity_fields(done), status="ok"), done.record_path)
     assert main(["--profile", "paper", "--dry-run", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["run_id"] for r in rows] == [c.run_id for c in paper]

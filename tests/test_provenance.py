@@ -1,16 +1,12 @@
-"""What a run record says it was made with (provenance) and its chance level, and how the
-reports' README summarises them."""
+"""What a run record says it was made with (provenance), and how the reports' README summarises it."""
 import hashlib
 import subprocess
 
-import pytest
 
 from analysis.readme import describe_provenance
 from analysis.records import normalise, to_frame
 from experiments.provenance import data_provenance, git_state, provenance
 from experiments.run import make_run_config
-from catalog.chance import majority_scores
-from catalog.tasks import get_task
 
 
 def git(root, *args):
@@ -64,22 +60,3 @@ def test_provenance_of_a_run_reaches_the_reports_readme(tmp_path):
     assert f"- code: commit {'a' * 12} (1 runs, clean tree)" in lines
     assert any(line.startswith("- packages: datasets ") and line.endswith("(3 runs)") for line in lines)
     assert "- data files: 1 read, sha256 in each record; with different contents across runs: /d/SST-2/train.tsv" in lines
-
-
-def test_majority_class_scores_the_most_frequent_training_label_on_test():
-    sst2, mrpc, stsb = get_task("sst2"), get_task("mrpc"), get_task("stsb")
-    train = [{"label": 1}, {"label": 1}, {"label": 0}]
-    test = [{"label": 1}, {"label": 0}, {"label": 0}, {"label": 0}]
-    assert majority_scores(sst2, train, test) == {"accuracy": 25.0}
-    assert majority_scores(sst2, [{"label": 1}, {"label": 0}], test) == {"accuracy": 75.0}  # tie: label 0
-    # always 1 on test golds 1,0,0,0: precision 1/4, recall 1 -> F1 = 2 * 0.25 / 1.25 = 40
-    assert majority_scores(mrpc, train, test) == pytest.approx({"accuracy": 25.0, "f1": 40.0})
-    golds = [{"label": 1.0}, {"label": 4.0}, {"label": 2.5}]
-    assert majority_scores(stsb, golds, golds) == {"pearson": 0.0, "spearman": 0.0}  # the mean predictor
-    assert majority_scores(get_task("record"), train, test) is None
-
-
-def test_records_carry_the_chance_level_as_its_metrics_mean():
-    row = normalise({"run_id": "r", "backbone": "b", "method": "m", "task": "mrpc", "seed": 1, "status": "ok",
-                     "chance_test": {"accuracy": 68.0, "f1": 81.0}}, "r")
-    assert (row["chance.accuracy"], row["chance.f1"], row["chance_score"]) == (68.0, 81.0, 74.5)

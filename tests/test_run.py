@@ -141,6 +141,7 @@ def test_the_cli_rejects_bad_input_with_exit_2_and_writes_nothing(args, message,
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_the_run_cli_trains_and_prints_its_record(tiny_checkpoints, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "experiments.run", "--backbone", tiny_checkpoints["t5"], "--method", "adapter",
@@ -154,6 +155,7 @@ def test_the_run_cli_trains_and_prints_its_record(tiny_checkpoints, tmp_path):
     assert record["status"] == "ok" and record["task"] == "synthetic" and record["train_examples"] == 32
 
 
+@pytest.mark.slow
 def test_the_sweep_cli_lists_a_profiles_runs_without_running_them():
     result = subprocess.run([sys.executable, "-m", "experiments.sweep", "--profile", "smoke", "--dry-run"],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -163,6 +165,7 @@ def test_the_sweep_cli_lists_a_profiles_runs_without_running_them():
     assert sum(" minilm-" in line for line in lines) == 6
 
 
+@pytest.mark.slow
 def test_the_param_table_cli_writes_the_table(tmp_path):
     result = subprocess.run([sys.executable, "-m", "experiments.param_table", "--backbones", "t5-base",
                              "--methods", "compacter", "compacterpp", "--out", str(tmp_path)],

@@ -32,6 +32,7 @@ def records(directory):
     return {p.stem: json.loads(p.read_text()) for p in directory.glob("*.json")}
 
 
+@pytest.mark.slow
 def test_smoke_profile_runs_resumes_after_a_kill_and_builds_tables(local_data, tmp_path, monkeypatch):
     results = tmp_path / "results" / "smoke"  # where the profile puts its records, relative to the working dir
     profile = load_profile("smoke")
@@ -79,6 +80,7 @@ def test_smoke_profile_runs_resumes_after_a_kill_and_builds_tables(local_data, t
         "a W&B agent skips a cell whose record is ok"
 
 
+@pytest.mark.slow
 def test_failing_runs_are_recorded_and_the_sweep_goes_on_in_parallel(local_data, tmp_path):
     profile = Profile(name="failing", description="", blocks=[
         {"backbones": ["minilm"], "methods": ["compacter"], "tasks": ["cb", "copa"], "train_sizes": [100000],
@@ -88,9 +90,10 @@ def test_failing_runs_are_recorded_and_the_sweep_goes_on_in_parallel(local_data,
     saved = records(tmp_path)
     assert len(saved) == 2 and all(r["status"] == "failed" for r in saved.values())
     assert all("100000" in r["error"] for r in saved.values()), "the error says what was asked"
-    assert all(f"logs/{r['run_id']}.log" in r["log"] and "100000" in open(r["log"]).read() for r in failed)
+    assert all(f"logs/{r.run_id}.log" in str(log) and "100000" in log.read_text() for r, log in failed)
 
 
+@pytest.mark.slow
 def test_two_runs_in_one_worker_each_carry_their_own_peak_memory(local_data, tiny_berts, tmp_path):
     """Full fine-tuning of MiniLM (22.7M weights, AdamW's two moments) first, then a tiny BERT: a
     process-lifetime peak would give the second run the first one's peak."""
@@ -104,6 +107,7 @@ def test_two_runs_in_one_worker_each_carry_their_own_peak_memory(local_data, tin
     assert big["peak_mem_mb"] - tiny["peak_mem_mb"] > 200, (big["peak_mem_mb"], tiny["peak_mem_mb"])
 
 
+@pytest.mark.slow
 def test_a_slurm_sweep_through_submitit_writes_the_same_records(local_data, tiny_berts, tmp_path):
     """submitit's local executor: each pending run is one array task in its own process."""
     profile = Profile(name="slurm", description="", blocks=[
