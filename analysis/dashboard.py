@@ -47,7 +47,7 @@ HERE = Path(__file__).resolve().parent
 COLOURS = qualitative.Dark24
 
 
-def _number(value) -> float | None:
+def _sort_number(value) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
@@ -63,7 +63,7 @@ def _rgba(colour: str, alpha: float) -> str:
     return f"rgba({red},{green},{blue},{alpha})"
 
 
-def _plain(figure: go.Figure) -> dict:
+def _figure_data(figure: go.Figure) -> dict:
     """The figure's JSON without its template (~10 kB each): the page holds one for all."""
     plain = figure.to_plotly_json()
     plain["layout"].pop("template", None)
@@ -139,7 +139,7 @@ def _pareto_panel(group, kind, tasks, size, title, points, labels, colours, y_ti
             meta={"backbone": key[0], "method": key[1]}))
     figure.update_layout(title=dict(text=title, font=dict(size=14)), height=380, margin=dict(l=60, r=20, t=50, b=50),
                          xaxis=dict(type="log", title="% trainable parameters (log)"), yaxis=dict(title=y_title))
-    return {"group": group, "kind": kind, "tasks": tasks, "size": size, "figure": _plain(figure)}
+    return {"group": group, "kind": kind, "tasks": tasks, "size": size, "figure": _figure_data(figure)}
 
 
 def curve_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
@@ -187,7 +187,7 @@ def curve_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
             height=400, margin=dict(l=60, r=20, t=50, b=50), yaxis=dict(title="test score"),
             xaxis=dict(type="log", title="training examples", tickvals=ticks,
                        ticktext=[str(int(s)) for s in sizes] + [names.FULL] * (len(ticks) - len(sizes))))
-        panels.append({"tasks": [task], "figure": _plain(figure),
+        panels.append({"tasks": [task], "figure": _figure_data(figure),
                        "sizes": [names.size_label(s) for s in sizes] + [names.FULL] * (len(ticks) > len(sizes))})
     return panels
 
@@ -195,17 +195,9 @@ def curve_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
 def table_view(table: Table, size: str | None) -> dict:
     """A report table as the page's sortable table: cells as formatted for Markdown, sort keys
     from the table's numbers; metric columns know their task (the task filter hides them)."""
-    # header -> numbers column, for the headers benchmark_table and efficiency_table write
-    numeric = {"% trainable params": "trainable_percent_min", "Avg": "avg", "Method": "label",
-               "Trainable params": "trainable_params", "Train step (s)": "train_step_s",
-               "Train step (× finetune)": "train_step_ratio", "Peak memory (MB)": "peak_mem_mb",
-               "Peak memory (× finetune)": "peak_mem_ratio", "Inference (s)": "infer_s",
-               "Inference (× finetune)": "infer_ratio", "Backbone": "backbone", "Device": "device"}
-    tasks = {}
-    for column in table.numbers.columns:
-        if column.endswith(".mean"):
-            task, metric, _ = column.split(".")
-            numeric[metric_header(task, metric)], tasks[metric_header(task, metric)] = column, task
+    numeric = table.sort_by
+    tasks = {metric_header(*column.split(".")[:2]): column.split(".")[0]
+             for column in table.numbers.columns if column.endswith(".mean")}
     columns = [{"key": str(c), "header": str(c), "task": tasks.get(c)} for c in table.cells.columns]
     rows = []
     for (_, cells), (_, numbers) in zip(table.cells.iterrows(), table.numbers.iterrows()):
@@ -213,7 +205,7 @@ def table_view(table: Table, size: str | None) -> dict:
                 for c in table.cells.columns}
         rows.append({"backbone": numbers["backbone"], "method": numbers["method"],
                      "cells": {str(c): str(v) for c, v in cells.items()},
-                     "sort": {k: (_number(v) if not isinstance(v, str) else v) for k, v in sort.items()}})
+                     "sort": {k: (_sort_number(v) if not isinstance(v, str) else v) for k, v in sort.items()}})
     return {"title": table.title, "notes": list(table.notes), "size": size, "columns": columns, "rows": rows}
 
 
@@ -255,7 +247,7 @@ def efficiency_figure(frame: pd.DataFrame) -> dict:
                          margin=dict(l=130, r=20, t=40, b=70),
                          legend=dict(orientation="h", yref="container", y=0.0, yanchor="bottom"))
     figure.update_yaxes(autorange="reversed")
-    return _plain(figure)
+    return _figure_data(figure)
 
 
 def run_rows(records: pd.DataFrame, planned: list[tuple] | None) -> dict:

@@ -80,8 +80,8 @@ def wandb_record(run: Any) -> dict[str, Any]:
     ``run.config``. Scores may be logged nested (``test: {accuracy: ..}``) or flat
     (``test/accuracy``, ``test.accuracy``). The run's group, job type and id stand in for
     profile, task and run id when the logged fields lack them (``experiments.run.make_wandb_logger``)."""
-    config = _plain(run.config)
-    record = {**config, **_plain(run.summary)}
+    config = _as_dicts(run.config)
+    record = {**config, **_as_dicts(run.summary)}
     for split in SCORE_FIELDS:
         scores = dict(record.get(split) or {})
         for key, value in record.items():
@@ -97,10 +97,10 @@ def wandb_record(run: Any) -> dict[str, Any]:
     return {key: value for key, value in record.items() if key in RunRecord.model_fields}  # not W&B's own keys
 
 
-def _plain(value: Any) -> Any:
+def _as_dicts(value: Any) -> Any:
     """W&B summaries are dict-like objects, nested; turn them into plain dicts."""
     if hasattr(value, "items"):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: _as_dicts(item) for key, item in value.items()}
     return value
 
 

@@ -10,6 +10,7 @@ column of their table, so a method is never ranked on fewer tasks than the other
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,13 +39,15 @@ _LATEX = str.maketrans({
 @dataclass(frozen=True)
 class Table:
     """One report table. ``numbers`` is the machine-readable CSV (one number per column);
-    ``cells`` holds the formatted strings Markdown and LaTeX show."""
+    ``cells`` holds the formatted strings Markdown and LaTeX show; ``sort_by`` maps a cell header
+    to the numbers column an interactive view sorts it by (headers not in it sort as text)."""
 
     name: str
     title: str
     numbers: pd.DataFrame
     cells: pd.DataFrame
     notes: tuple[str, ...] = ()
+    sort_by: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_markdown(self) -> str:
         text = f"# {self.title}\n\n{self.cells.to_markdown(index=False)}\n"
@@ -302,8 +305,10 @@ def benchmark_table(records: pd.DataFrame, benchmark: str) -> Table | None:
         if incomplete else None,
         failed_note(full),
     ]
+    sort_by = {"Method": "label", "% trainable params": "trainable_percent_min", "Avg": "avg",
+               **{metric_header(task, metric): f"{task}.{metric}.mean" for task, metric in columns}}
     return Table(benchmark, f"{bench} (test, {data_label(records, benchmark)})", pd.DataFrame(numbers),
-                 pd.DataFrame(cells), tuple(n for n in notes if n))
+                 pd.DataFrame(cells), tuple(n for n in notes if n), sort_by)
 
 
 def params_table(records: pd.DataFrame) -> Table:
@@ -364,15 +369,18 @@ def efficiency_table(path: str | Path) -> Table:
                           else f"{v:.2f} [{lo:.2f}, {hi:.2f}]"
                           for v, lo, hi in zip(frame[column], frame[f"{column}_lo"], frame[f"{column}_hi"])])
 
+    measured = {"Trainable params": ("trainable_params", ",.0f"), "Train step (s)": ("train_step_s", ".3g"),
+                "Train step (× finetune)": ("train_step_ratio", None), "Peak memory (MB)": ("peak_mem_mb", ",.0f"),
+                "Peak memory (× finetune)": ("peak_mem_ratio", None), "Inference (s)": ("infer_s", ".3g"),
+                "Inference (× finetune)": ("infer_ratio", None)}  # header: (column, format; None: a ratio)
     cells = pd.DataFrame({
         "Method": [names.method_label(m, b) for m, b in zip(frame["method"], frame["backbone"])],
         "Backbone": frame["backbone"], "Device": frame["device"],
-        "Trainable params": show("trainable_params", ",.0f"),
-        "Train step (s)": show("train_step_s", ".3g"), "Train step (× finetune)": show_ratio("train_step_ratio"),
-        "Peak memory (MB)": show("peak_mem_mb", ",.0f"), "Peak memory (× finetune)": show_ratio("peak_mem_ratio"),
-        "Inference (s)": show("infer_s", ".3g"), "Inference (× finetune)": show_ratio("infer_ratio"),
+        **{header: show_ratio(column) if spec is None else show(column, spec)
+           for header, (column, spec) in measured.items()},
     })
+    sort_by = {"Backbone": "backbone", "Device": "device", **{header: column for header, (column, _) in measured.items()}}
     notes = (f"Copied from {path.name}, measured by the efficiency benchmark, not by the runs; "
              "ratios are relative to finetune; [lo, hi]: the ratio's range over the benchmark's rounds "
              "(where it overlaps 1.0 or another method's, the two are indistinguishable).",)
-    return Table("efficiency", "Efficiency", frame, cells, notes)
+    return Table("efficiency", "Efficiency", frame, cells, notes, sort_by)

@@ -52,7 +52,8 @@ class TaskSpec:
     ``hub_config``: the Hub dataset config when it is not the task's name;
     ``validation_from_train``: the paper's rule for large tasks, this many training examples held
     out as validation (the original validation set becomes test); 0: the original validation set
-    is halved into validation and test.
+    is halved into validation and test; ``eval_splits``: MNLI validates on its mismatched and tests
+    on its matched validation split, as they are.
     """
 
     name: str
@@ -70,6 +71,7 @@ class TaskSpec:
     jsonl: str | None = None
     hub_config: str | None = None
     validation_from_train: int = 0
+    eval_splits: tuple[str, str] = ()  # (validation, test) taken whole from these original splits
     train_examples: int | None = None  # in the original train split (MultiRC: answers); None: generated
 
     def __post_init__(self):
@@ -120,7 +122,8 @@ TASKS: tuple[TaskSpec, ...] = (
              tsv=Tsv("STS-B", {"sentence1": "sentence1", "sentence2": "sentence2"}, "score")),
     TaskSpec("mnli", "MNLI", "glue", _ACC, ("entailment", "neutral", "contradiction"), "classification",
              **_pair("premise", "hypothesis"), train_examples=392702,
-             tsv=Tsv("MNLI", {"premise": "sentence1", "hypothesis": "sentence2"}, "gold_label")),
+             tsv=Tsv("MNLI", {"premise": "sentence1", "hypothesis": "sentence2"}, "gold_label"),
+             eval_splits=("validation_mismatched", "validation_matched")),
     TaskSpec("qnli", "QNLI", "glue", _ACC, _NLI2, "classification",
              **_pair("question", "sentence"), train_examples=104743, validation_from_train=1000,
              tsv=Tsv("QNLI", {"question": "question", "sentence": "sentence"}, "label")),

@@ -25,7 +25,7 @@ from pathlib import Path
 import datasets
 import torch
 
-from catalog.tasks import TASKS, get_task
+from catalog.tasks import TASKS, Task, get_task
 
 HUB_DATASETS = {"glue": "nyu-mll/glue", "superglue": "aps/super_glue"}
 # Where each task lives in a local copy (``Task.tsv``, ``Task.jsonl``) and which fields its examples
@@ -41,18 +41,15 @@ def _with_layout(layout: str) -> list[str]:
 
 def original_splits(task: str) -> tuple[str, ...]:
     """The labelled splits of the original release that the paper's split rule reads."""
-    get_task(task)
-    if task == "mnli":
-        return ("train", "validation_mismatched", "validation_matched")
-    return ("train", "validation")
+    return ("train", *(get_task(task).eval_splits or ("validation",)))
 
 
 # ---------------------------------------------------------------- normalisation
 
-def _parse_label(task: str, value) -> int | float:
-    if get_task(task).encoder_head == "regression":  # STS-B's similarity score
+def _parse_label(task: Task, value) -> int | float:
+    if task.encoder_head == "regression":  # STS-B's similarity score
         return float(value)
-    labels = get_task(task).labels
+    labels = task.labels
     if isinstance(value, bool):
         index = int(value)
     elif isinstance(value, int):
@@ -68,22 +65,28 @@ def _parse_label(task: str, value) -> int | float:
     return index
 
 
-def _normalize(task: str, row: dict, where: str) -> dict:
+# A Hub row's ``idx`` -> the example's ids, where it is not one number: MultiRC's answer within its
+# question (the group its EM is computed over), ReCoRD's query within its passage.
+EXAMPLE_IDS: dict[str, Callable[[dict], dict]] = {
+    "multirc": lambda idx: {"idx": int(idx["answer"]), "group": int(idx["question"])},
+    "record": lambda idx: {"idx": int(idx["query"]), "passage_idx": int(idx["passage"])},
+}
+
+
+def _example_ids(idx) -> dict:
+    return {"idx": int(idx)}
+
+
+def _normalize(task: Task, row: dict, where: str) -> dict:
     """A Hub-shaped row -> the example dict every consumer sees; errors name ``where``."""
     try:
-        example = {name: row[name] for name in get_task(task).fields}
-        if task == "record":
+        example = {name: row[name] for name in task.fields}
+        if task.is_span:  # ReCoRD: gold answers, picked among the passage's entities
             example["entities"] = list(example["entities"])
             example["answers"] = [str(a) for a in row["answers"]]
         else:
             example["label"] = _parse_label(task, row["label"])
-        idx = row["idx"]
-        if task == "multirc":
-            example["idx"], example["group"] = int(idx["answer"]), int(idx["question"])
-        elif task == "record":
-            example["idx"], example["passage_idx"] = int(idx["query"]), int(idx["passage"])
-        else:
-            example["idx"] = int(idx)
+        example.update(EXAMPLE_IDS.get(task.name, _example_ids)(row["idx"]))
     except KeyError as err:
         raise ValueError(f"{where}: missing field {err}") from None
     except (TypeError, ValueError) as err:
@@ -99,11 +102,12 @@ def read_glue_tsv(task: str, path: str | os.PathLike) -> list[dict]:
     Quoting is disabled (``csv.QUOTE_NONE``): GLUE sentences contain unbalanced quotes,
     and a quote-aware reader silently merges lines.
     """
-    fmt, path = get_task(task).tsv, Path(path)
+    task = get_task(task)
+    fmt, path = task.tsv, Path(path)
     if fmt is None:
-        raise ValueError(f"task {task!r} has no GLUE tsv format; valid: {', '.join(_with_layout('tsv'))}")
+        raise ValueError(f"task {task.name!r} has no GLUE tsv format; valid: {', '.join(_with_layout('tsv'))}")
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; expected a GLUE tsv of task {task!r}")
+        raise FileNotFoundError(f"{path} not found; expected a GLUE tsv of task {task.name!r}")
     examples: list[dict] = []
     with path.open(encoding="utf-8-sig", newline="") as handle:  # MRPC starts with a BOM
         reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -136,42 +140,56 @@ def _fix_wsc_span(text: str, span: str, index: int) -> str:
     return span.rstrip(".").replace("\n", " ")
 
 
-def _hub_rows_from_json(task: str, obj: dict) -> Iterator[dict]:
-    """The Hub's rows for one line of an official SuperGLUE jsonl file."""
-    if task == "multirc":  # one line = one passage with questions with answers
-        for question in obj["passage"]["questions"]:
-            for answer in question["answers"]:
-                yield {"paragraph": obj["passage"]["text"], "question": question["question"],
-                       "answer": answer["text"], "label": answer["label"],
-                       "idx": {"paragraph": obj["idx"], "question": question["idx"], "answer": answer["idx"]}}
-    elif task == "record":  # one line = one passage with queries
-        text = obj["passage"]["text"]
-        # the sorted set of entity texts, as the Hub's rows (and so the paper's inputs) list them
-        entities = sorted({text[e["start"]:e["end"] + 1] for e in obj["passage"]["entities"]})
-        for qa in obj["qas"]:
-            yield {"passage": text, "query": qa["query"], "entities": entities,
-                   "answers": sorted({a["text"] for a in qa.get("answers", [])}),
-                   "idx": {"passage": obj["idx"], "query": qa["idx"]}}
-    elif task == "wsc":
-        target = obj["target"]
-        row = {**obj, **target}
-        for k in ("span1", "span2"):
-            row[f"{k}_text"] = _fix_wsc_span(obj["text"], target[f"{k}_text"], target[f"{k}_index"])
-        yield row
-    elif task == "rte":  # SuperGLUE's RTE names GLUE's sentence1/sentence2 premise/hypothesis
-        yield {"sentence1": obj["premise"], "sentence2": obj["hypothesis"],
-               "label": obj["label"], "idx": obj["idx"]}
-    else:
-        yield obj
+# One line of an official SuperGLUE jsonl file -> the Hub's rows, where they differ (else one row, as is).
+def _multirc_rows(obj: dict) -> Iterator[dict]:
+    """One line = one passage with questions with answers; a row per answer."""
+    for question in obj["passage"]["questions"]:
+        for answer in question["answers"]:
+            yield {"paragraph": obj["passage"]["text"], "question": question["question"],
+                   "answer": answer["text"], "label": answer["label"],
+                   "idx": {"paragraph": obj["idx"], "question": question["idx"], "answer": answer["idx"]}}
+
+
+def _record_rows(obj: dict) -> Iterator[dict]:
+    """One line = one passage with queries; a row per query."""
+    text = obj["passage"]["text"]
+    # the sorted set of entity texts, as the Hub's rows (and so the paper's inputs) list them
+    entities = sorted({text[e["start"]:e["end"] + 1] for e in obj["passage"]["entities"]})
+    for qa in obj["qas"]:
+        yield {"passage": text, "query": qa["query"], "entities": entities,
+               "answers": sorted({a["text"] for a in qa.get("answers", [])}),
+               "idx": {"passage": obj["idx"], "query": qa["idx"]}}
+
+
+def _wsc_rows(obj: dict) -> Iterator[dict]:
+    target = obj["target"]
+    row = {**obj, **target}
+    for k in ("span1", "span2"):
+        row[f"{k}_text"] = _fix_wsc_span(obj["text"], target[f"{k}_text"], target[f"{k}_index"])
+    yield row
+
+
+def _rte_rows(obj: dict) -> Iterator[dict]:
+    """SuperGLUE's RTE names GLUE's sentence1/sentence2 premise/hypothesis."""
+    yield {"sentence1": obj["premise"], "sentence2": obj["hypothesis"], "label": obj["label"], "idx": obj["idx"]}
+
+
+def _same_row(obj: dict) -> Iterator[dict]:
+    yield obj
+
+
+JSONL_ROWS: dict[str, Callable[[dict], Iterator[dict]]] = {
+    "multirc": _multirc_rows, "record": _record_rows, "wsc": _wsc_rows, "rte": _rte_rows}
 
 
 def read_superglue_jsonl(task: str, path: str | os.PathLike) -> list[dict]:
     """One official SuperGLUE jsonl file (also FewGLUE's, same format)."""
-    path = Path(path)
-    if get_task(task).jsonl is None:
-        raise ValueError(f"task {task!r} has no SuperGLUE jsonl format; valid: {', '.join(_with_layout('jsonl'))}")
+    path, task = Path(path), get_task(task)
+    if task.jsonl is None:
+        raise ValueError(f"task {task.name!r} has no SuperGLUE jsonl format; valid: {', '.join(_with_layout('jsonl'))}")
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; expected a SuperGLUE jsonl of task {task!r}")
+        raise FileNotFoundError(f"{path} not found; expected a SuperGLUE jsonl of task {task.name!r}")
+    rows_of = JSONL_ROWS.get(task.name, _same_row)
     examples: list[dict] = []
     with path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
@@ -180,11 +198,11 @@ def read_superglue_jsonl(task: str, path: str | os.PathLike) -> list[dict]:
             where = f"{path}:{line_number}"
             try:
                 obj = json.loads(line)
-                rows = list(_hub_rows_from_json(task, obj))
+                rows = list(rows_of(obj))
             except json.JSONDecodeError as err:
                 raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
             except (KeyError, TypeError, IndexError) as err:
-                raise ValueError(f"{where}: malformed {task} record ({err!r})") from None
+                raise ValueError(f"{where}: malformed {task.name} record ({err!r})") from None
             examples.extend(_normalize(task, row, where) for row in rows)
     return examples
 
@@ -205,17 +223,19 @@ def synthetic_examples(task: str, split: str) -> list[dict]:
     ``synthetic_count`` scores how often (0-5, uniform). A model that reads its input
     learns either in seconds; one that does not stays at chance (50%, correlation 0).
     """
+    task = get_task(task)
     if split not in SYNTHETIC_SIZES:
         raise ValueError(f"synthetic tasks have splits {', '.join(SYNTHETIC_SIZES)}; got {split!r}")
     generator = torch.Generator().manual_seed(list(SYNTHETIC_SIZES).index(split))
     examples = []
     for idx in range(SYNTHETIC_SIZES[split]):
         words = [SYNTHETIC_WORDS[i] for i in torch.randint(len(SYNTHETIC_WORDS), (8,), generator=generator)]
-        markers = idx % 2 if task == "synthetic" else int(torch.randint(6, (1,), generator=generator))
+        # the classification: present in every second example; the count (a regression): 0-5, uniform
+        markers = int(torch.randint(6, (1,), generator=generator)) if task.encoder_head == "regression" else idx % 2
         for position in torch.randperm(8, generator=generator)[:markers].tolist():
             words[position] = SYNTHETIC_MARKER
         row = {"sentence": " ".join(words), "label": markers, "idx": idx}
-        examples.append(_normalize(task, row, f"synthetic {task} {split} row {idx}"))
+        examples.append(_normalize(task, row, f"synthetic {task.name} {split} row {idx}"))
     return examples
 
 
@@ -242,6 +262,8 @@ def _parquet_files(root: Path, split: str) -> list[Path]:
 
 
 def _parquet_reader(task: str, root: Path) -> Callable[[str], list[dict]]:
+    task = get_task(task)
+
     def read(split: str) -> list[dict]:
         files = _parquet_files(root, split)
         if not files:
@@ -257,11 +279,13 @@ def _parquet_reader(task: str, root: Path) -> Callable[[str], list[dict]]:
 
 def hub_location(task: str) -> tuple[str, str]:
     """(dataset repo, config) a task is read from on the Hub."""
-    return HUB_DATASETS[get_task(task).benchmark], get_task(task).hub_config or task
+    spec = get_task(task)
+    return HUB_DATASETS[spec.benchmark], spec.hub_config or spec.name
 
 
 def _hub_reader(task: str) -> Callable[[str], list[dict]]:
     repo, config = hub_location(task)
+    task = get_task(task)
 
     def read(split: str) -> list[dict]:
         rows = datasets.load_dataset(repo, config, split=split).to_list()
@@ -272,13 +296,14 @@ def _hub_reader(task: str) -> Callable[[str], list[dict]]:
 
 def _location(task: str, glue_dir, superglue_dir, hf_data_dir) -> tuple[str, Path | None, str | None]:
     """(kind, root folder, local layout's benchmark): the precedence ``resolve_source`` documents."""
-    if get_task(task).benchmark == "synthetic":
+    spec = get_task(task)
+    if spec.benchmark == "synthetic":
         return "synthetic", None, None
     env_glue, env_superglue = os.environ.get("GLUE_DIR"), os.environ.get("SUPERGLUE_DIR")
     for glue, superglue, parquet in ((glue_dir, superglue_dir, hf_data_dir), (env_glue, env_superglue, None)):
-        if glue is not None and get_task(task).tsv:
+        if glue is not None and spec.tsv:
             return "local", Path(glue), "glue"
-        if superglue is not None and get_task(task).jsonl:
+        if superglue is not None and spec.jsonl:
             return "local", Path(superglue), "superglue"
         if parquet is not None:
             return "parquet", Path(parquet), None
@@ -335,9 +360,10 @@ def load_splits(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=Non
     _, read = resolve_source(task, glue_dir=glue_dir, superglue_dir=superglue_dir, hf_data_dir=hf_data_dir)
     train = read("train")
     train_is_shuffled = False
-    if task == "mnli":
-        validation, test = read("validation_mismatched"), read("validation_matched")
-    elif held_out := get_task(task).validation_from_train:
+    spec = get_task(task)
+    if spec.eval_splits:  # taken whole from the release (MNLI: mismatched to validate, matched to test)
+        validation, test = (read(split) for split in spec.eval_splits)
+    elif held_out := spec.validation_from_train:
         if len(train) <= held_out:
             raise ValueError(f"{task} holds out {held_out} training examples as validation "
                              f"but its train split has only {len(train)}")

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 
 import catalog
-from catalog import metrics as M
+from catalog import metrics
 
 def _same(example: dict) -> dict:
     return example
@@ -140,13 +140,13 @@ class Task(catalog.TaskSpec):
         if not examples:
             raise ValueError(f"cannot score {self.name!r} on zero examples")
         if self.is_span:
-            return M.record_scores(predictions, [ex["answers"] for ex in examples])
+            return metrics.record_scores(predictions, [ex["answers"] for ex in examples])
         golds = [ex["label"] for ex in examples]
         if self.encoder_head == "regression":
-            return M.regression_scores(predictions, golds)
+            return metrics.regression_scores(predictions, golds)
         if self.name == "multirc":
-            return M.multirc_scores(predictions, golds, [ex["group"] for ex in examples])
-        return M.classification_scores(self.metrics, predictions, golds, len(self.labels))
+            return metrics.multirc_scores(predictions, golds, [ex["group"] for ex in examples])
+        return metrics.classification_scores(self.metrics, predictions, golds, len(self.labels))
 
 
 # The tasks whose raw examples need cleaning before either format; the rest use them as they are.

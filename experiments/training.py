@@ -114,7 +114,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
         "val_score": float(best.best_model_score), "test_score": tested["test/score"],
         "test_predictions": module.last_predictions["test"],  # in test-example order; None = unparsable
         "chance_test": majority_scores(task, data.examples("train"), data.examples("test")),
-        "epochs": len(epoch_stats.epoch_seconds), "best_epoch": best_epoch, "lr_schedule": module.lr_schedule,
+        "epochs": len(epoch_stats.epoch_seconds), "best_epoch": best_epoch, "lr_schedule": module.schedule_summary,
         "resumed_at_epoch": epoch_stats.resumed_at_epoch,
         "time_per_epoch_s": sum(epoch_stats.epoch_seconds) / max(len(epoch_stats.epoch_seconds), 1),
         "train_time_s": sum(epoch_stats.epoch_seconds),

@@ -32,7 +32,7 @@ class TaskModule(L.LightningModule):
         self.tokenizer = tokenizer
         self.learning_rate, self.weight_decay = learning_rate, weight_decay
         self.warmup_steps, self.warmup_ratio, self.warmup_clamped = warmup_steps, warmup_ratio, warmup_clamped
-        self.lr_schedule: dict[str, object] = {}  # what configure_optimizers built, for the run's record
+        self.schedule_summary: dict[str, object] = {}  # what configure_optimizers built, for the run's record
         self.max_target_length = max_target_length
         self.seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
         self.strict_loading = False  # checkpoints hold only the trained tensors
@@ -110,8 +110,8 @@ class TaskModule(L.LightningModule):
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=self.learning_rate, weight_decay=self.weight_decay)
         total = int(self.trainer.estimated_stepping_batches)
-        self.lr_schedule = lr_schedule(total, self.warmup_steps, self.warmup_ratio, self.warmup_clamped)
-        schedule = get_linear_schedule_with_warmup(optimizer, self.lr_schedule["warmup_steps"], total)
+        self.schedule_summary = lr_schedule(total, self.warmup_steps, self.warmup_ratio, self.warmup_clamped)
+        schedule = get_linear_schedule_with_warmup(optimizer, self.schedule_summary["warmup_steps"], total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint):
