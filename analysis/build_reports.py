@@ -18,9 +18,10 @@ import pandas as pd
 
 from analysis import readme
 from analysis.dashboard import write_dashboard
-from analysis.figures import chance_points, lowresource_figure, lowresource_points, lowresource_table
+from analysis.figures import chance_points, lowresource_figure, lowresource_table
 from analysis.records import RecordError, drop_duplicates, load_records, load_wandb
-from analysis.tables import Table, benchmark_table, efficiency_table, params_table
+from analysis.results import BENCHMARKS, Results
+from analysis.tables import Table, efficiency_table, params_table
 from catalog.profile import load_profile, profile_names
 
 TABLE_FORMATS = {
@@ -100,14 +101,15 @@ def build(records: pd.DataFrame, profile: str, sources: list[str], out: Path,
     """Write every output the records support, then the README; return the paths."""
     out.mkdir(parents=True, exist_ok=True)
     written, links, observations = [], [], []
-    for benchmark in ("glue", "superglue"):
-        table = benchmark_table(records, benchmark)
+    results = Results(records)
+    for benchmark in BENCHMARKS:
+        table = results.tables[benchmark]
         if table is None:
             links.append(f"- {benchmark}: not generated (no runs of this benchmark)")
             continue
         written += write_table(table, out)
         links.append(f"- [{table.title}]({benchmark}.md) ([csv]({benchmark}.csv), [tex]({benchmark}.tex))")
-        observations += readme.benchmark_observations(records, benchmark)
+        observations += readme.benchmark_observations(records, benchmark, results.comparisons[benchmark])
     outside = records[records["train_size"].isna() & ~records["benchmark"].isin(["glue", "superglue"])]
     if not outside.empty:
         links.append(f"- {len(outside)} full-data run(s) of tasks outside GLUE/SuperGLUE are in no "
@@ -115,7 +117,7 @@ def build(records: pd.DataFrame, profile: str, sources: list[str], out: Path,
     written += write_table(params_table(records), out)
     links.append("- [Trainable parameters](params.md) ([csv](params.csv))")
     observations += readme.params_observations(records)
-    points = lowresource_points(records)
+    points = results.points
     if points.empty:
         links.append("- low-resource: not generated (no runs with a train_size)")
     else:
@@ -132,7 +134,7 @@ def build(records: pd.DataFrame, profile: str, sources: list[str], out: Path,
         links.append("- [Efficiency](efficiency.md) ([csv](efficiency.csv))")
         observations += readme.efficiency_observations(efficiency_report.numbers)
     planned = planned_cells(profile)
-    written.append(write_dashboard(records, profile, sources, out / "dashboard.html", efficiency_report, planned))
+    written.append(write_dashboard(results, profile, sources, out / "dashboard.html", efficiency_report, planned))
     links.insert(0, "- [Dashboard](dashboard.html): every view below, interactive, with filters "
                     "(one self-contained page; open it in a browser, offline)")
     readme_path = out / "README.md"

@@ -38,10 +38,10 @@ from plotly.subplots import make_subplots
 from plotly.utils import PlotlyJSONEncoder
 
 from analysis import names
-from analysis.figures import lowresource_points
 from analysis.readme import missing_runs
+from analysis.results import BENCHMARKS, Results
 from analysis.tables import (MISSING, Table, benchmark_table, interval_halfwidth, metric_header,
-                             row_labels, same_size, score_cells, with_mark)
+                             row_labels, same_size, table_train_size, with_mark)
 
 HERE = Path(__file__).resolve().parent
 COLOURS = qualitative.Dark24
@@ -78,12 +78,13 @@ def _spread(mean: float, std: float, n: int, halfwidth: float) -> str:
     return f"{mean:.1f} ± {std:.1f} std, 95% CI ± {halfwidth:.1f} (n={int(n)})"
 
 
-def pareto_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
+def pareto_panels(results: Results, colours: dict) -> list[dict]:
     """Per (benchmark, train size): one panel of the average over its tasks (only methods with
     every task: never a smaller average) and one panel per task, shown when the task filter
     leaves part of the benchmark. A point's spread is that of the per-seed averages over the
     seeds that have every task."""
-    cells = score_cells(records).merge(records[["task", "benchmark"]].drop_duplicates(), on="task")
+    records = results.records
+    cells = results.cells.merge(records[["task", "benchmark"]].drop_duplicates(), on="task")
     ok = records[records["status"] == "ok"]
     labels = row_labels(sorted(colours))
     panels = []
@@ -142,12 +143,10 @@ def _pareto_panel(group, kind, tasks, size, title, points, labels, colours, y_ti
     return {"group": group, "kind": kind, "tasks": tasks, "size": size, "figure": _figure_data(figure)}
 
 
-def curve_panels(records: pd.DataFrame, colours: dict) -> list[dict]:
+def curve_panels(results: Results, colours: dict) -> list[dict]:
     """Per task with sized runs: mean line and 95% band per method; full data as an open square
     right of the largest size (the full set has no place on the size axis)."""
-    cells = score_cells(records)
-    cells = cells[cells["n"] > 0]
-    points = lowresource_points(records)
+    cells, points = results.cells[results.cells["n"] > 0], results.points
     marks = dict(zip(zip(points["backbone"], points["method"], points["task"], points["size_label"]), points["marks"]))
     labels = row_labels(sorted(colours))
     panels = []
@@ -209,13 +208,16 @@ def table_view(table: Table, size: str | None) -> dict:
     return {"title": table.title, "notes": list(table.notes), "size": size, "columns": columns, "rows": rows}
 
 
-def benchmark_views(records: pd.DataFrame) -> list[dict]:
-    """Tables 1 and 2 at every training size the records have (the Markdown tables pick one)."""
+def benchmark_views(results: Results) -> list[dict]:
+    """Tables 1 and 2 at every training size the records have (the Markdown tables pick one:
+    that view is the report's own table)."""
     views = []
-    for benchmark in ("glue", "superglue"):
-        runs = records[records["benchmark"] == benchmark]
+    for benchmark in BENCHMARKS:
+        runs = results.records[results.records["benchmark"] == benchmark]
+        reported = names.size_label(table_train_size(results.records, benchmark))
         for size in sorted(runs["train_size"].unique(), key=names.size_sort_key):
-            table = benchmark_table(runs[same_size(runs["train_size"], size)], benchmark)
+            table = (results.tables[benchmark] if names.size_label(size) == reported
+                     else benchmark_table(runs[same_size(runs["train_size"], size)], benchmark))
             if table is not None:
                 views.append(table_view(table, names.size_label(size)))
     return views
@@ -306,14 +308,15 @@ def facets(records: pd.DataFrame, efficiency: pd.DataFrame | None) -> dict[str, 
     }
 
 
-def dashboard_data(records: pd.DataFrame, profile: str, sources: list[str],
+def dashboard_data(results: Results, profile: str, sources: list[str],
                    efficiency: Table | None = None, planned: list[tuple] | None = None) -> dict:
+    records = results.records
     colours = _colours(records)
     return {
         "profile": profile, "sources": sources,
         "facets": facets(records, None if efficiency is None else efficiency.numbers),
-        "pareto": pareto_panels(records, colours), "curves": curve_panels(records, colours),
-        "tables": benchmark_views(records),
+        "pareto": pareto_panels(results, colours), "curves": curve_panels(results, colours),
+        "tables": benchmark_views(results),
         "efficiency": None if efficiency is None else {
             "figure": efficiency_figure(efficiency.numbers), "subplots": len(RATIOS),
             "table": table_view(efficiency, None)},
@@ -328,10 +331,10 @@ def packed_plotly() -> str:
     return base64.b64encode(gzip.compress(get_plotlyjs().encode(), mtime=0)).decode()
 
 
-def write_dashboard(records: pd.DataFrame, profile: str, sources: list[str], path: str | Path,
+def write_dashboard(results: Results, profile: str, sources: list[str], path: str | Path,
                     efficiency: Table | None = None, planned: list[tuple] | None = None) -> Path:
     """Write the page (one file, ~2 MB: data, plotly, script and style inlined)."""
-    data = json.dumps(dashboard_data(records, profile, sources, efficiency, planned), cls=PlotlyJSONEncoder)
+    data = json.dumps(dashboard_data(results, profile, sources, efficiency, planned), cls=PlotlyJSONEncoder)
     parts = {"TITLE": html.escape(f"compacter-bench — profile {profile}"),
              "STYLE": (HERE / "dashboard.css").read_text(encoding="utf-8"),
              "DATA": data.replace("</", "<\\/"),  # no "</script>" inside the data's script element

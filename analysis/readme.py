@@ -13,7 +13,6 @@ import pandas as pd
 
 from analysis import names
 from analysis.figures import point_comparisons
-from analysis.significance import paired_comparisons
 from analysis.tables import data_label, table_runs, row_labels
 
 
@@ -106,13 +105,13 @@ def _date(moment) -> str:
     return "unknown" if pd.isna(moment) else moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def benchmark_observations(records: pd.DataFrame, benchmark: str) -> list[str]:
-    """Each method against Finetuning and Adapter, task by task, as the table marks them."""
-    full = table_runs(records, benchmark)
-    if full.empty:
+def benchmark_observations(records: pd.DataFrame, benchmark: str, comparisons: pd.DataFrame) -> list[str]:
+    """Each method against Finetuning and Adapter, task by task, as the table marks them
+    (``comparisons``: that table's, ``Results.comparisons``)."""
+    if table_runs(records, benchmark).empty:
         return []
     where = f"{names.BENCHMARK_NAMES.get(benchmark, benchmark)} ({data_label(records, benchmark)})"
-    comparisons = paired_comparisons(full).assign(place=lambda d: d["task"].map(names.task_name))
+    comparisons = comparisons.assign(place=lambda d: d["task"].map(names.task_name))
     return comparison_observations(comparisons, lambda key: where, "on")
 
 

@@ -250,9 +250,10 @@ def chance_row(full: pd.DataFrame, tasks: list[str], columns: list[tuple[str, st
     return number, cell
 
 
-def benchmark_table(records: pd.DataFrame, benchmark: str) -> Table | None:
+def benchmark_table(records: pd.DataFrame, benchmark: str, comparisons: pd.DataFrame | None = None) -> Table | None:
     """Table 1 (GLUE) / Table 2 (SuperGLUE): methods x task metrics + Avg, full data, test;
-    significance marks on a task's cells (its test score, the metrics averaged, is tested)."""
+    significance marks on a task's cells (its test score, the metrics averaged, is tested).
+    ``comparisons``: the table's paired comparisons, where the build has them already (``Results``)."""
     full = table_runs(records, benchmark)
     if full.empty:
         return None
@@ -261,7 +262,7 @@ def benchmark_table(records: pd.DataFrame, benchmark: str) -> Table | None:
     tasks = names.order_tasks(full["task"])
     columns = metric_columns(full, tasks)
     stats, scores = metric_stats(full), task_scores(records, benchmark)
-    comparisons = paired_comparisons(full)
+    comparisons = paired_comparisons(full) if comparisons is None else comparisons
     marks = cell_marks(comparisons)
     keys = row_keys(full)
     labels = row_labels(keys)

@@ -170,3 +170,24 @@ def test_a_profile_without_yaml_has_no_planned_cells():
     from analysis.build_reports import planned_cells
 
     assert planned_cells("a-profile-only-on-wandb") is None
+
+
+def test_a_build_computes_each_statistic_once(tmp_path, monkeypatch):
+    """The tables, figure, README and dashboard render one Results: the paired tests run once per
+    benchmark table and once for the low-resource points, wherever a module imported them."""
+    import analysis.significance
+
+    calls = []
+
+    def counted(records, *args, **kwargs):
+        calls.append(len(records))
+        return original(records, *args, **kwargs)
+
+    original = analysis.significance.paired_comparisons
+    for module in [m for name, m in sys.modules.items() if name.split(".")[0] == "analysis"]:
+        if getattr(module, "paired_comparisons", None) is original:
+            monkeypatch.setattr(module, "paired_comparisons", counted)
+    one_size = [rec for rec in SWEEP if rec["train_size"] == 100]  # GLUE's table is the curve's one size
+    assert main(["--results", str(write(tmp_path / "results", one_size)), "--out", str(tmp_path / "out")]) == 0
+    # GLUE's table, SuperGLUE's (no runs: nothing to compare), the low-resource points
+    assert sorted(calls) == [0, 4, 4]

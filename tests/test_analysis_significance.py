@@ -6,6 +6,7 @@ import pytest
 from analysis.figures import lowresource_points, lowresource_table
 from analysis.readme import benchmark_observations, lowresource_observations
 from analysis.records import normalise, to_frame
+from analysis.results import Results
 from analysis.significance import holm, paired_comparisons
 from analysis.tables import benchmark_table
 
@@ -79,7 +80,7 @@ def test_equal_methods_get_no_mark_and_the_readme_says_no_difference():
     records = frame({"sst2": (0.0,) * 5})
     cells = benchmark_table(records, "glue").cells.set_index("Method")
     assert cells.loc["Compacter", "SST-2 (acc)"] == "72.0 ± 2.5 (n=5)"
-    assert benchmark_observations(records, "glue") == [
+    assert benchmark_observations(records, "glue", Results(records).comparisons["glue"]) == [
         "GLUE (full data): Compacter vs Finetuning — no significant difference on SST-2 "
         "(+0.0 points, 95% CI +0.0 to +0.0 unadjusted, Holm p=1, n=5)."]
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from analysis.build_reports import main
+from analysis.results import Results
 from tests.conftest import missing
 
 REPO = Path(__file__).resolve().parents[1]
@@ -212,7 +213,7 @@ def test_pareto_averages_only_complete_methods_with_the_interval_of_per_seed_ave
 
     runs = [r for r in synthetic_records() if not (r["method"] == "compacter" and r["task"] == "rte")]
     runs += [{**record(m, "rte", None, 1), "run_id": f"{m}-rte-full"} for m in ("finetune", "adapter")]
-    data = dashboard_data(to_frame(normalise(r, r["run_id"]) for r in runs), "dash", ["test"])
+    data = dashboard_data(Results(to_frame(normalise(r, r["run_id"]) for r in runs)), "dash", ["test"])
     # full data is a size of its own in every view and filter
     assert [view["size"] for view in data["tables"]] == ["100", "1000", "full", "100"]
     assert [option["value"] for option in data["facets"]["size"]] == ["100", "1000", "full"]
@@ -233,7 +234,7 @@ def test_curve_hover_carries_the_low_resource_tables_marks():
     from analysis.dashboard import dashboard_data
     from analysis.records import normalise, to_frame
 
-    data = dashboard_data(to_frame(normalise(r, r["run_id"]) for r in synthetic_records()), "dash", ["test"])
+    data = dashboard_data(Results(to_frame(normalise(r, r["run_id"]) for r in synthetic_records())), "dash", ["test"])
     sst2 = next(panel for panel in data["curves"] if panel["tasks"] == ["sst2"])["figure"]["data"]
     lines = {trace["name"]: trace["customdata"] for trace in sst2 if trace.get("customdata")}
     # seeds 1-3: finetune 10 points above adapter and 5 above compacter on every seed (p = 0

@@ -1,0 +1,43 @@
+"""The statistics of one build, computed once: the tables, the figure, the README and the
+dashboard all render these (a second computation could only ever disagree with the first).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analysis.figures import lowresource_points
+from analysis.significance import paired_comparisons
+from analysis.tables import Table, benchmark_table, score_cells, table_runs
+
+BENCHMARKS = ("glue", "superglue")
+
+
+@dataclass(frozen=True, eq=False)
+class Results:
+    """One profile's records and what is computed from them, each on first use."""
+
+    records: pd.DataFrame
+
+    @functools.cached_property
+    def cells(self) -> pd.DataFrame:
+        """Per (backbone, method, task, train size): the test score's mean, std, n and interval."""
+        return score_cells(self.records)
+
+    @functools.cached_property
+    def points(self) -> pd.DataFrame:
+        """The low-resource curve's points, with their paired comparisons and marks."""
+        return lowresource_points(self.records)
+
+    @functools.cached_property
+    def comparisons(self) -> dict[str, pd.DataFrame]:
+        """Per benchmark: the paired comparisons its table marks (Holm over that table's tests)."""
+        return {benchmark: paired_comparisons(table_runs(self.records, benchmark)) for benchmark in BENCHMARKS}
+
+    @functools.cached_property
+    def tables(self) -> dict[str, Table | None]:
+        """Table 1 (GLUE) and Table 2 (SuperGLUE); None for a benchmark without runs."""
+        return {benchmark: benchmark_table(self.records, benchmark, self.comparisons[benchmark])
+                for benchmark in BENCHMARKS}
