@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from experiments.bench import (COLUMNS, MEMORY_STEPS, ROUND_COLUMNS, Workload, default_workload, measure, pair_line,
-                               profile_table, schedule, summarize, verdict, with_ratios, write_outputs)
+from experiments.bench import MEMORY_STEPS, Workload, default_workload, measure, profile_table, schedule, single_round
+from experiments.bench_report import COLUMNS, ROUND_COLUMNS, pair_line, summarize, verdict, with_ratios, write_outputs
 from tests.tiny_models import tiny_bert
 
 TINY = Workload(batch=2, source_len=16, target_len=0, steps=1, warmup=1)
@@ -124,7 +124,8 @@ def test_overlapping_ranges_are_indistinguishable_pairs():
 def test_outputs_of_an_interrupted_benchmark(tmp_path):
     # round 1 stopped after compacterpp: every method still gets its row
     rows = rounds_of("finetune", [1.0]) + rounds_of("compacter", [0.8]) + rounds_of("compacterpp", [0.85, 0.9])
-    write_outputs(tmp_path, rows, ["--rounds", "2"], 60.0, rounds=2, memory_rounds=1)
+    write_outputs(tmp_path, rows, ["--rounds", "2"], 60.0, rounds=2, memory_rounds=1, memory_steps=MEMORY_STEPS,
+                  single=single_round(rows))
     with open(tmp_path / "efficiency.csv") as handle:
         assert [row["method"] for row in csv.DictReader(handle)] == ["finetune", "compacter", "compacterpp"]
     with open(tmp_path / "efficiency_rounds.csv") as handle:
