@@ -86,8 +86,9 @@ class Workload:
 
 # minilm: 32 × 128 tokens. t5-base (223M parameters, random weights) on CPU: 4 × 128 → 8 tokens;
 # on CUDA the paper-sized batch of 32. On CPU one timed step per process: the spread that matters
-# is between processes, and the rounds repeat processes (see the docstring's time budget). One warm-up step: the first step creates AdamW's state, so the timed
-# one is the first to hold it (the memory phase's reason for two steps).
+# is between processes, and the rounds repeat processes (see the docstring's time budget). One
+# warm-up step: the first step creates AdamW's state, so the timed one is the first to hold it (the
+# memory phase's reason for two steps).
 WORKLOADS = {
     ("minilm", "cpu"): Workload(32, 128, 0, steps=1, warmup=1),
     ("t5-base", "cpu"): Workload(4, 128, 8, steps=1, warmup=1),
@@ -95,16 +96,10 @@ WORKLOADS = {
     ("t5-base", "cuda"): Workload(32, 128, 8, steps=10, warmup=3),
 }
 # Intrinsic-SAID re-projects all 223M T5-base weights through the Fastfood transform on every
-# forward: a training step costs many times finetune's on CPU (reports/budgets.md), a difference that
-# needs no interval. It runs in the first round only, with the memory phase (its warm-up) and one timed step.
+# forward: on CPU its training step costs many times finetune's (reports/budgets.md), a difference
+# that needs no interval. It runs in the first round only, with the memory phase (its warm-up) and
+# one timed step.
 MINIMAL_ON_CPU = {("t5-base", "intrinsic")}
-
-
-def single_round(rows: list[dict]) -> list[str]:
-    """The (backbone, method)s of ``rows`` that run in the first round only, as ``"`backbone` method"``."""
-    return [f"`{backbone}` {method}" for (backbone, method), device in
-            {(row["backbone"], row["method"]): row["device"] for row in rows}.items()
-            if minimal(backbone, method, torch.device(device))]
 
 
 def default_workload(backbone: str, method: str, device: torch.device) -> Workload:
@@ -117,6 +112,13 @@ def default_workload(backbone: str, method: str, device: torch.device) -> Worklo
 
 def minimal(backbone: str, method: str, device: torch.device) -> bool:
     return device.type == "cpu" and (backbone, method) in MINIMAL_ON_CPU
+
+
+def single_round(rows: list[dict]) -> list[str]:
+    """The (backbone, method)s of ``rows`` that run in the first round only, as ``"`backbone` method"``."""
+    return [f"`{backbone}` {method}" for (backbone, method), device in
+            {(row["backbone"], row["method"]): row["device"] for row in rows}.items()
+            if minimal(backbone, method, torch.device(device))]
 
 
 def schedule(backbones: list[str], methods: list[str], rounds: int, device: torch.device) -> list[tuple[int, str, str]]:
