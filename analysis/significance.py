@@ -22,8 +22,8 @@ on them, the same as ``ttest_rel``). Why this one:
 - A bootstrap or McNemar test over test examples (records carry ``test_predictions``) would
   reach tiny p-values, but it treats the test examples as the sampling unit: it asks whether
   *these trained models* differ on this test set, and ignores how much retraining with
-  another seed moves a score (issue 14's probe: SST-2 at 100 examples, fine-tuning 66.6 /
-  72.9 / 63.1 over three seeds). The question the tables answer is whether the *method* is
+  another seed moves a score (the ± beside each score of reports/cpu/lowresource.md: the
+  sample std over training seeds). The question the tables answer is whether the *method* is
   better when trained again, so the seed is the unit.
 
 Sources of variance a verdict includes: the training seed (initialisation, dropout, batch

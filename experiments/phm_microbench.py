@@ -21,10 +21,8 @@ Median of repeats after warm-up. Writes ``reports/phm_microbench.md``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
 import resource
-import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -34,7 +32,8 @@ import torch
 from tabulate import tabulate
 
 from compacter.phm import PHMLinear, kronecker_sum, phm_factored
-from experiments.bench import keep_freed_memory, machine, other_load_meter, set_threads, timed, wait_until_quiet
+from experiments.measure import (command_line, keep_freed_memory, machine, now, other_load_meter, set_threads, timed,
+                                 wait_until_quiet)
 
 TOKENS = (32, 128)
 SHAPES = [(384, 12), (768, 24), (256, 256), (1024, 1024), (4096, 4096)]
@@ -80,16 +79,18 @@ def eval_forward_s(layer: PHMLinear, x: torch.Tensor, repeats: int, warmup: int)
     return statistics.median(times[warmup:])
 
 
-def run(repeats: int, max_wait: float) -> list[dict]:
+def run(repeats: int, max_wait: float, shapes: list[tuple[int, int]] = SHAPES,
+        tokens: tuple[int, int] = TOKENS) -> list[dict]:
+    """One row per (in, out) of ``shapes`` and n of ``NS`` dividing both: each path's time in ms."""
     rows = []
-    for in_features, out_features in SHAPES:
+    for in_features, out_features in shapes:
         for n in NS:
             if in_features % n or out_features % n:
                 continue
             torch.manual_seed(0)
             layer = PHMLinear(in_features, out_features, n, rank_one=True).train()
             full = torch.nn.Parameter(torch.randn(n, in_features // n, out_features // n) * 0.01)
-            x = torch.randn(*TOKENS, in_features, requires_grad=True)
+            x = torch.randn(*tokens, in_features, requires_grad=True)
             large = in_features * out_features >= LARGE
             reps, warmup = (3, 0) if large else (repeats, 2)  # a call of seconds needs no warm-up
             wait_until_quiet(max_wait)
@@ -116,24 +117,27 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     threads = set_threads()
     keep_freed_memory()  # as the bench's timed phase: no page faults per call from returning memory
-    rows = run(args.repeats, args.max_wait)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "phm_microbench.md").write_text(report(run(args.repeats, args.max_wait), argv, threads))
+    print(f"[phm_microbench] wrote {args.out / 'phm_microbench.md'}", file=sys.stderr)
+
+
+def report(rows: list[dict], argv: list[str], threads: int, tokens: tuple[int, int] = TOKENS) -> str:
+    """phm_microbench.md: machine, date, command, what was timed, the table (``run``), the verdict."""
     info = machine()
     lines = [
         "# PHM layer micro-benchmark", "",
-        f"- Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- Command: `{shlex.join(['python', '-m', 'experiments.phm_microbench', *argv])}` "
-        "(`make bench` runs it without arguments)",
+        f"- Date: {now()}",
+        command_line("experiments.phm_microbench", argv),
         f"- Machine: {info['cpu']}; {info['os']}; torch {info['torch']}, {threads} threads, CPU",
-        f"- Input: {TOKENS[0]} × {TOKENS[1]} tokens; times in ms, median of `repeats` after 2 warm-up calls "
+        f"- Input: {tokens[0]} × {tokens[1]} tokens; times in ms, median of `repeats` after 2 warm-up calls "
         "(none at 4096 → 4096): forward + backward (input and weight gradients; bias left out but in the layer), "
         "except the last time column (eval forward only). glibc keeps freed memory for reuse, as in the "
         "bench's timed phase. `other_load`: cores used by other processes during the case (times are "
         "inflated where it is not ≈ 0).", "",
         tabulate([list(row.values()) for row in rows], headers=list(rows[0]), tablefmt="github", floatfmt=".3g"), "",
         "**Which path `PHMLinear` uses:** " + verdict(rows), ""]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "phm_microbench.md").write_text("\n".join(lines))
-    print(f"[phm_microbench] wrote {args.out / 'phm_microbench.md'}", file=sys.stderr)
+    return "\n".join(lines)
 
 
 def verdict(rows: list[dict]) -> str:

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from experiments.bench import (COLUMNS, MEMORY_STEPS, ROUND_COLUMNS, Workload, default_workload, measure, pair_line,
-                               profile_table, schedule, summarize, verdict, with_ratios, write_outputs)
+from experiments.bench import MEMORY_STEPS, Workload, default_workload, measure, profile_table, schedule, single_round
+from experiments.bench_report import COLUMNS, ROUND_COLUMNS, pair_line, summarize, verdict, with_ratios, write_outputs
+from experiments.measure import in_fresh_process
 from tests.tiny_models import tiny_bert
 
 TINY = Workload(batch=2, source_len=16, target_len=0, steps=1, warmup=1)
@@ -124,7 +125,8 @@ def test_overlapping_ranges_are_indistinguishable_pairs():
 def test_outputs_of_an_interrupted_benchmark(tmp_path):
     # round 1 stopped after compacterpp: every method still gets its row
     rows = rounds_of("finetune", [1.0]) + rounds_of("compacter", [0.8]) + rounds_of("compacterpp", [0.85, 0.9])
-    write_outputs(tmp_path, rows, ["--rounds", "2"], 60.0, rounds=2, memory_rounds=1)
+    write_outputs(tmp_path, rows, ["--rounds", "2"], 60.0, rounds=2, memory_rounds=1, memory_steps=MEMORY_STEPS,
+                  single=single_round(rows))
     with open(tmp_path / "efficiency.csv") as handle:
         assert [row["method"] for row in csv.DictReader(handle)] == ["finetune", "compacter", "compacterpp"]
     with open(tmp_path / "efficiency_rounds.csv") as handle:
@@ -139,3 +141,18 @@ def test_outputs_of_an_interrupted_benchmark(tmp_path):
 def test_profile_table_lists_the_operators_of_training_steps():
     table = profile_table("minilm", "compacter", TINY, rows=5)
     assert table.startswith("minilm compacter") and "aten::" in table and "Self CPU" in table
+
+
+def test_a_failed_fresh_process_gives_its_last_error_line():
+    fresh = in_fresh_process("experiments.no_such_module", [])
+    assert fresh.result is None and "No module named experiments.no_such_module" in fresh.error
+    assert math.isnan(fresh.other_load) and fresh.process_s > 0
+
+
+def test_methods_of_the_first_round_only_are_named_in_the_report(tmp_path):
+    rows = rounds_of("finetune", [1.0], "t5-base") + rounds_of("intrinsic", [20.0], "t5-base")
+    write_outputs(tmp_path, rows, [], 60.0, rounds=3, memory_rounds=1, memory_steps=MEMORY_STEPS,
+                  single=single_round(rows))
+    report = (tmp_path / "efficiency.md").read_text()
+    assert "- In the first round only (memory phase, then one timed step): `t5-base` intrinsic\n" in report
+    assert f"({MEMORY_STEPS} training steps + 1 eval forward)" in report and "## Train step, pairs" not in report
