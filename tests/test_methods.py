@@ -13,7 +13,8 @@ ALL_METHODS = list(compacter.METHODS)  # a method registered there joins every t
 SMALL = {"reduction_factor": 8}  # tiny models: hidden 32 -> bottleneck 4
 OPTIONS = {m: ({**SMALL, "n": 2} if m in ("phm", "compacter", "compacterpp") else SMALL) if m in ADAPTER_FAMILY else {}
            for m in ALL_METHODS}
-OPTIONS.update(prompt={"num_tokens": 5}, intrinsic={"intrinsic_dim": 300})  # tiny vocab (100), ~50 tensors
+OPTIONS.update(prompt={"num_tokens": 5}, intrinsic={"intrinsic_dim": 300},  # tiny vocab (100), ~50 tensors
+               peft={"peft_config": {"peft_type": "LORA", "r": 4}})
 BUILDERS = {"t5": tiny_t5, "bert": tiny_bert}
 
 
