@@ -159,6 +159,7 @@ class MethodSpec:
     name: str
     display_name: str
     paper_percent: float | None = None  # the paper's Table 1 "% trainable parameters" of T5-base
+    in_paper: bool = True  # False: a row "beyond the paper" (peft's methods), tabled apart from Tables 1-2
 
 
 # In the paper's row order.
@@ -175,7 +176,12 @@ METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("prompt_r", "Prompt Tuning-R", 0.034),
     MethodSpec("prompt", "Prompt Tuning-T", 0.034),
     MethodSpec("intrinsic", "Intrinsic-SAID", 0.009),
-    MethodSpec("lora", "LoRA"),  # not in the paper
+    # beyond the paper: peft's methods (method: peft in their YAML)
+    MethodSpec("lora", "LoRA", in_paper=False),
+    MethodSpec("dora", "DoRA", in_paper=False),
+    MethodSpec("ia3", "(IA)³", in_paper=False),
+    MethodSpec("loha", "LoHa", in_paper=False),
+    MethodSpec("vera", "VeRA", in_paper=False),
 )
 
 TASK_SPECS = {spec.name: spec for spec in TASKS}
