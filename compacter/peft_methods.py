@@ -20,7 +20,7 @@ head, which the suite trains itself.
 Refused, each with the reason: ``task_type`` / ``modules_to_save`` (peft would train its own
 copy of the head the suite already trains), prompt-learning methods (prefix tuning, P-tuning:
 they change the forward through the ``PeftModel`` wrapper, which the suite's model does not
-go through), and inits that change the backbone's weights (PiSSA, OLoRA, …: a checkpoint of
+go through; prefix tuning is broken under transformers 5 besides), and inits that change the backbone's weights (PiSSA, OLoRA, …: a checkpoint of
 the adapter alone would rebuild the wrong model on a fresh backbone).
 """
 
@@ -100,8 +100,10 @@ def resolve_peft_config(options: Mapping[str, Any]) -> dict[str, Any]:
     config = PEFT_TYPE_TO_CONFIG_MAPPING[kind](**{**options, "peft_type": kind})
     if config.is_prompt_learning or config.is_adaption_prompt:
         raise ValueError(f"{kind} is a prompt-learning method: peft applies it in the forward of its PeftModel "
-                         "wrapper, not by layers injected into the model, and the suite's method path does not "
-                         "run that wrapper; not supported as a suite method yet (see README, 'peft methods')")
+                         "wrapper, not by layers injected into the model, and the suite does not train through "
+                         "that wrapper. Prefix tuning cannot be a row with transformers 5 in any case: peft's "
+                         "BERT path refuses ('Model does not support past key values') and T5's generate drops "
+                         "the prefix (tests/test_peft_methods.py)")
     resolved = _plain(config.to_dict())
     del resolved["peft_version"]  # provenance holds the version; the run is the same run under another peft
     return resolved

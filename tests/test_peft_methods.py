@@ -80,3 +80,22 @@ def test_peft_row_trains_only_its_layers_and_the_new_head():
     assert {n for n in trained if not n.startswith("classifier.")} == {
         n for n, _ in model.named_parameters() if "ia3_l" in n}
     assert "ia3_l" not in str([n for n, _ in tiny_t5().named_parameters()])
+
+
+def test_prefix_tuning_cannot_be_a_row_under_transformers_5_peft_drops_or_refuses_the_prefix():
+    """Why there is no ``prefix`` row (peft 0.21, transformers 5): T5's generate ignores the prefix
+    that its forward uses, and BERT refuses it. Red once peft fixes it: then add the row."""
+    import peft
+
+    inputs = tiny_inputs(tiny_t5())
+    source = dict(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    model = peft.get_peft_model(tiny_t5(), peft.PrefixTuningConfig(task_type="SEQ_2_SEQ_LM", num_virtual_tokens=5))
+    with torch.no_grad():
+        model.prompt_encoder["default"].embedding.weight.mul_(50)  # a prefix that must change the output
+        assert not torch.allclose(model(**source, decoder_input_ids=inputs["decoder_input_ids"]).logits,
+                                  tiny_t5()(**inputs).logits)
+    generated = model.generate(**source, max_new_tokens=4, do_sample=False)
+    assert torch.equal(generated, tiny_t5().generate(**source, max_new_tokens=4, do_sample=False))
+    bert = peft.get_peft_model(tiny_bert(), peft.PrefixTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=5))
+    with pytest.raises(ValueError, match="does not support past key values"):
+        bert(**tiny_inputs(tiny_bert()))
