@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 REQUIRED = ("run_id", "backbone", "method", "task", "seed", "status")
 NUMERIC = (
     "trainable_params", "total_params", "trainable_percent", "val_score", "test_score",
-    "epochs", "wall_time_s", "time_per_epoch_s", "peak_mem_mb",
+    "epochs", "wall_time_s", "time_per_epoch_s", "peak_mem_mb", "checkpoint_bytes", "step_time_s",
 )
 SPLITS = ("val", "test")
 STATUSES = ("ok", "failed")

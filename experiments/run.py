@@ -200,6 +200,7 @@ def run(config: RunConfig) -> dict[str, Any]:
         from experiments.training import train_and_test  # heavy imports only when a run happens
         logger = make_wandb_logger(config)  # Lightning's WandbLogger creates the W&B run on rank zero only
         record.update(train_and_test(config, logger))
+        record["step_time_s"] = step_time(record)  # the dashboard's Pareto can put it on its x axis
         record["status"] = "ok"
     except KeyboardInterrupt:
         raise  # a killed sweep leaves no record: the run is redone on resume
