@@ -19,6 +19,8 @@ TASK_NAMES = {t.name: t.display_name for t in catalog.TASKS}
 METRIC_NAMES = catalog.METRIC_NAMES
 METHOD_ORDER = tuple(m.name for m in catalog.METHODS)
 METHOD_NAMES = {m.name: m.display_name for m in catalog.METHODS}
+BEYOND_PAPER = frozenset(m.name for m in catalog.METHODS if not m.in_paper)  # peft's rows
+MERGEABLE = {m.name: m.mergeable for m in catalog.METHODS}
 
 
 def benchmark_of(task: str) -> str | None:
@@ -60,6 +62,11 @@ def metric_name(metric: str) -> str:
 def task_metrics(task: str, observed: Iterable[str] = ()) -> tuple[str, ...]:
     """The metrics a task reports; for a task unknown here, the ones its records carry."""
     return TASK_METRICS.get(task) or tuple(sorted(set(observed)))
+
+
+def mergeable_label(method: str) -> str:
+    """Whether a method's trained weights fold into the backbone: "yes" / "no", blank if unknown."""
+    return {True: "yes", False: "no"}.get(MERGEABLE.get(method), "")
 
 
 def method_label(method: str, backbone: str | None = None, with_backbone: bool = False) -> str:
