@@ -141,8 +141,10 @@ def _pareto_point(runs, backbone, method, mean, std, n, halfwidth) -> dict:
     counted = MISSING if params.empty else (
         f"{params.min():,.0f}" if params.min() == params.max() else f"{params.min():,.0f}–{params.max():,.0f}")
     x = {field: mine[field].mean() if field in mine and mine[field].notna().any() else None for field in PARETO_AXES}
-    return {"backbone": backbone, "method": method, "x": x,
-            "mean": mean, "halfwidth": halfwidth, "text": _spread(mean, std, n, halfwidth), "params": counted}
+    saved = MISSING if x["checkpoint_bytes"] is None else f"{x['checkpoint_bytes']:,.0f} bytes"
+    return {"backbone": backbone, "method": method, "x": x, "mean": mean, "halfwidth": halfwidth,
+            "text": _spread(mean, std, n, halfwidth), "params": counted, "saved": saved,
+            "merges": names.mergeable_label(method) or MISSING}
 
 
 def _pareto_panel(group, kind, tasks, size, title, points, labels, colours, y_title) -> dict:
@@ -153,8 +155,9 @@ def _pareto_panel(group, kind, tasks, size, title, points, labels, colours, y_ti
             x=[point["x"]["trainable_percent"]], y=[point["mean"]], mode="markers", name=labels[key],
             marker=dict(color=colours[key], size=11),
             error_y=dict(type="data", array=[point["halfwidth"]], visible=not pd.isna(point["halfwidth"])),
-            customdata=[[point["text"], point["params"]]],
+            customdata=[[point["text"], point["params"], point["saved"], point["merges"]]],
             hovertemplate=f"<b>{labels[key]}</b><br>score %{{customdata[0]}}<br>trainable %{{customdata[1]}}"
+                          "<br>checkpoint %{customdata[2]}, merges into the backbone: %{customdata[3]}"
                           "<br>x %{x:.3g}<extra></extra>",
             meta={"backbone": key[0], "method": key[1], "x": point["x"]}))  # the page swaps x from meta.x
     title_x, type_x = PARETO_AXES["trainable_percent"]

@@ -249,6 +249,8 @@ def test_pareto_averages_only_complete_methods_with_the_interval_of_per_seed_ave
     assert finetune["customdata"][0][0] == "72.0 ± 1.0 std, 95% CI ± 2.5 (n=3)"
     assert finetune["error_y"]["array"][0] == pytest.approx(4.302653 / 3 ** 0.5)
     assert finetune["x"][0] == 100.0 and finetune["customdata"][0][1] == "22,000,000"
+    assert finetune["customdata"][0][2:] == ["88,000,000 bytes", "yes"]  # what a reader choosing a method weighs
+    assert glue[("task", ("sst2",))][2]["customdata"][0][3] == "no"  # Compacter's adapters cannot merge
 
 
 class FakeExperiment:
