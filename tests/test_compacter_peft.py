@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 import compacter
 from compacter.peft import CompacterConfig
 from compacter.phm import PHMLinear
-from tests.tiny_models import logits, tiny_bert, tiny_inputs, tiny_t5
+from tests.tiny_models import logits, perturbed, tiny_bert, tiny_inputs, tiny_t5
 
 BUILDERS = {"t5": tiny_t5, "bert": tiny_bert}
 # tiny models: hidden 32 -> bottleneck 4; n = 2 divides both
@@ -23,15 +23,6 @@ HEAD = {"t5": {}, "bert": {"modules_to_save": ["classifier"]}}  # BERT's new hea
 def peft_model(arch, method="compacter", seed=0):
     config = CompacterConfig(method=method, **OPTIONS[method], **HEAD[arch])
     return peft.get_peft_model(BUILDERS[arch](seed), config)
-
-
-def perturbed(model):
-    """The trained tensors moved off their init (adapters start near the identity), so a test can fail."""
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn_like(p) * 0.1)
-    return model
 
 
 def peft_name(name: str, wrapped: set[str]) -> str:
