@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from peft.config import PeftConfig
@@ -148,9 +149,12 @@ class CompacterModel(BaseTuner):
     def _pre_injection_hook(self, model: nn.Module, config: CompacterConfig, adapter_name: str) -> None:
         if not hasattr(self, "compacter_shared_rules"):
             self.compacter_shared_rules = nn.ModuleDict()
+            self.make_adapter: dict[str, Callable[[], nn.Module]] = {}
         shared = new_shared_rules(config.adapter_config)
         if shared is not None:
             self.compacter_shared_rules[adapter_name] = shared
+        # sizes checked here, before any module is replaced: a bad reduction factor leaves the model as it was
+        self.make_adapter[adapter_name] = adapter_maker(model.config.hidden_size, config.adapter_config, shared)
         if config.target_modules is None:
             sites = [site.name for site in chosen_sites(find_sites(model), config.adapter_config.placement)]
             norms = [name for name, module in model.named_modules() if is_layer_norm(module)]
@@ -164,8 +168,7 @@ class CompacterModel(BaseTuner):
         elif is_layer_norm(target):
             self._replace_module(parent, target_name, LayerNormLayer(target, adapter_name, frozen), target)
         else:
-            shared = self.compacter_shared_rules[adapter_name] if adapter_name in self.compacter_shared_rules else None
-            adapter = adapter_maker(self.model.config.hidden_size, config.adapter_config, shared)()
+            adapter = self.make_adapter[adapter_name]()
             if isinstance(target, AdapterLayer):
                 target.update_layer(adapter_name, adapter, frozen)
             else:

@@ -107,3 +107,10 @@ def test_invalid_options_fail_when_the_config_is_made():
         CompacterConfig(method="houlsby")
     with pytest.raises(ValueError, match="reduction_factor must be a positive integer"):
         CompacterConfig(reduction_factor=0)
+
+
+def test_sizes_that_do_not_fit_the_model_fail_before_anything_is_wrapped():
+    model = tiny_bert()
+    with pytest.raises(ValueError, match="not divisible by reduction_factor=5"):
+        peft.get_peft_model(model, CompacterConfig(reduction_factor=5))
+    assert not [name for name, m in model.named_modules() if hasattr(m, "compacter_layer_norm")]
