@@ -7,7 +7,7 @@ const FACET_NAMES = {backbone: "Backbone", task: "Task", size: "Train size", met
 const STATUSES = ["ok", "failed", "missing"];
 // per-point facets of a trace (meta.<key>[i]); traces without them are one (backbone, method)
 const POINT_FACETS = {methods: "method", sizes: "size"};
-const state = {status: new Set(STATUSES)};
+const state = {status: new Set(STATUSES), paretoX: "trainable_percent"};
 const sortState = new Map();  // table id -> {key, dir}
 let renders = 0;
 
@@ -17,6 +17,7 @@ function readHash() {
   for (const facet of [...FACETS, "status"]) {
     if (params.has(facet)) state[facet] = new Set(params.get(facet).split(",").filter(Boolean));
   }
+  if (DATA.pareto_axes.some(axis => axis.value === params.get("x"))) state.paretoX = params.get("x");
 }
 
 function writeHash() {
@@ -25,6 +26,7 @@ function writeHash() {
     if (state[facet].size !== DATA.facets[facet].length) params.set(facet, [...state[facet]].join(","));
   }
   if (state.status.size !== STATUSES.length) params.set("status", [...state.status].join(","));
+  if (state.paretoX !== DATA.pareto_axes[0].value) params.set("x", state.paretoX);
   history.replaceState(null, "", "#" + params.toString());
 }
 
@@ -81,7 +83,16 @@ function paretoPanels() {
     if (average.tasks.every(task => state.task.has(task))) shown.push(average);
     else shown.push(...panels.filter(panel => panel.kind === "task" && state.task.has(panel.tasks[0])));
   }
-  return shown;
+  return shown.map(onParetoAxis);
+}
+
+function onParetoAxis(panel) {
+  // every point carries its value of each axis (meta.x, from dashboard.py); null: not recorded
+  const axis = DATA.pareto_axes.find(option => option.value === state.paretoX);
+  const figure = JSON.parse(JSON.stringify(panel.figure));
+  for (const trace of figure.data) trace.x = [trace.meta.x[axis.value]];
+  figure.layout.xaxis = {...figure.layout.xaxis, type: axis.type, title: {text: axis.label}};
+  return {...panel, figure};
 }
 
 function curvePanels() {
@@ -228,6 +239,9 @@ async function main() {
   }
   document.getElementById("status-filter").appendChild(checkboxGroup(
     "status", "Status", STATUSES.map(value => ({value, label: value})), state.status, renderAll));
+  const axisSelect = document.getElementById("pareto-x");
+  for (const axis of DATA.pareto_axes) axisSelect.add(new Option(axis.label, axis.value, false, axis.value === state.paretoX));
+  axisSelect.addEventListener("change", () => { state.paretoX = axisSelect.value; renderAll(); });
   const efficiency = document.getElementById("efficiency-view");
   if (DATA.efficiency) efficiency.innerHTML = '<div id="efficiency-plot"></div><div id="efficiency-table"></div>';
   else efficiency.innerHTML = '<p class="empty">No efficiency CSV was given to the report (--efficiency).</p>';

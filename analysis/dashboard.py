@@ -117,13 +117,26 @@ def pareto_panels(results: Results, colours: dict) -> list[dict]:
     return panels
 
 
+# What the reader may put on a Pareto plot's x axis: record field -> (axis title, axis type).
+PARETO_AXES = {
+    "trainable_percent": ("% trainable parameters (log)", "log"),
+    "checkpoint_bytes": ("checkpoint size, bytes of the trained tensors as saved (log)", "log"),
+    "step_time_s": ("training step time, s (log)", "log"),
+    "peak_mem_mb": ("peak memory of the run, MB", "linear"),
+}
+
+
 def _pareto_point(runs, backbone, method, mean, std, n, halfwidth) -> dict:
+    """One method's point; ``x`` holds its mean of every ``PARETO_AXES`` field (None: no record has it)."""
     mine = runs[(runs["backbone"] == backbone) & (runs["method"] == method)]
     params = mine["trainable_params"].dropna()
     counted = MISSING if params.empty else (
         f"{params.min():,.0f}" if params.min() == params.max() else f"{params.min():,.0f}–{params.max():,.0f}")
-    return {"backbone": backbone, "method": method, "percent": mine["trainable_percent"].mean(),
-            "mean": mean, "halfwidth": halfwidth, "text": _spread(mean, std, n, halfwidth), "params": counted}
+    x = {field: mine[field].mean() if field in mine and mine[field].notna().any() else None for field in PARETO_AXES}
+    saved = MISSING if x["checkpoint_bytes"] is None else f"{x['checkpoint_bytes']:,.0f} bytes"
+    return {"backbone": backbone, "method": method, "x": x, "mean": mean, "halfwidth": halfwidth,
+            "text": _spread(mean, std, n, halfwidth), "params": counted, "saved": saved,
+            "merges": names.mergeable_label(method) or MISSING}
 
 
 def _pareto_panel(group, kind, tasks, size, title, points, labels, colours, y_title) -> dict:
@@ -131,15 +144,17 @@ def _pareto_panel(group, kind, tasks, size, title, points, labels, colours, y_ti
     for point in points:
         key = (point["backbone"], point["method"])
         figure.add_trace(go.Scatter(
-            x=[point["percent"]], y=[point["mean"]], mode="markers", name=labels[key],
+            x=[point["x"]["trainable_percent"]], y=[point["mean"]], mode="markers", name=labels[key],
             marker=dict(color=colours[key], size=11),
             error_y=dict(type="data", array=[point["halfwidth"]], visible=not pd.isna(point["halfwidth"])),
-            customdata=[[point["text"], point["params"]]],
-            hovertemplate=f"<b>{labels[key]}</b><br>score %{{customdata[0]}}<br>trainable %{{customdata[1]}} "
-                          "(%{x:.3g}%)<extra></extra>",
-            meta={"backbone": key[0], "method": key[1]}))
+            customdata=[[point["text"], point["params"], point["saved"], point["merges"]]],
+            hovertemplate=f"<b>{labels[key]}</b><br>score %{{customdata[0]}}<br>trainable %{{customdata[1]}}"
+                          "<br>checkpoint %{customdata[2]}, merges into the backbone: %{customdata[3]}"
+                          "<br>x %{x:.3g}<extra></extra>",
+            meta={"backbone": key[0], "method": key[1], "x": point["x"]}))  # the page swaps x from meta.x
+    title_x, type_x = PARETO_AXES["trainable_percent"]
     figure.update_layout(title=dict(text=title, font=dict(size=14)), height=380, margin=dict(l=60, r=20, t=50, b=50),
-                         xaxis=dict(type="log", title="% trainable parameters (log)"), yaxis=dict(title=y_title))
+                         xaxis=dict(type=type_x, title=title_x), yaxis=dict(title=y_title))
     return {"group": group, "kind": kind, "tasks": tasks, "size": size, "figure": _figure_data(figure)}
 
 
@@ -316,6 +331,7 @@ def dashboard_data(results: Results, profile: str, sources: list[str],
         "profile": profile, "sources": sources,
         "facets": facets(records, None if efficiency is None else efficiency.numbers),
         "pareto": pareto_panels(results, colours), "curves": curve_panels(results, colours),
+        "pareto_axes": [{"value": field, "label": title, "type": kind} for field, (title, kind) in PARETO_AXES.items()],
         "tables": benchmark_views(results),
         "efficiency": None if efficiency is None else {
             "figure": efficiency_figure(efficiency.numbers), "subplots": len(RATIOS),

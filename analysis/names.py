@@ -33,6 +33,8 @@ def size_label(size) -> str:
 def size_sort_key(size) -> float:
     """Training sizes ascending, full data last."""
     return math.inf if pd.isna(size) else float(size)
+BEYOND_PAPER = frozenset(m.name for m in catalog.METHODS if not m.in_paper)  # peft's rows
+MERGEABLE = {m.name: m.mergeable for m in catalog.METHODS}
 
 
 def benchmark_of(task: str) -> str | None:
@@ -74,6 +76,11 @@ def metric_name(metric: str) -> str:
 def task_metrics(task: str, observed: Iterable[str] = ()) -> tuple[str, ...]:
     """The metrics a task reports; for a task unknown here, the ones its records carry."""
     return TASK_METRICS.get(task) or tuple(sorted(set(observed)))
+
+
+def mergeable_label(method: str) -> str:
+    """Whether a method's trained weights fold into the backbone: "yes" / "no", blank if unknown."""
+    return {True: "yes", False: "no"}.get(MERGEABLE.get(method), "")
 
 
 def method_label(method: str, backbone: str | None = None, with_backbone: bool = False) -> str:

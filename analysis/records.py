@@ -30,7 +30,7 @@ RUN_KEY = ("profile", "backbone", "method", "task", "train_size", "seed")
 BASE_COLUMNS = (
     "run_id", "profile", "backbone", "method", "task", "benchmark", "train_size", "seed",
     "data_seed", "status", "error", "started_at", "finished_at", "machine", "config", "provenance", "source",
-    "chance_score", *NUMERIC,
+    "chance_score", "step_time_s", *NUMERIC,
 )
 # W&B run states that carry no final record yet.
 WANDB_UNFINISHED = ("running", "pending", "preempting")
@@ -121,7 +121,8 @@ def row_of(record: RunRecord, source: str) -> dict[str, Any]:
         "provenance": dict(record.provenance),
         "source": source,
     }
-    for field in NUMERIC:
+    row["step_time_s"] = record.step_time_s  # derived: what the dashboard's Pareto may put on its x axis
+    for field in (*NUMERIC, "step_time_s"):
         row[field] = math.nan if row[field] is None else float(row[field])
     for field, prefix in SCORE_FIELDS.items():
         for metric, value in getattr(record, field).items():

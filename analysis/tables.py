@@ -29,10 +29,13 @@ CHANCE_LABEL = "Majority class"
 CHANCE_NOTE = (f"{CHANCE_LABEL}: the chance level — every test example predicted as the most frequent label "
                "of the run's training examples (their mean score for STS-B, whose correlations are then 0), "
                "averaged over the runs' data subsets.")
+BEYOND_MARK = " †"
+BEYOND_NOTE = ("† Beyond the paper: peft's methods (not in the paper's Tables 1–2), below its rows, compared "
+               "with the same tests.")
 _LATEX = str.maketrans({
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "±": r"$\pm$", "×": r"$\times$", "—": "---", "–": "--",
+    "±": r"$\pm$", "×": r"$\times$", "—": "---", "–": "--", "†": r"$\dagger$", "³": r"$^3$",
 })
 
 
@@ -264,8 +267,9 @@ def benchmark_table(records: pd.DataFrame, benchmark: str, comparisons: pd.DataF
     stats, scores = metric_stats(full), task_scores(records, benchmark)
     comparisons = paired_comparisons(full) if comparisons is None else comparisons
     marks = cell_marks(comparisons)
-    keys = row_keys(full)
-    labels = row_labels(keys)
+    keys = row_keys(full)  # the paper's rows first, then those beyond it (catalog order)
+    labels = {key: label + (BEYOND_MARK if key[1] in names.BEYOND_PAPER else "")
+              for key, label in row_labels(keys).items()}
     numbers, cells, incomplete = [], [], []
     for key in keys:
         runs = full[(full["backbone"] == key[0]) & (full["method"] == key[1])]
@@ -300,6 +304,7 @@ def benchmark_table(records: pd.DataFrame, benchmark: str, comparisons: pd.DataF
         f"{MISSING} = no successful run. Avg = mean over tasks, a task's metrics averaged first. "
         "The CSV adds each mean's 95% t-interval half-width (ci95) and the comparisons' statistics.",
         marks_note(comparisons),
+        BEYOND_NOTE if any(method in names.BEYOND_PAPER for _, method in keys) else None,
         CHANCE_NOTE if chance is not None else None,
         f"{bench} tasks with no runs here, not in the table: {', '.join(absent)}." if absent else None,
         f"{MISSING_AVG} Avg not computed for rows lacking a task: {'; '.join(incomplete)}."
@@ -313,15 +318,17 @@ def benchmark_table(records: pd.DataFrame, benchmark: str, comparisons: pd.DataF
 
 
 def params_table(records: pd.DataFrame) -> Table:
-    """Trainable / total parameters per backbone and method, as the training code counted them."""
+    """Trainable / total parameters per backbone and method, as the training code counted them;
+    what a reader choosing a method also weighs: the checkpoint's size and whether it merges."""
     counted = records.dropna(subset=["trainable_params"])
     keys = sorted(row_keys(counted), key=lambda k: (k[0], names.method_sort_key(k[1])))
     numbers, cells = [], []
     for backbone, method in keys:
         runs = counted[(counted["backbone"] == backbone) & (counted["method"] == method)]
         number = {"backbone": backbone, "method": method, "label": names.method_label(method, backbone)}
-        for field in ("trainable_params", "total_params", "trainable_percent"):
+        for field in ("trainable_params", "total_params", "trainable_percent", "checkpoint_bytes"):
             number.update({f"{field}_min": runs[field].min(), f"{field}_max": runs[field].max()})
+        number["mergeable"] = names.MERGEABLE.get(method)
         number["tasks"] = runs["task"].nunique()
         numbers.append(number)
         cells.append({
@@ -329,10 +336,17 @@ def params_table(records: pd.DataFrame) -> Table:
             "Trainable params": format_range(runs["trainable_params"], ",.0f"),
             "Total params": format_range(runs["total_params"], ",.0f"),
             "% trainable": format_range(runs["trainable_percent"], ".4g"),
+            "Checkpoint (bytes)": format_range(runs["checkpoint_bytes"], ",.0f"),
+            "Merges into backbone": names.mergeable_label(method),
         })
     notes = ("Counted by the training code in each run (trainable includes layer norms and task "
-             "heads where trained); min–max where tasks differ, e.g. by the size of the task head.",)
-    columns = ["Method", "Backbone", "Trainable params", "Total params", "% trainable"]
+             "heads where trained); min–max where tasks differ, e.g. by the size of the task head.",
+             "Checkpoint: bytes of the trained tensors as `compacter.save_trained` writes them (VeRA's fixed "
+             f"projections included; {MISSING} = records from before it was recorded). Merges: the trained weights "
+             "fold into the backbone's, so inference costs what the backbone's does (adapters: a non-linearity "
+             "between their projections; prompts: a longer input).")
+    columns = ["Method", "Backbone", "Trainable params", "Total params", "% trainable", "Checkpoint (bytes)",
+               "Merges into backbone"]
     return Table("params", "Trainable parameters", pd.DataFrame(numbers), pd.DataFrame(cells, columns=columns), notes)
 
 

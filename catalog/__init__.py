@@ -177,23 +177,32 @@ class MethodSpec:
     name: str
     display_name: str
     paper_percent: float | None = None  # the paper's Table 1 "% trainable parameters" of T5-base
+    in_paper: bool = True  # False: a row "beyond the paper" (peft's methods), tabled apart from Tables 1-2
+    # whether the trained weights fold into the backbone's own (no inference overhead): not for
+    # adapters (a non-linearity between their projections) nor prompts (a longer input)
+    mergeable: bool = True
 
 
 # In the paper's row order.
 METHODS: tuple[MethodSpec, ...] = (
     MethodSpec("finetune", "Finetuning", 100.0),
-    MethodSpec("adapter", "Adapter", 0.832),
-    MethodSpec("pfeiffer", "Pfeiffer-Adapter", 0.427),
-    MethodSpec("adapterdrop", "AdapterDrop", 0.494),
-    MethodSpec("lowrank", "Adapter-LowRank", 0.073),
-    MethodSpec("phm", "PHM-Adapter", 0.179),
-    MethodSpec("compacter", "Compacter", 0.073),
-    MethodSpec("compacterpp", "Compacter++", 0.047),
+    MethodSpec("adapter", "Adapter", 0.832, mergeable=False),
+    MethodSpec("pfeiffer", "Pfeiffer-Adapter", 0.427, mergeable=False),
+    MethodSpec("adapterdrop", "AdapterDrop", 0.494, mergeable=False),
+    MethodSpec("lowrank", "Adapter-LowRank", 0.073, mergeable=False),
+    MethodSpec("phm", "PHM-Adapter", 0.179, mergeable=False),
+    MethodSpec("compacter", "Compacter", 0.073, mergeable=False),
+    MethodSpec("compacterpp", "Compacter++", 0.047, mergeable=False),
     MethodSpec("bitfit", "BitFit", 0.126),
-    MethodSpec("prompt_r", "Prompt Tuning-R", 0.034),
-    MethodSpec("prompt", "Prompt Tuning-T", 0.034),
+    MethodSpec("prompt_r", "Prompt Tuning-R", 0.034, mergeable=False),
+    MethodSpec("prompt", "Prompt Tuning-T", 0.034, mergeable=False),
     MethodSpec("intrinsic", "Intrinsic-SAID", 0.009),
-    MethodSpec("lora", "LoRA"),  # not in the paper
+    # beyond the paper: peft's methods (method: peft in their YAML)
+    MethodSpec("lora", "LoRA", in_paper=False),
+    MethodSpec("dora", "DoRA", in_paper=False),
+    MethodSpec("ia3", "(IA)³", in_paper=False),
+    MethodSpec("loha", "LoHa", in_paper=False),
+    MethodSpec("vera", "VeRA", in_paper=False),
 )
 
 TASK_SPECS = {spec.name: spec for spec in TASKS}

@@ -77,6 +77,7 @@ class RunRecord(BaseModel):
     total_params: int | None = None
     backbone_params: int | None = None
     trainable_percent: float | None = None
+    checkpoint_bytes: int | None = None       # the trained tensors as saved: what a task costs to keep
     val: Scores = {}                          # the selected (best) validation point's metrics
     test: Scores = {}                         # that checkpoint's test metrics
     val_score: float | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 from torch import nn
 
@@ -70,35 +71,47 @@ class AdapterConfig:
 
 def apply_adapters(model: nn.Module, config: AdapterConfig) -> list[nn.Module]:
     """Wrap the chosen sublayers of ``model`` with adapters; returns the trainable modules."""
-    hidden = model.config.hidden_size  # T5Config maps hidden_size to d_model
+    shared_rules = new_shared_rules(config)
+    make_adapter = adapter_maker(model.config.hidden_size, config, shared_rules)
+    trainable: list[nn.Module] = []
+    if shared_rules is not None:
+        model.compacter_shared_rules = shared_rules  # owned once, by the model root
+        trainable.append(shared_rules)
+    for site in chosen_sites(find_sites(model), config.placement):
+        adapter = make_adapter()
+        setattr(site.parent, site.attr, AdapterWrapped(getattr(site.parent, site.attr), adapter))
+        trainable.append(adapter)
+    if config.train_layer_norms:
+        trainable.extend(m for m in model.modules() if is_layer_norm(m))
+    return trainable
+
+
+def new_shared_rules(config: AdapterConfig) -> SharedPHMRules | None:
+    """Compacter's model-wide A (n, n, n), to be owned by one module; None for the other variants."""
+    if config.projection != "compacter":
+        return None
+    return SharedPHMRules(config.hypercomplex_n, config.shared_rules_init_std)
+
+
+def adapter_maker(hidden: int, config: AdapterConfig,
+                  shared_rules: SharedPHMRules | None) -> Callable[[], BottleneckAdapter]:
+    """A function building one adapter of ``config`` for a model of width ``hidden``, once the
+    sizes are checked (so that a message can name the reduction factor)."""
     bottleneck = hidden // config.reduction_factor
     if bottleneck < 1 or hidden % config.reduction_factor:
         raise ValueError(
             f"hidden size {hidden} is not divisible by reduction_factor={config.reduction_factor}; "
             f"pick a reduction factor that divides {hidden}"
         )
-    trainable: list[nn.Module] = []
-    shared_rules = None
     if config.projection in ("phm", "compacter"):
-        # checked before any layer is built, so that the message can name the reduction factor
         problem = indivisible(config.hypercomplex_n, {"hidden size": hidden, "bottleneck": bottleneck})
         if problem:
             raise ValueError(
                 f"{config.method}: n={config.hypercomplex_n} must divide the hidden size and the bottleneck "
                 f"(hidden {hidden} / reduction_factor {config.reduction_factor} = {bottleneck}); {problem} "
                 "or another reduction_factor.")
-    if config.projection == "compacter":
-        shared_rules = SharedPHMRules(config.hypercomplex_n, config.shared_rules_init_std)
-        model.compacter_shared_rules = shared_rules  # owned once, by the model root
-        trainable.append(shared_rules)
     projection = _projection_factory(config, shared_rules)
-    for site in _chosen_sites(find_sites(model), config.placement):
-        adapter = BottleneckAdapter(hidden, bottleneck, projection, config.activation)
-        setattr(site.parent, site.attr, AdapterWrapped(getattr(site.parent, site.attr), adapter))
-        trainable.append(adapter)
-    if config.train_layer_norms:
-        trainable.extend(m for m in model.modules() if is_layer_norm(m))
-    return trainable
+    return lambda: BottleneckAdapter(hidden, bottleneck, projection, config.activation)
 
 
 def _projection_factory(config: AdapterConfig, shared_rules: SharedPHMRules | None) -> ProjectionFactory:
@@ -111,7 +124,7 @@ def _projection_factory(config: AdapterConfig, shared_rules: SharedPHMRules | No
     return phm_projection(config.hypercomplex_n, rank_one=True, shared_rules=shared_rules)
 
 
-def _chosen_sites(sites: list[Site], placement: str) -> list[Site]:
+def chosen_sites(sites: list[Site], placement: str) -> list[Site]:
     if placement == "all":
         return sites
     if placement in ("attention", "feedforward"):

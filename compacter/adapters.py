@@ -64,7 +64,11 @@ class AdapterWrapped(nn.Module):
         self.adapter = adapter
 
     def forward(self, *args, **kwargs):
-        out = self.base_layer(*args, **kwargs)
-        if isinstance(out, tuple):
-            return (self.adapter(out[0]),) + out[1:]
-        return self.adapter(out)
+        return on_output(self.base_layer(*args, **kwargs), self.adapter)
+
+
+def on_output(out: torch.Tensor | tuple, adapter: nn.Module) -> torch.Tensor | tuple:
+    """``adapter`` applied to a sublayer's output, or to the first element of a tuple output."""
+    if isinstance(out, tuple):
+        return (adapter(out[0]),) + out[1:]
+    return adapter(out)

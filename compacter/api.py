@@ -30,7 +30,7 @@ from torch import nn
 from compacter.adapter_methods import ADAPTER_VARIANTS, AdapterConfig, apply_adapters
 from compacter.bitfit import BitFitConfig, apply_bitfit
 from compacter.intrinsic import IntrinsicConfig, apply_intrinsic
-from compacter.lora import LoraMethodConfig, apply_lora
+from compacter.peft_methods import PeftMethodConfig, apply_peft
 from compacter.prompt import PromptConfig, apply_prompt
 
 TRAINED_WEIGHTS = "trained.safetensors"
@@ -53,7 +53,7 @@ METHODS: dict[str, tuple[type, Callable[[nn.Module, Any], Trainable]]] = {
     "bitfit": (BitFitConfig, apply_bitfit),
     "prompt": (PromptConfig, apply_prompt),
     "intrinsic": (IntrinsicConfig, apply_intrinsic),
-    "lora": (LoraMethodConfig, apply_lora),
+    "peft": (PeftMethodConfig, apply_peft),  # any peft tuner; its options are peft's config (lora, ia3, …)
 }
 
 
@@ -185,9 +185,15 @@ def _numel(params: Iterable[torch.Tensor]) -> int:
 
 
 def trained_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Only the tensors the applied method trains, by their names in ``model`` (shared ones once)."""
+    """Only the tensors the applied method trains, by their names in ``model`` (shared ones once).
+
+    A method whose checkpoint is more than its trained parameters (peft's: fixed random buffers,
+    its own key names) says so by a ``checkpoint(model, trained)`` method on its config, and
+    loads it back by ``load_checkpoint(model, tensors)``."""
+    config = _applied(model).config
     params = dict(model.named_parameters())
-    return {name: params[name].detach() for name in _applied(model).trained}
+    trained = {name: params[name].detach() for name in _applied(model).trained}
+    return config.checkpoint(model, trained) if hasattr(config, "checkpoint") else trained
 
 
 def save_trained(model: nn.Module, directory: str | Path) -> Path:
@@ -219,7 +225,11 @@ def load_trained(model: nn.Module, directory: str | Path) -> nn.Module:
     if set(tensors) != expected:
         missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
         raise ValueError(f"saved weights do not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    model.load_state_dict(tensors, strict=False)
+    config = model.compacter_applied.config
+    if hasattr(config, "load_checkpoint"):
+        config.load_checkpoint(model, tensors)
+    else:
+        model.load_state_dict(tensors, strict=False)
     return model
 
 

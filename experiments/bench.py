@@ -62,6 +62,7 @@ from typing import Callable
 
 import torch
 
+import catalog
 import compacter
 from experiments.bench_report import write_outputs
 from experiments.configs import method_config
@@ -166,7 +167,8 @@ def make_train_step(model: torch.nn.Module, batch: dict, learning_rate: float) -
 
 
 def measure(model: torch.nn.Module, method: str, options: dict, workload: Workload, device: torch.device,
-            learning_rate: float = 3e-4, switch_allocator: bool = False, memory_phase: bool = True) -> dict:
+            learning_rate: float = 3e-4, switch_allocator: bool = False, memory_phase: bool = True,
+            library_method: str | None = None) -> dict:
     """Apply ``method`` to ``model``, run the phases; one result row without the ratios.
 
     ``memory_phase`` False: none, ``peak_mem_mb`` NaN (the benchmark measures memory in its first
@@ -176,7 +178,7 @@ def measure(model: torch.nn.Module, method: str, options: dict, workload: Worklo
     if workload.steps < 1 or workload.warmup + memory_phase * MEMORY_STEPS < 1:
         raise ValueError(f"need steps ≥ 1 and a training step before the timed ones (warmup ≥ 1 without the "
                          f"memory phase: the first step creates AdamW's state), got {workload}")
-    compacter.apply(model, method, **options)
+    compacter.apply(model, library_method or method, **options)  # a method config may name another (lora: peft)
     model.to(device)
     batch = make_batch(model, workload, device)
     train_step, inputs = make_train_step(model, batch, learning_rate), eval_inputs(model, batch)
@@ -219,22 +221,26 @@ def build_backbone(name: str) -> torch.nn.Module:
     return load_model(backbone, None if backbone.kind == "seq2seq" else "classification", 2)
 
 
-def method_settings(method: str) -> tuple[dict, float]:
-    """The method's default options and learning rate (``configs/methods/<method>.yaml``)."""
-    try:
-        config = method_config(method)
-    except ValueError:  # a registered method without a YAML config: the library's defaults
-        config = {}
-    return dict(config.get("method_options") or {}), float(config.get("learning_rate", 3e-4))
+# the paper's rows (prompt_r: the same layers as prompt) and LoRA, what reports/efficiency.md measures
+DEFAULT_METHODS = ("finetune", "adapter", "pfeiffer", "adapterdrop", "lowrank", "phm", "compacter", "compacterpp",
+                   "bitfit", "prompt", "intrinsic", "lora")
+
+
+def method_settings(method: str) -> tuple[str, dict, float]:
+    """The library method, its options and the learning rate of a method config
+    (``configs/methods/<method>.yaml``; ``lora.yaml`` names the library method ``peft``)."""
+    config = method_config(method)
+    return (config.get("method", method), dict(config.get("method_options") or {}),
+            float(config.get("learning_rate", 3e-4)))
 
 
 def child(backbone: str, method: str, workload: Workload, memory_phase: bool) -> dict:
     """The body of one fresh process: seed, build, measure."""
     set_threads()
     torch.manual_seed(0)
-    options, learning_rate = method_settings(method)
+    library, options, learning_rate = method_settings(method)
     row = measure(build_backbone(backbone), method, options, workload, pick_device(), learning_rate,
-                  switch_allocator=True, memory_phase=memory_phase)
+                  switch_allocator=True, memory_phase=memory_phase, library_method=library)
     return {"backbone": backbone, **row}
 
 
@@ -245,8 +251,8 @@ def profile_table(backbone: str, method: str, workload: Workload, rows: int = 25
     set_threads()
     torch.manual_seed(0)
     device = pick_device()
-    options, learning_rate = method_settings(method)
-    model = compacter.apply(build_backbone(backbone), method, **options).to(device).train()
+    library, options, learning_rate = method_settings(method)
+    model = compacter.apply(build_backbone(backbone), library, **options).to(device).train()
     batch = make_batch(model, workload, device)
     train_step = make_train_step(model, batch, learning_rate)
 
@@ -277,8 +283,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", nargs="+", default=["minilm", "t5-base"], help="minilm, t5-base or a checkpoint")
-    parser.add_argument("--methods", nargs="+", default=list(compacter.METHODS),
-                        help="finetune is always measured too (ratios need it)")
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
+                        help="method configs (experiments/configs/methods/); finetune is always measured too")
     parser.add_argument("--rounds", type=int, default=ROUNDS,
                         help=f"rounds of fresh processes, every method in each (default {ROUNDS}; see the docstring)")
     parser.add_argument("--memory-rounds", type=int, default=1,
@@ -297,9 +303,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--memory-phase", action="store_true", help=argparse.SUPPRESS)  # children only
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.methods) - set(compacter.METHODS))
+    configs = [m.name for m in catalog.METHODS]
+    unknown = sorted(set(args.methods) - set(configs))
     if unknown:
-        parser.error(f"unknown method(s) {unknown}; registered: {', '.join(compacter.METHODS)}")
+        parser.error(f"unknown method config(s) {unknown}; known: {', '.join(configs)}")
     if not 1 <= args.memory_rounds <= args.rounds:
         parser.error("need 1 ≤ --memory-rounds ≤ --rounds (the first round measures memory)")
 

@@ -157,7 +157,9 @@ def method_options_of(method: str, options: Mapping[str, Any]) -> dict[str, Any]
         raise ValueError(f"method {method!r}: 'method' is not a method option; valid options: "
                          f"{', '.join(sorted(_fields(schema) - {'method'}))}")
     typed = _merged(schema, f"{method} option", [options])
-    return {name: value for name, value in typed.items() if name != "method"}
+    # constructed once: a config completes what it derives from its options (peft's: its own defaults)
+    resolved = dataclasses.asdict(schema(**{**typed, "method": method}))
+    return {name: value for name, value in resolved.items() if name != "method"}
 
 
 def _merged(schema: type, what: str, layers: list) -> dict[str, Any]:

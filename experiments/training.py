@@ -105,11 +105,13 @@ def train_and_test(config, logger) -> dict[str, Any]:
     val_metrics = module.val_history[best_epoch]
     test_metrics = {name: tested[f"test/{name}"] for name in task.metrics}
     count = compacter.count_parameters(model)
+    checkpoint = compacter.trained_state_dict(model)  # what save_trained writes, saved or not
     return {
         "benchmark": task.benchmark,
         "head_pooling": model.head_pooling,  # what "auto" resolved to
         "trainable_params": count.trainable, "total_params": count.total, "backbone_params": count.backbone,
         "trainable_percent": count.trainable_percent,
+        "checkpoint_bytes": sum(t.numel() * t.element_size() for t in checkpoint.values()),
         "val": val_metrics, "test": test_metrics,
         "val_score": float(best.best_model_score), "test_score": tested["test/score"],
         "test_predictions": module.last_predictions["test"],  # in test-example order; None = unparsable

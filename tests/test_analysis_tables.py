@@ -59,13 +59,13 @@ def test_mrpc_metrics_become_two_columns():
 
 def test_missing_run_marks_average_instead_of_averaging_fewer_tasks():
     records = frame(run("finetune", "cola", 1, 60.0), run("finetune", "rte", 1, 70.0),
-                    run("lora", "cola", 1, 90.0))
+                    run("compacter", "cola", 1, 90.0))
     table = benchmark_table(records, "glue")
-    assert cells(table).loc["LoRA", "RTE (acc)"] == "—"
-    assert cells(table).loc["LoRA", "Avg"] == "—*"
-    assert math.isnan(numbers(table).loc["lora", "avg"])
+    assert cells(table).loc["Compacter", "RTE (acc)"] == "—"
+    assert cells(table).loc["Compacter", "Avg"] == "—*"
+    assert math.isnan(numbers(table).loc["compacter", "avg"])
     assert numbers(table).loc["finetune", "avg"] == pytest.approx(65.0)
-    assert any(note.startswith("—*") and "LoRA (lacks RTE)" in note for note in table.notes)
+    assert any(note.startswith("—*") and "Compacter (lacks RTE)" in note for note in table.notes)
 
 
 def test_failed_runs_are_excluded_from_scores_and_listed():
@@ -88,7 +88,17 @@ def test_rows_follow_method_order_and_low_resource_runs_stay_out():
     records = frame(run("lora", "rte", 1), run("mystery", "rte", 1), run("compacterpp", "rte", 1),
                     run("finetune", "rte", 1), run("adapter", "rte", 1, train_size=100))
     table = benchmark_table(records, "glue")
-    assert list(table.cells["Method"]) == ["Finetuning", "Compacter++", "LoRA", "mystery"]
+    assert list(table.cells["Method"]) == ["Finetuning", "Compacter++", "LoRA †", "mystery"]
+
+
+def test_rows_beyond_the_paper_come_below_its_rows_marked_and_noted():
+    records = frame(run("vera", "rte", 1), run("ia3", "rte", 1), run("compacter", "rte", 1), run("finetune", "rte", 1))
+    table = benchmark_table(records, "glue")
+    assert list(table.cells["Method"]) == ["Finetuning", "Compacter", "(IA)³ †", "VeRA †"]
+    assert any(note.startswith("† Beyond the paper") for note in table.notes)
+    assert "$\\dagger$" in table.to_latex()
+    paper_only = benchmark_table(frame(run("compacter", "rte", 1), run("finetune", "rte", 1)), "glue")
+    assert not any("Beyond the paper" in note for note in paper_only.notes)  # Table 1 stays as it was
 
 
 def test_superglue_table_and_no_table_without_runs():
@@ -128,6 +138,15 @@ def test_params_table_per_backbone_and_method():
     assert shown.loc[("t5-base", "T5-base"), "Total params"] == "222,903,552"
     row = table.numbers.set_index("method").loc["compacter"]
     assert (row["trainable_params_min"], row["trainable_params_max"], row["tasks"]) == (26112, 26880, 2)
+
+
+def test_params_table_shows_checkpoint_size_and_whether_a_method_merges():
+    records = frame(run("compacter", "rte", 1, checkpoint_bytes=104448), run("lora", "rte", 1, checkpoint_bytes=297992),
+                    run("adapter", "rte", 1))  # an older record: no checkpoint size
+    shown = params_table(records).cells.set_index("Method")
+    assert shown.loc["Compacter", "Checkpoint (bytes)"] == "104,448"
+    assert shown.loc["Adapter", "Checkpoint (bytes)"] == "—"
+    assert list(shown["Merges into backbone"]) == ["no", "no", "yes"]  # adapter, compacter, lora
 
 
 def test_efficiency_table_in_method_order(tmp_path):

@@ -43,6 +43,7 @@ def record(method, task, size, seed, status="ok"):
         "error": "RuntimeError: diverged\nTraceback (most recent call last): ..." if status == "failed" else None,
         "test": {m: score for m in metrics} if status == "ok" else {}, "test_score": score if status == "ok" else None,
         "trainable_params": params, "total_params": 22_700_000, "trainable_percent": percent,
+        "checkpoint_bytes": 4 * params, "step_time_s": 0.1 + seed / 100,  # seeds 1-3: mean 0.12 s
         "wall_time_s": 30.0 + seed, "finished_at": "2026-11-25T23:00:00+00:00",
         **({"data_seed": 42} if seed == 1 else {}),  # older records have none
     }
@@ -171,6 +172,25 @@ def test_dashboard_draws_every_view_offline_and_filters_act(dashboard, browser, 
     page.close()
 
 
+def test_pareto_x_axis_is_the_readers_choice_and_kept_in_the_link(dashboard, browser):
+    page, errors, _ = open_page(browser, dashboard)
+    first = "document.querySelector('#pareto-plots .js-plotly-plot')"
+    assert page.evaluate(f"{first}.data.map(t => t.x[0])") == pytest.approx([100.0, 0.5, 0.1])  # % trainable
+    page.select_option("#pareto-x", "checkpoint_bytes")
+    page.wait_for_selector("body[data-renders='2']")
+    assert page.evaluate(f"{first}.data.map(t => t.x[0])") == pytest.approx([4 * 22_000_000, 4 * 110_000, 4 * 22_000])
+    assert page.evaluate(f"{first}._fullLayout.xaxis.title.text").startswith("checkpoint size")
+    assert "x=checkpoint_bytes" in page.evaluate("location.hash")
+    page.select_option("#pareto-x", "step_time_s")
+    page.wait_for_selector("body[data-renders='3']")
+    assert page.evaluate(f"{first}.data.map(t => t.x[0])") == pytest.approx([0.12] * 3)
+    assert errors == []
+    page.close()
+    again, _, _ = open_page(browser, dashboard, "#x=step_time_s")  # a shared link opens on its axis
+    assert again.evaluate(f"{first}._fullLayout.xaxis.title.text").startswith("training step time")
+    again.close()
+
+
 def test_dashboard_tables_sort_by_any_column_and_screenshot_shows_marks(dashboard, browser):
     page, errors, _ = open_page(browser, dashboard, "#size=100")
     assert errors == []
@@ -228,6 +248,8 @@ def test_pareto_averages_only_complete_methods_with_the_interval_of_per_seed_ave
     assert finetune["customdata"][0][0] == "72.0 ± 1.0 std, 95% CI ± 2.5 (n=3)"
     assert finetune["error_y"]["array"][0] == pytest.approx(4.302653 / 3 ** 0.5)
     assert finetune["x"][0] == 100.0 and finetune["customdata"][0][1] == "22,000,000"
+    assert finetune["customdata"][0][2:] == ["88,000,000 bytes", "yes"]  # what a reader choosing a method weighs
+    assert glue[("task", ("sst2",))][2]["customdata"][0][3] == "no"  # Compacter's adapters cannot merge
 
 
 def test_curve_hover_carries_the_low_resource_tables_marks():

@@ -60,6 +60,8 @@ def test_saved_trained_weights_reproduce_the_runs_test_predictions(arch, pretrai
 
 LEARNING = [("bert", "finetune"), ("bert", "adapter"), ("bert", "compacter"),
             ("t5", "finetune"), ("t5", "adapter"), ("t5", "compacter"), ("t5", "bitfit")]
+PEFT_ROWS = ["lora", "dora", "ia3", "loha", "vera"]  # beyond the paper, through peft
+LEARNING += [(arch, row) for row in PEFT_ROWS for arch in ("bert", "t5")]
 
 
 @pytest.mark.parametrize("arch,method", LEARNING)

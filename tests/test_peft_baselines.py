@@ -1,4 +1,4 @@
-"""Prompt tuning, Intrinsic-SAID (with its Fastfood transform) and LoRA on tiny T5 / BERT.
+"""Prompt tuning, Intrinsic-SAID (with its Fastfood transform) and LoRA (through peft) on tiny T5 / BERT.
 
 Gradient placement and the save/load round trip run for these methods in the shared
 table of tests/test_methods.py; this file checks what is particular to each.
@@ -192,17 +192,21 @@ def test_bert_prompt_too_long_input_says_how_long_it_may_be():
         model(input_ids=torch.ones(1, 60, dtype=torch.long))
 
 
-# --- LoRA ------------------------------------------------------------------------------------
+# --- LoRA, through the peft method -----------------------------------------------------------
+
+def lora(model, **options):
+    return compacter.apply(model, "peft", peft_config={"peft_type": "LORA", "r": 8, "lora_alpha": 8, **options})
+
 
 def lora_wrapped(model) -> list[str]:
     return [name for name, m in model.named_modules() if hasattr(m, "lora_A")]
 
 
 def test_lora_wraps_query_and_value_and_counts_match():
-    bert = compacter.apply(tiny_bert(), "lora")
+    bert = lora(tiny_bert())
     assert lora_wrapped(bert) == [f"bert.encoder.layer.{i}.attention.self.{p}" for i in (0, 1) for p in ("query", "value")]
     assert compacter.count_parameters(bert).trainable == 4 * 8 * (HIDDEN + HIDDEN) + BERT_HEAD
-    t5 = compacter.apply(tiny_t5(), "lora")
+    t5 = lora(tiny_t5())
     attentions = [f"encoder.block.{i}.layer.0.SelfAttention" for i in (0, 1)] + [
         f"decoder.block.{i}.layer.{j}.{a}" for i in (0, 1) for j, a in ((0, "SelfAttention"), (1, "EncDecAttention"))]
     assert sorted(lora_wrapped(t5)) == sorted(f"{a}.{p}" for a in attentions for p in "qv")
@@ -212,15 +216,15 @@ def test_lora_wraps_query_and_value_and_counts_match():
 @pytest.mark.parametrize("build", [tiny_t5, tiny_bert])
 def test_lora_starts_as_the_backbone(build):
     inputs = tiny_inputs(build())
-    torch.testing.assert_close(logits(compacter.apply(build(), "lora"), inputs), logits(build(), inputs))
+    torch.testing.assert_close(logits(lora(build()), inputs), logits(build(), inputs))
 
 
 def test_lora_custom_targets_survive_the_json_round_trip(tmp_path):
-    model = compacter.apply(tiny_bert(), "lora", r=2, target_modules=["key"])
+    model = lora(tiny_bert(), r=2, target_modules=["key"])
     compacter.save_trained(model, tmp_path)
     fresh = compacter.load_trained(tiny_bert(), tmp_path)
     assert fresh.compacter_applied.config == model.compacter_applied.config
-    assert fresh.compacter_applied.config.target_modules == ("key",)
+    assert fresh.compacter_applied.config.peft_config["target_modules"] == ["key"]
     assert lora_wrapped(fresh) == [f"bert.encoder.layer.{i}.attention.self.key" for i in (0, 1)]
 
 
@@ -229,15 +233,15 @@ def test_lora_without_a_peft_default_for_the_architecture_asks_for_targets():
 
     config = CamembertConfig(vocab_size=100, hidden_size=HIDDEN, num_hidden_layers=1, num_attention_heads=4,
                              intermediate_size=64, max_position_embeddings=64)
-    with pytest.raises(ValueError, match="peft has no default LoRA target modules for model type 'camembert'"):
-        compacter.apply(CamembertForSequenceClassification(config), "lora")
-    model = compacter.apply(CamembertForSequenceClassification(config), "lora", target_modules=["query", "value"])
+    with pytest.raises(ValueError, match="specify `target_modules`"):
+        lora(CamembertForSequenceClassification(config))
+    model = lora(CamembertForSequenceClassification(config), target_modules=["query", "value"])
     assert lora_wrapped(model) == [f"roberta.encoder.layer.0.attention.self.{p}" for p in ("query", "value")]
 
 
 def test_lora_target_that_matches_nothing_fails_loudly():
     with pytest.raises(ValueError, match="nonexistent"):
-        compacter.apply(tiny_bert(), "lora", target_modules=["nonexistent"])
+        lora(tiny_bert(), target_modules=["nonexistent"])
 
 
 # --- the paper's table, T5-base from its config (meta device: no weights, no memory) -------
@@ -245,7 +249,8 @@ def test_lora_target_that_matches_nothing_fails_loudly():
 @pytest.mark.parametrize("method, options, trainable, paper_percent", [
     ("prompt", {}, 100 * 768, 0.034),
     ("intrinsic", {}, 20000, 0.009),
-    ("lora", {}, 12 * 3 * 2 * 8 * (768 + 768), None),  # q, v of 36 attentions; not in the paper
+    ("peft", {"peft_config": {"peft_type": "LORA", "r": 8}},  # LoRA: q, v of 36 attentions; not in the paper
+     12 * 3 * 2 * 8 * (768 + 768), None),
 ])
 def test_t5_base_trainable_share_matches_the_paper(method, options, trainable, paper_percent):
     from experiments.backbones import t5_base_from_config

@@ -47,8 +47,12 @@ def paper():
     return run_configs(load_profile("paper"))
 
 
+# beyond the paper: peft's rows on the full-data protocol, at their method configs' rates
+BEYOND = {"lora": 5e-4, "dora": 5e-4, "ia3": 3e-3, "loha": 5e-4, "vera": 4e-3}
+
+
 def test_full_data_runs_follow_the_papers_table_per_method_and_task(paper):
-    full = [c for c in paper if c.train_size is None]
+    full = [c for c in paper if c.train_size is None and c.method in PAPER_METHODS]
     assert sorted((c.method, c.task) for c in full) == sorted((m, t) for m in PAPER_METHODS for t in PAPER_EPOCHS)
     for c in full:
         lr, prefix, batch, accumulation, options = PAPER_METHODS[c.method]
@@ -56,6 +60,15 @@ def test_full_data_runs_follow_the_papers_table_per_method_and_task(paper):
             (lr, prefix, batch, accumulation), c.run_id
         assert c.method_options == options and c.epochs == PAPER_EPOCHS[c.task], c.run_id
         assert (c.seed, c.val_every_n_epochs) == (42, 1), c.run_id  # validated every epoch, as the paper
+
+
+def test_beyond_the_paper_rows_run_every_full_data_cell_of_tables_1_2_and_nothing_else(paper):
+    beyond = [c for c in paper if c.method not in PAPER_METHODS]
+    assert sorted((c.method, c.task, c.train_size) for c in beyond) == \
+        sorted((m, t, None) for m in BEYOND for t in PAPER_EPOCHS)
+    for c in beyond:
+        assert (c.learning_rate, c.batch_size, c.epochs, c.seed) == (BEYOND[c.method], 100, PAPER_EPOCHS[c.task], 42)
+        assert c.peft_method == "peft" and "peft_version" not in c.method_options["peft_config"], c.run_id
 
 
 def test_every_paper_run_uses_the_papers_schedule_data_seed_and_lengths(paper):

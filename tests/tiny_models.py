@@ -37,6 +37,16 @@ def logits(model, inputs) -> torch.Tensor:
         return model(**inputs).logits
 
 
+def perturbed(model):
+    """The trained tensors moved off their init (most methods start as the backbone, adapters near
+    it), so that a round-trip or equivalence test can fail."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
 # ---------------------------------------------------------------- tiny checkpoints on disk
 
 def t5_like_tokenizer(words) -> "T5Tokenizer":

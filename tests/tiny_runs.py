@@ -22,6 +22,12 @@ LEARNS = {
     "adapter": dict(learning_rate=1e-2, epochs=3, method_options={"reduction_factor": 8}),
     "compacter": dict(learning_rate=1e-2, epochs=3, method_options={"reduction_factor": 8, "n": 4}),
     "bitfit": dict(learning_rate=3e-2, epochs=3),
+    # peft's rows, each at its YAML's settings but a tiny model's rate
+    "lora": dict(learning_rate=1e-2, epochs=3),
+    "dora": dict(learning_rate=1e-2, epochs=3),
+    "ia3": dict(learning_rate=3e-2, epochs=3),
+    "loha": dict(learning_rate=1e-2, epochs=3),
+    "vera": dict(learning_rate=3e-2, epochs=3),
 }
 
 
