@@ -43,7 +43,9 @@ def record(method, task, size, seed, status="ok"):
         "error": "RuntimeError: diverged\nTraceback (most recent call last): ..." if status == "failed" else None,
         "test": {m: score for m in metrics} if status == "ok" else {}, "test_score": score if status == "ok" else None,
         "trainable_params": params, "total_params": 22_700_000, "trainable_percent": percent,
-        "checkpoint_bytes": 4 * params, "step_time_s": 0.1 + seed / 100,  # seeds 1-3: mean 0.12 s
+        "checkpoint_bytes": 4 * params,
+        # one optimizer step of 0.1 + seed / 100 s (seeds 1-3: mean 0.12 s), the record's step_time_s
+        "train_examples": 10, "config": {"batch_size": 10}, "epochs": 1, "train_time_s": 0.1 + seed / 100,
         "wall_time_s": 30.0 + seed, "finished_at": "2026-11-25T23:00:00+00:00",
         **({"data_seed": 42} if seed == 1 else {}),  # older records have none
     }
