@@ -16,7 +16,7 @@ import json
 import math
 from typing import Any
 
-from experiments.run import RunConfig, read_record
+from experiments.run import CorruptRecord, RunConfig, read_record
 
 def full_train_examples(task: str) -> int:
     """Training examples of ``task`` under the paper's split rule (large tasks give 1000 to validation)."""
@@ -50,7 +50,10 @@ def plan_entry(config: RunConfig) -> dict[str, Any]:
     """One run of the plan: its identity, status, steps, learning-rate schedule and record path."""
     from lightning_modules.module import lr_schedule
 
-    record = read_record(config.record_path)
+    try:
+        record = read_record(config.record_path)
+    except CorruptRecord:
+        record = {"status": "corrupt"}  # moved aside and run again by the sweep
     steps = optimizer_steps(config)
     return {
         "run_id": config.run_id, "profile": config.profile, "status": record.get("status") if record else "todo",

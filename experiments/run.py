@@ -188,9 +188,7 @@ def run(config: RunConfig) -> dict[str, Any]:
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     record: dict[str, Any] = {
-        "run_id": config.run_id, "profile": config.profile, "backbone": config.backbone, "method": config.method,
-        "task": config.task, "train_size": config.train_size, "seed": config.seed, "data_seed": config.data_seed,
-        "config": config.identity(), "provenance": provenance(config),
+        **identity_fields(config), "provenance": provenance(config),
         "started_at": started.isoformat(), "machine": machine_info(), "status": "running", "error": None,
     }
     logger = None
@@ -218,6 +216,13 @@ def run(config: RunConfig) -> dict[str, Any]:
     return record
 
 
+def identity_fields(config: RunConfig) -> dict[str, Any]:
+    """What every record says of its run, also one whose process died before it could write its own."""
+    return {"run_id": config.run_id, "profile": config.profile, "backbone": config.backbone, "method": config.method,
+            "task": config.task, "train_size": config.train_size, "seed": config.seed, "data_seed": config.data_seed,
+            "config": config.identity()}
+
+
 def _global_rank() -> int:
     """This process's DDP rank: set by the strategy once a Trainer runs, read from the launcher's
     environment (RANK / LOCAL_RANK / SLURM_PROCID) before that."""
@@ -229,15 +234,49 @@ def _global_rank() -> int:
 def write_record(record: dict[str, Any], path: Path) -> None:
     """Atomic: a reader sees the old record or the new one, never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer: no two share a half-written file
+    with tmp.open("w") as file:
+        file.write(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+        file.flush()
+        os.fsync(file.fileno())  # on disk before the rename makes it the record (a crash then leaves the old one)
     os.replace(tmp, path)
+
+
+class CorruptRecord(ValueError):
+    """A record file that is not a readable record (a write cut short elsewhere, a full disk)."""
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CorruptRecord(f"{path}: unreadable record ({error})") from None
+    if not isinstance(record, dict) or "status" not in record:
+        raise CorruptRecord(f"{path}: not a run record (no status)")
+    return record
+
+
+def readable_record(config: RunConfig) -> dict[str, Any] | None:
+    """The run's record; an unreadable one is moved to ``<results>/corrupt/`` (named in a warning)
+    and reads as none, so the run is done again. Call it holding the run's lock: unlocked, a
+    reader could move aside the record another attempt is replacing."""
+    try:
+        return read_record(config.record_path)
+    except CorruptRecord as error:
+        moved = quarantine(config.record_path, config)
+        log.warning("%s; moved to %s, the run is done again", error, moved)
+        return None
+
+
+def quarantine(path: Path, config: RunConfig) -> Path:
+    """``path`` moved to ``<results>/corrupt/`` under a name no later quarantine reuses."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    target = Path(config.results_dir) / "corrupt" / f"{stamp}-{path.name}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target)
+    return target
 
 
 def machine_info() -> dict[str, Any]:
@@ -341,11 +380,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    existing = read_record(config.record_path)
-    if existing and existing.get("status") == "ok" and not args.force:
-        print(f"{config.run_id}: already done ({config.record_path}); --force to run again")
-        return 0
-    record = run(config)
+    from experiments.locks import exclusive
+
+    with exclusive(config) as instead:
+        if instead and instead["status"] == "skipped":
+            print(f"{config.run_id}: {instead['error']}; not started", file=sys.stderr)
+            return 1
+        if instead and not args.force:
+            print(f"{config.run_id}: already done ({config.record_path}); --force to run again")
+            return 0
+        record = run(config)
     print(json.dumps({k: record.get(k) for k in ("run_id", "status", "error", "val", "test", "wall_time_s")}, indent=2))
     print(f"record: {config.record_path}")
     return 0 if record["status"] == "ok" else 1

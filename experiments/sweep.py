@@ -31,24 +31,30 @@ import itertools
 import json
 import logging
 import math
-import multiprocessing
 import os
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+import yaml
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from experiments.configs import CONFIG_DIR
-from experiments.run import RunConfig, data_dirs_from_env, make_run_config, read_record, run
+from experiments.locks import exclusive, run_lock
+from experiments.profile_check import checked_configs
+from experiments.run import (RunConfig, data_dirs_from_env, CorruptRecord, identity_fields, make_run_config, read_record,
+                             readable_record, run, write_record)
+from experiments.workers import Interrupted, supervise
 
 log = logging.getLogger(__name__)
 PROFILE_DIR = CONFIG_DIR / "profiles"
 BLOCK_KEYS = ("backbones", "methods", "tasks", "train_sizes", "seeds")
 BLOCK_OPTIONS = ("settings", "variants")
 SETTING_SECTIONS = ("defaults", "backbones", "methods", "tasks")  # what ``extends`` inherits
+PROFILE_KEYS = ("description", "extends", "runs", *SETTING_SECTIONS)
 STEP_BUDGET = ("train_steps", "validations")  # profile settings that resolve to epochs / val_every_n_epochs
 
 
@@ -121,21 +127,37 @@ def profile_names() -> list[str]:
 
 def _read_profile(name: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
     """The profile's YAML with what it ``extends`` merged in: the base's setting sections, then its own."""
-    path = PROFILE_DIR / f"{name}.yaml"
+    path = profile_path(name)
     if not path.is_file():
         raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(profile_names())}")
     if name in chain:
         raise ValueError(f"profiles extend each other in a cycle: {' -> '.join((*chain, name))}")
-    raw = {key: value for key, value in OmegaConf.to_container(OmegaConf.load(path)).items() if value is not None}
+    try:
+        loaded = OmegaConf.to_container(OmegaConf.load(path))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ValueError(f"{path}{at}: not valid YAML ({getattr(error, 'problem', None) or error})") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: a profile is a mapping with keys {', '.join(PROFILE_KEYS)}")
+    unknown = sorted(set(loaded) - set(PROFILE_KEYS))
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; valid: {', '.join(PROFILE_KEYS)}")
+    raw = {key: value for key, value in loaded.items() if value is not None}
     if not raw.get("extends"):
         return raw
     base = _read_profile(raw["extends"], (*chain, name))
     return deep_merge({section: base[section] for section in SETTING_SECTIONS if section in base}, raw)
 
 
+def profile_path(name: str) -> Path:
+    """A shipped profile's file, or ``name`` itself when it is a path to a YAML file."""
+    return Path(name) if name.endswith((".yaml", ".yml")) else PROFILE_DIR / f"{name}.yaml"
+
+
 def load_profile(name: str) -> Profile:
     raw = _read_profile(name)
-    path = PROFILE_DIR / f"{name}.yaml"
+    path = profile_path(name)
     blocks = raw.get("runs") or []
     for i, block in enumerate(blocks):
         missing = [key for key in BLOCK_KEYS if not isinstance(block.get(key), list) or not block[key]]
@@ -145,14 +167,23 @@ def load_profile(name: str) -> Profile:
         if unknown:
             raise ValueError(f"{path}: runs[{i}] has unknown keys {unknown}; valid: "
                              f"{', '.join(BLOCK_KEYS + BLOCK_OPTIONS)}")
-    return Profile(name=name, description=raw.get("description", ""), blocks=blocks,
+    return Profile(name=path.stem, description=raw.get("description", ""), blocks=blocks,
                    defaults=raw.get("defaults") or {}, backbone_settings=raw.get("backbones") or {},
                    method_settings=raw.get("methods") or {}, task_settings=raw.get("tasks") or {})
 
 
+def status(config: RunConfig) -> str:
+    """The run's record status ("ok", "failed"), "todo" without one, "corrupt" for an unreadable one
+    (moved aside and run again by the next attempt that holds its lock)."""
+    try:
+        record = read_record(config.record_path)
+    except CorruptRecord:
+        return "corrupt"
+    return record["status"] if record else "todo"
+
+
 def is_done(config: RunConfig) -> bool:
-    record = read_record(config.record_path)
-    return bool(record) and record.get("status") == "ok"
+    return status(config) == "ok"
 
 
 def log_path(config: RunConfig) -> Path:
@@ -192,17 +223,18 @@ def _output_to(path: Path) -> Iterator[None]:
 
 
 def run_logged(config: RunConfig, threads: int | None = None) -> dict[str, Any]:
-    """One run with its output in its log file: what a local worker or a SLURM task executes."""
+    """One run with its output in its log file, under the run's lock: what a local worker or a
+    SLURM task executes. A run another attempt holds is ``skipped`` (nothing written); one
+    another attempt finished meanwhile returns that attempt's record."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    with _output_to(log_path(config)):
-        return run(config)
-
-
-def _run_in_worker(job: tuple[RunConfig, int]) -> dict[str, Any]:
-    return run_logged(*job)
+    with exclusive(config) as instead:
+        if instead:
+            return instead
+        with _output_to(log_path(config)):
+            return run(config)
 
 
 class Progress:
@@ -229,6 +261,9 @@ class Progress:
         self.bar.write(line, file=sys.stderr)
         self.bar.update()
         self._show()
+
+    def note(self, line: str) -> None:
+        self.bar.write(line, file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()
@@ -270,8 +305,10 @@ def _job_record(job, config: RunConfig) -> dict[str, Any]:
 
 def run_sweep(profile: Profile, jobs: int = 1, launcher: str = "local", slurm: SlurmOptions | None = None,
               **extra: Any) -> list[dict[str, Any]]:
-    """Run every cell without an ok record; returns the failed records (each with its ``log``)."""
-    configs = profile.configs(**extra)
+    """Run every cell without an ok record; returns the failed records (each with its ``log``).
+    A cell another launcher is running is skipped, then waited for once this sweep's own runs
+    are done: its record is that launcher's, or, if that launcher died without one, it is run here."""
+    configs = checked_configs(profile, **extra)
     todo = [c for c in configs if not is_done(c)]
     where = f"{jobs} local worker(s)" if launcher == "local" else "a SLURM job array"
     print(f"profile {profile.name}: {len(configs)} runs, {len(configs) - len(todo)} already done, "
@@ -286,33 +323,60 @@ def run_sweep(profile: Profile, jobs: int = 1, launcher: str = "local", slurm: S
     slurm = slurm or SlurmOptions()
     progress = Progress(len(configs), len(configs) - len(todo), jobs if launcher == "local" else slurm.parallelism)
     try:
-        if launcher == "slurm":
-            _run_on_slurm(todo, slurm, progress)
-        else:
-            _run_locally(todo, jobs, progress)
+        while todo:
+            skipped: list[RunConfig] = []
+
+            def finished(config: RunConfig, record: dict[str, Any]) -> None:
+                if record["status"] == "skipped":
+                    skipped.append(config)
+                    progress.note(f"skipped {config.run_id}: {record['error']}; waiting for it at the end")
+                else:
+                    progress.update(record, log_path(config))
+
+            if launcher == "slurm":
+                _run_on_slurm(todo, slurm, finished)
+            else:
+                _run_locally(todo, jobs, finished)
+            todo = [config for config in skipped if not _waited_for(config, progress)]
     finally:
         progress.close()
     return progress.failed
 
 
-def _run_locally(todo: list[RunConfig], jobs: int, progress: Progress) -> None:
+def _waited_for(config: RunConfig, progress: Progress) -> bool:
+    """Wait until no launcher holds ``config``; True when it left a record (then shown), False when
+    it died without one (the run is still to do)."""
+    with run_lock(config, wait=True):
+        record = readable_record(config)
+    if record:
+        progress.update(record, log_path(config))
+    return record is not None
+
+
+def died_record(config: RunConfig, cause: str) -> dict[str, Any]:
+    """The failed record of a run whose worker died, written unless another attempt holds the run
+    or finished it; its last checkpoint stays, so the retry resumes."""
+    record = {**identity_fields(config), "status": "failed", "error": cause,
+              "finished_at": datetime.now(timezone.utc).isoformat()}
+    with run_lock(config) as held:
+        if held and (readable_record(config) or {}).get("status") != "ok":
+            write_record(record, config.record_path)
+    return record
+
+
+def _run_locally(todo: list[RunConfig], jobs: int, finished) -> None:
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    by_id = {config.run_id: config for config in todo}
-    # Long-lived workers (importing torch & co. costs seconds per process); spawned, so no
-    # forked torch/OpenMP state. Leaving the `with` block terminates them, also on Ctrl-C:
-    # an interrupted run leaves no record and resumes from its last checkpoint next time.
-    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-        for record in pool.imap_unordered(_run_in_worker, [(config, threads) for config in todo]):
-            progress.update(record, log_path(by_id[record["run_id"]]))
+    supervise(todo, jobs, run_logged, (threads,), on_result=finished,
+              on_death=lambda config, cause: finished(config, died_record(config, cause)))
 
 
-def _run_on_slurm(todo: list[RunConfig], options: SlurmOptions, progress: Progress) -> None:
+def _run_on_slurm(todo: list[RunConfig], options: SlurmOptions, finished) -> None:
     import submitit
 
     array = _submit(todo, options, Path(todo[0].results_dir) / "slurm")
     config_of = {job.job_id: config for job, config in zip(array, todo)}
     for job in submitit.helpers.as_completed(array):
-        progress.update(_job_record(job, config_of[job.job_id]), log_path(config_of[job.job_id]))
+        finished(config_of[job.job_id], _job_record(job, config_of[job.job_id]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,38 +397,55 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --dry-run: one JSON object per run (resolved config, steps, schedule, status)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        profile = load_profile(args.profile)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if args.dry_run and args.json:
-        from experiments.plan import plan_lines
-
-        print("\n".join(plan_lines(profile.configs())))
-        return 0
-    if args.dry_run:
-        configs = profile.configs()
-        for config in configs:
-            state = "done" if is_done(config) else "todo"
-            print(f"{state}  {config.run_id}  lr={config.learning_rate:g} epochs={config.epochs} "
-                  f"batch={config.batch_size}")
-        print(f"{len(configs)} runs in profile {profile.name} ({sum(map(is_done, configs))} done); "
-              f"records go to results/{profile.name}/")
-        return 0
     options = SlurmOptions(partition=args.partition, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run,
                            time_min=args.time, parallelism=args.parallelism)
     try:
+        profile = load_profile(args.profile)
+        if args.dry_run:
+            return _quietly_piped(_print_plan, profile, args.json)
         failed = run_sweep(profile, jobs=args.jobs, launcher=args.launcher, slurm=options)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Interrupted as interrupted:
+        states = [status(config) for config in profile.configs()]
+        print(f"\ninterrupted by {interrupted}: {states.count('ok')} ok, {states.count('failed')} failed, "
+              f"{len(interrupted.running)} stopped unfinished (each resumes from its last checkpoint), "
+              f"{len(states) - states.count('ok') - states.count('failed') - len(interrupted.running)} pending; "
+              f"run the same command to resume", file=sys.stderr)
+        return 128 + interrupted.signum
     if failed:
         print(f"\n{len(failed)} run(s) failed (records kept; re-run the same command to retry them):")
         for record in failed:
             print(f"  {record['run_id']}: {record['error']}\n    log: {record['log']}")
         return 1
     print("all runs ok")
+    return 0
+
+
+def _print_plan(profile: Profile, as_json: bool) -> None:
+    configs = checked_configs(profile)
+    if as_json:
+        from experiments.plan import plan_lines
+
+        print("\n".join(plan_lines(configs)))
+        return
+    states = [status(config) for config in configs]
+    for config, state in zip(configs, states):
+        print(f"{state:<7} {config.run_id}  lr={config.learning_rate:g} epochs={config.epochs} "
+              f"batch={config.batch_size}")
+    print(f"{len(configs)} runs in profile {profile.name} ({states.count('ok')} done); "
+          f"records go to results/{profile.name}/")
+
+
+def _quietly_piped(write, *args) -> int:
+    """``write(*args)`` to stdout; a reader that stops early (``| head``) ends it without a traceback."""
+    try:
+        write(*args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that flush cannot fail too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 
 from experiments.run import run
-from experiments.sweep import is_done, load_profile, profile_names
+from experiments.locks import exclusive
+from experiments.sweep import load_profile, profile_names
 
 
 def sweep_definition(profile_name: str) -> dict[str, Any]:
@@ -42,7 +43,8 @@ def sweep_definition(profile_name: str) -> dict[str, Any]:
 
 
 def agent_run(params: dict[str, Any]) -> dict[str, Any] | None:
-    """Run one grid cell; None when its record already says ok (nothing to redo)."""
+    """Run one grid cell; None when its record already says ok (nothing to redo), a ``skipped``
+    record when another launcher is running it."""
     profile = load_profile(params["profile"])
     if str(params["profile_digest"]) != profile.digest:
         raise ValueError(
@@ -54,7 +56,10 @@ def agent_run(params: dict[str, Any]) -> dict[str, Any] | None:
     if not 0 <= index < len(cells):
         raise ValueError(f"cell {index} out of range: profile {profile.name!r} has {len(cells)} cells")
     config = profile.config(*cells[index])
-    return None if is_done(config) else run(config)
+    with exclusive(config) as instead:  # another agent, a local sweep or a SLURM task may hold it
+        if instead:
+            return None if instead["status"] == "ok" else instead
+        return run(config)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.agent:
             record = agent_run({"profile": args.profile, "profile_digest": args.profile_digest, "cell": args.cell})
-            return 0 if record is None or record["status"] == "ok" else 1
+            return 0 if record is None or record["status"] in ("ok", "skipped") else 1
         definition = sweep_definition(args.profile)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
