@@ -271,9 +271,11 @@ def readable_record(config: RunConfig) -> dict[str, Any] | None:
 
 
 def quarantine(path: Path, config: RunConfig) -> Path:
-    """``path`` moved to ``<results>/corrupt/`` under a name no later quarantine reuses."""
+    """``path`` (the run's record or one of its files) moved to ``<results>/corrupt/``, named by the
+    run and the time, so no later quarantine overwrites it."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    target = Path(config.results_dir) / "corrupt" / f"{stamp}-{path.name}"
+    name = path.name if path.name.startswith(config.run_id) else f"{config.run_id}-{path.name}"
+    target = Path(config.results_dir) / "corrupt" / f"{name}.{stamp}"
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, target)
     return target

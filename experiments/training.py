@@ -11,6 +11,8 @@ caller writes the record on rank zero only.
 from __future__ import annotations
 
 import gc
+import logging
+import os
 import shutil
 import threading
 import time
@@ -30,19 +32,19 @@ from lightning_modules.datamodule import TaskDataModule
 from lightning_modules.module import TaskModule
 from lightning_modules.tasks import get_task
 
+log = logging.getLogger(__name__)
+
 
 class EpochStats(Callback):
     """Wall time (without validation) and mean training loss of each training epoch — the
     record shows whether a run learned without opening W&B —, kept in the last checkpoint so
-    a resumed run counts every epoch; ``resumed_at_epoch``: where this process started (None: 0)."""
+    a resumed run counts every epoch; ``resumed_at_epoch``: the epochs the last checkpoint had
+    trained when this process resumed from it (None: started from scratch)."""
 
     def __init__(self) -> None:
         self.epoch_seconds: list[float] = []
         self.epoch_losses: list[float] = []
         self.resumed_at_epoch: int | None = None
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self.resumed_at_epoch = trainer.current_epoch or None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._start, self._losses = time.perf_counter(), []
@@ -60,6 +62,8 @@ class EpochStats(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.epoch_seconds = list(state_dict["epoch_seconds"])
         self.epoch_losses = list(state_dict["epoch_losses"])
+        # here, not in on_train_start: a checkpoint written after the last epoch starts no training
+        self.resumed_at_epoch = len(self.epoch_seconds) or None
 
 
 class RngState(Callback):
@@ -128,6 +132,34 @@ def remove_checkpoints(config) -> None:
         directory.parent.rmdir()
 
 
+def save_trained_atomically(model, directory: Path) -> None:
+    """The trained weights written beside ``directory``, then renamed into place, so a reader (or a
+    killed writer) never leaves half of them there. (Lightning writes checkpoints atomically itself.)"""
+    staging = directory.with_name(f".{directory.name}.{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    compacter.save_trained(model, staging)
+    shutil.rmtree(directory, ignore_errors=True)  # an earlier attempt's: only the run's lock holder gets here
+    os.replace(staging, directory)
+
+
+def discard_unloadable(path: Path, config) -> str | None:
+    """A last checkpoint that does not load (cut short by a full disk, garbage) moved to
+    ``<results>/corrupt/``, so the run starts over instead of failing inside Lightning; what the
+    record says of it (path, error, where it went), None when there was nothing to discard."""
+    if not path.is_file():
+        return None
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return None
+    except Exception as error:  # noqa: BLE001 — whatever makes it unloadable, the run starts over
+        from experiments.run import quarantine
+
+        moved = quarantine(path, config)
+        reason = f"{path} did not load ({type(error).__name__}: {error}); moved to {moved}, the run started over"
+        log.warning(reason)
+        return reason
+
+
 def train_and_test(config, logger) -> dict[str, Any]:
     """Fit, select the best validated epoch, test it; the record's fields of a finished run."""
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -144,13 +176,14 @@ def train_and_test(config, logger) -> dict[str, Any]:
                            enable_version_counter=False)
     epoch_stats = EpochStats()
     trainer = build_trainer(config, logger, [best, last, epoch_stats, RngState()])
+    discarded = discard_unloadable(directory / "last.ckpt", config)
     with PeakMemory() as memory:
         trainer.fit(module, datamodule=data, ckpt_path="last" if (directory / "last.ckpt").is_file() else None)
         if not best.best_model_path:
             raise RuntimeError("no checkpoint was saved: validation never produced a score")
         (tested,) = trainer.test(module, datamodule=data, ckpt_path=best.best_model_path, verbose=False)
     if config.save_trained_weights and trainer.is_global_zero:
-        compacter.save_trained(model, Path(config.results_dir) / "trained" / config.run_id)
+        save_trained_atomically(model, Path(config.results_dir) / "trained" / config.run_id)
     # mmap: the epoch is read without loading the checkpoint's tensors
     best_epoch = torch.load(best.best_model_path, map_location="cpu", weights_only=True, mmap=True)["epoch"]
     # the best epoch's validation scores were computed when it was selected
@@ -167,7 +200,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
         "test_predictions": module.last_predictions["test"],  # in test-example order; None = unparsable
         "chance_test": majority_scores(task, data.examples("train"), data.examples("test")),
         "epochs": len(epoch_stats.epoch_seconds), "best_epoch": best_epoch, "lr_schedule": module.lr_schedule,
-        "resumed_at_epoch": epoch_stats.resumed_at_epoch,
+        "resumed_at_epoch": epoch_stats.resumed_at_epoch, "discarded_checkpoint": discarded,
         "time_per_epoch_s": sum(epoch_stats.epoch_seconds) / max(len(epoch_stats.epoch_seconds), 1),
         "train_time_s": sum(epoch_stats.epoch_seconds),
         "train_loss_per_epoch": epoch_stats.epoch_losses,

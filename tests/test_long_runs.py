@@ -56,7 +56,9 @@ def test_a_killed_run_resumes_from_its_last_epoch_and_leaves_one_record(tiny_ber
     record = json.loads(config.record_path.read_text())
     assert record["status"] == "ok" and record["resumed_at_epoch"] == stopped_after + 1
     assert record["epochs"] == epochs, "epochs trained before the kill are counted"
-    assert sorted(p.name for p in results.iterdir()) == [config.record_path.name, "trained"], "no checkpoint left"
+    # locks/ stays: deleting a lock file another launcher waits on would let a third lock a new inode
+    assert sorted(p.name for p in results.iterdir()) == [config.record_path.name, "locks", "trained"], (
+        "no checkpoint left")
 
     # the same run never stopped: the restored optimizer, schedule, RNG and batch order make every
     # epoch's mean training loss (each depends on every step before it) bit-identical
