@@ -52,6 +52,9 @@ def _serve(conn, target: Callable, args: tuple) -> None:
         if os.getppid() == 1:  # the supervisor died before prctl took effect
             return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the supervisor decides when to stop
+    # SIGTERM ends the worker at once but through Python's exit (Lightning runs its teardown, the
+    # run writes no record, finalizers unregister the worker's semaphores), whatever it is doing
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     while (job := conn.recv()) is not None:
         conn.send(target(job, *args))
 

@@ -1,0 +1,146 @@
+"""Sweeps under real faults: two at once, a SIGKILLed worker, SIGTERM to the sweep, corrupt files,
+bad profiles. Each ends with every cell trained once per attempt, every record ok after at most
+one rerun, and no process of the sweep left alive."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+import yaml
+
+from experiments.run import read_record
+from experiments.sweep import load_profile, main as sweep_main, run_sweep
+from tests.conftest import REPO
+
+TINY = {"wandb_mode": "disabled", "save_trained_weights": False, "batch_size": 16, "warmup_steps": 0,
+        "max_source_length": 32, "accelerator": "cpu", "epochs": 1}
+# ~1 s per epoch here (one step, one checkpoint); long enough to be caught running, short to finish on rerun
+LONG = {"epochs": 30, "val_every_n_epochs": 30}
+
+
+def write_profile(tmp_path, name, backbone, seeds, long_seeds=()):
+    """A profile of tiny compacter runs on RTE (16 examples); ``long_seeds`` train for ``LONG`` epochs."""
+    block = {"backbones": [backbone], "methods": ["compacter"], "tasks": ["rte"], "train_sizes": [16]}
+    runs = [{**block, "seeds": list(seeds)}] + ([{**block, "seeds": list(long_seeds), "settings": LONG}]
+                                                  if long_seeds else [])
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"description": "faults", "runs": runs, "defaults": TINY,
+                                    "methods": {"compacter": {"method_options": {"reduction_factor": 8, "n": 4}}}}))
+    return path
+
+
+def start_sweep(tmp_path, profile, shared_data, *args):
+    """The sweep CLI in its own session (so every process it starts can be found), cwd=tmp_path."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GLUE_DIR": str(shared_data / "glue")}
+    return subprocess.Popen([sys.executable, "-m", "experiments.sweep", "--profile", str(profile), *args],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def in_session(sid):
+    alive = []
+    for process in psutil.process_iter():
+        try:
+            if os.getsid(process.pid) == sid and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process.pid)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return alive
+
+
+def finish(process, timeout=300):
+    out, err = process.communicate(timeout=timeout)
+    deadline = time.monotonic() + 20
+    while in_session(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert in_session(process.pid) == [], "no process the sweep started outlives it"
+    return process.returncode, out, err
+
+
+def results_of(tmp_path, profile):
+    return {c.run_id: c for c in load_profile(str(profile)).configs(results_dir=str(tmp_path / "results" /
+                                                                                     profile.stem))}
+
+
+def wait_for(condition, timeout=240):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def trainings(config):
+    """How many times the run's log shows a Trainer starting: one per attempt that trained."""
+    return (Path(config.results_dir) / "logs" / f"{config.run_id}.log").read_text().count("GPU available")
+
+
+def test_two_sweeps_of_one_profile_at_once_train_each_cell_once(tiny_berts, shared_data, tmp_path):
+    profile = write_profile(tmp_path, "twice", tiny_berts["no_dropout"], seeds=[1, 2, 3, 4])
+    sweeps = [start_sweep(tmp_path, profile, shared_data) for _ in range(2)]
+    ends = [finish(sweep) for sweep in sweeps]
+    assert [rc for rc, _, _ in ends] == [0, 0], [err[-2000:] for _, _, err in ends]
+    configs = results_of(tmp_path, profile)
+    assert {read_record(c.record_path)["status"] for c in configs.values()} == {"ok"}
+    assert {run_id: trainings(c) for run_id, c in configs.items()} == dict.fromkeys(configs, 1)
+
+
+def test_a_sigkilled_worker_is_a_failed_run_the_sweep_ends_and_one_rerun_resumes_it(tiny_berts, shared_data,
+                                                                                    tmp_path):
+    profile = write_profile(tmp_path, "oom", tiny_berts["no_dropout"], seeds=[1, 2], long_seeds=[3])
+    configs = results_of(tmp_path, profile)
+    (long,) = (c for c in configs.values() if c.epochs == LONG["epochs"])
+    last = Path(long.results_dir) / "checkpoints" / long.run_id / "last.ckpt"
+    sweep = start_sweep(tmp_path, profile, shared_data, "--jobs", "2")
+    wait_for(last.is_file)
+    holder = (Path(long.results_dir) / "locks" / f"{long.run_id}.holder").read_text().split()
+    os.kill(int(holder[-1]), signal.SIGKILL)  # the worker training it, as the OOM killer would
+    rc, out, _ = finish(sweep)
+    assert rc == 1 and "worker killed by SIGKILL — out of memory?" in out
+    record = read_record(long.record_path)
+    assert record["status"] == "failed" and "SIGKILL" in record["error"]
+    assert last.is_file(), "the dead run's checkpoint is kept for its retry"
+    assert {read_record(c.record_path)["status"] for c in configs.values() if c is not long} == {"ok"}
+
+    rc, _, err = finish(start_sweep(tmp_path, profile, shared_data, "--jobs", "2"))
+    assert rc == 0, err[-2000:]
+    resumed = read_record(long.record_path)
+    assert resumed["status"] == "ok" and resumed["resumed_at_epoch"] >= 1
+    assert resumed["epochs"] == LONG["epochs"]
+
+
+def test_sigterm_to_the_sweep_stops_its_workers_within_the_grace_and_the_rerun_resumes(tiny_berts, shared_data,
+                                                                                      tmp_path):
+    profile = write_profile(tmp_path, "term", tiny_berts["no_dropout"], seeds=[1], long_seeds=[2, 3])
+    configs = results_of(tmp_path, profile)
+    longs = [c for c in configs.values() if c.epochs == LONG["epochs"]]
+    lasts = [Path(c.results_dir) / "checkpoints" / c.run_id / "last.ckpt" for c in longs]
+    sweep = start_sweep(tmp_path, profile, shared_data, "--jobs", "2")
+    wait_for(lambda: any(last.is_file() for last in lasts))
+    sent = time.monotonic()
+    sweep.send_signal(signal.SIGTERM)  # to the sweep alone, as `kill`, systemd or SLURM's first signal
+    rc, out, err = finish(sweep, timeout=20)
+    stopped = time.monotonic() - sent
+    assert rc == 143, err[-2000:]
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted by SIGTERM:"), err[-2000:]
+    assert stopped < 20
+    assert not any(c.record_path.exists() for c in longs), "an interrupted run writes no record"
+    assert any(last.is_file() for last in lasts), "its last checkpoint is kept"
+    done = {run_id: c.record_path.stat().st_mtime_ns for run_id, c in configs.items() if c.record_path.exists()}
+    started = {run_id for run_id, c in configs.items() if (Path(c.results_dir) / "logs" / f"{run_id}.log").exists()}
+
+    rc, _, err = finish(start_sweep(tmp_path, profile, shared_data, "--jobs", "2"))
+    assert rc == 0, err[-2000:]
+    records = [read_record(c.record_path) for c in configs.values()]
+    assert {r["status"] for r in records} == {"ok"}
+    assert any(r["resumed_at_epoch"] for r in records), "a stopped run resumed from its checkpoint"
+    assert {run_id: c.record_path.stat().st_mtime_ns for run_id, c in configs.items() if run_id in done} == done
+    # once per attempt: the stopped runs in both, the finished and the pending ones in one
+    assert {run_id: trainings(c) for run_id, c in configs.items()} == {
+        run_id: 1 + (run_id in started - set(done)) for run_id in configs}
