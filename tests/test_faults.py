@@ -18,6 +18,7 @@ import yaml
 from experiments.run import read_record
 from experiments.sweep import load_profile, main as sweep_main, run_sweep
 from tests.conftest import REPO
+from tests.test_sweep import local_data  # noqa: F401 — the fixture
 
 TINY = {"wandb_mode": "disabled", "save_trained_weights": False, "batch_size": 16, "warmup_steps": 0,
         "max_source_length": 32, "accelerator": "cpu", "epochs": 1}
@@ -144,3 +145,44 @@ def test_sigterm_to_the_sweep_stops_its_workers_within_the_grace_and_the_rerun_r
     # once per attempt: the stopped runs in both, the finished and the pending ones in one
     assert {run_id: trainings(c) for run_id, c in configs.items()} == {
         run_id: 1 + (run_id in started - set(done)) for run_id in configs}
+
+
+def tiny_profile(backbone, seeds, **settings):
+    from experiments.sweep import Profile
+
+    return Profile(name="corrupt", description="", blocks=[
+        {"backbones": [backbone], "methods": ["compacter"], "tasks": ["rte"], "train_sizes": [16], "seeds": seeds}],
+        defaults={**TINY, **settings}, method_settings={"compacter": {"method_options": {"reduction_factor": 8, "n": 4}}})
+
+
+def test_a_truncated_record_is_named_moved_aside_and_its_run_done_again(tiny_berts, local_data, tmp_path, capfd):
+    profile = tiny_profile(tiny_berts["no_dropout"], seeds=[1, 2])
+    truncated, intact = profile.configs(results_dir=str(tmp_path))
+    for config in (truncated, intact):
+        config.record_path.parent.mkdir(parents=True, exist_ok=True)
+        config.record_path.write_text(json.dumps({"run_id": config.run_id, "status": "ok"}, indent=2))
+    truncated.record_path.write_text(truncated.record_path.read_text()[:30])  # a write cut short
+    before = intact.record_path.read_text()
+
+    assert run_sweep(profile, results_dir=str(tmp_path)) == []
+    assert read_record(truncated.record_path)["status"] == "ok" and "test_score" in read_record(truncated.record_path)
+    assert intact.record_path.read_text() == before, "a readable record is left alone"
+    (moved,) = (tmp_path / "corrupt").iterdir()
+    assert moved.name.startswith(truncated.record_path.name) and moved.read_text().startswith('{\n  "run_id"')
+    assert f"{truncated.record_path}: unreadable record" in capfd.readouterr().err, "the file is named"
+
+
+def test_a_garbage_last_checkpoint_is_moved_aside_the_run_starts_over_and_its_record_says_so(
+        tiny_berts, local_data, tmp_path):
+    profile = tiny_profile(tiny_berts["no_dropout"], seeds=[1], epochs=2)
+    (config,) = profile.configs(results_dir=str(tmp_path))
+    last = tmp_path / "checkpoints" / config.run_id / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"not a checkpoint")
+
+    assert run_sweep(profile, results_dir=str(tmp_path)) == []
+    record = read_record(config.record_path)
+    assert record["status"] == "ok" and record["resumed_at_epoch"] is None and record["epochs"] == 2
+    assert str(last) in record["discarded_checkpoint"]
+    (moved,) = (tmp_path / "corrupt").iterdir()
+    assert moved.read_bytes() == b"not a checkpoint" and str(moved) in record["discarded_checkpoint"]
