@@ -186,3 +186,55 @@ def test_a_garbage_last_checkpoint_is_moved_aside_the_run_starts_over_and_its_re
     assert str(last) in record["discarded_checkpoint"]
     (moved,) = (tmp_path / "corrupt").iterdir()
     assert moved.read_bytes() == b"not a checkpoint" and str(moved) in record["discarded_checkpoint"]
+
+
+VALID_BLOCK = "{backbones: [minilm], methods: [compacter], tasks: [cb], train_sizes: [16], seeds: [1]}"
+BAD_PROFILES = {  # YAML -> what its one line of error says
+    "malformed YAML": ("runs:\n  - {backbones: [minilm]\n  - x\n", "bad.yaml:3:"),
+    "unknown section": (f"runz: [{VALID_BLOCK}]\n", "unknown keys ['runz']; valid: description, extends, runs"),
+    "unknown setting": (f"runs: [{VALID_BLOCK}]\ndefaults: {{epoch: 1}}\n", "unknown run setting 'epoch'; valid:"),
+    "unknown method": (f"runs: [{VALID_BLOCK.replace('compacter', 'compactor')}]\n",
+                       "no method config"),
+    "unknown task": (f"runs: [{VALID_BLOCK.replace('[cb]', '[rtee]')}]\n", "unknown task 'rtee'; valid tasks:"),
+    "unknown backbone": (f"runs: [{VALID_BLOCK.replace('minilm', 'nosuch')}]\n", "unknown backbone 'nosuch'"),
+    "negative size": (f"runs: [{VALID_BLOCK.replace('[16]', '[-5]')}]\n", "train_size must be a positive"),
+    "empty grid": ("description: nothing\nruns: []\n", "has no runs"),
+}
+
+
+@pytest.mark.parametrize("mode", [["--dry-run"], ["--dry-run", "--json"], []], ids=["dry-run", "plan", "sweep"])
+@pytest.mark.parametrize("problem", BAD_PROFILES)
+def test_a_bad_profile_is_one_line_and_exit_2_before_anything_runs(problem, mode, tmp_path, monkeypatch, capsys):
+    text, says = BAD_PROFILES[problem]
+    (tmp_path / "bad.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    assert sweep_main(["--profile", str(tmp_path / "bad.yaml"), *mode]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and err.startswith("error: ") and says in err, err
+    assert not (tmp_path / "results").exists(), "nothing ran"
+
+
+@pytest.mark.parametrize("task, folder, name, content", [
+    ("rte", "glue/RTE", "train.tsv", "index\tsentence1\tsentence2\tlabel\n"),
+    ("cb", "superglue/CB", "train.jsonl", ""),
+], ids=["header-only tsv", "empty jsonl"])
+def test_an_empty_data_file_is_named(task, folder, name, content, shared_data, tmp_path):
+    from lightning_modules.sources import load_splits
+
+    copy = tmp_path / folder
+    copy.mkdir(parents=True)
+    for source in (shared_data / folder).iterdir():
+        if source.is_file():
+            (copy / source.name).write_bytes(source.read_bytes())
+    (copy / name).write_text(content)
+    with pytest.raises(ValueError, match=f"{copy / name}: no examples"):
+        load_splits(task, glue_dir=tmp_path / "glue", superglue_dir=tmp_path / "superglue")
+
+
+def test_the_plan_piped_into_a_reader_that_stops_ends_quietly():
+    plan = subprocess.Popen([sys.executable, "-m", "experiments.sweep", "--profile", "smoke", "--dry-run", "--json"],
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    plan.stdout.close()  # `| head` that has read what it wanted: every write now fails with EPIPE
+    _, err = plan.communicate(timeout=300)
+    assert (plan.returncode, err.decode()) == (0, "")
