@@ -292,7 +292,22 @@ def _submit(todo: list[RunConfig], options: SlurmOptions, folder: Path):
                                gpus_per_node=options.gpus_per_run, tasks_per_node=max(1, options.gpus_per_run),
                                slurm_array_parallelism=options.parallelism,
                                **({"slurm_partition": options.partition} if options.partition else {}))
-    return executor.map_array(run_logged, todo, [options.cpus_per_run] * len(todo))
+    return executor.map_array(_slurm_task(), todo, [options.cpus_per_run] * len(todo))
+
+
+def _slurm_task():
+    """``run_logged`` as submitit's ``Checkpointable``: a task near its time limit (or preempted)
+    gets submitit's signal, is requeued with the same arguments and exits; its run's lock goes
+    with the process, and the requeued task resumes from the run's last epoch checkpoint.
+    submitit's requeue rather than Lightning's SLURM auto-requeue: submitit wrote the batch
+    script and owns its signal (USR2), and a requeued task needs nothing but the same call."""
+    import submitit
+
+    class RunTask(submitit.helpers.Checkpointable):
+        def __call__(self, config: RunConfig, threads: int) -> dict[str, Any]:
+            return run_logged(config, threads)
+
+    return RunTask()
 
 
 def _job_record(job, config: RunConfig) -> dict[str, Any]:
@@ -375,8 +390,16 @@ def _run_on_slurm(todo: list[RunConfig], options: SlurmOptions, finished) -> Non
 
     array = _submit(todo, options, Path(todo[0].results_dir) / "slurm")
     config_of = {job.job_id: config for job, config in zip(array, todo)}
-    for job in submitit.helpers.as_completed(array):
-        finished(config_of[job.job_id], _job_record(job, config_of[job.job_id]))
+    try:
+        for job in submitit.helpers.as_completed(array):
+            finished(config_of[job.job_id], _job_record(job, config_of[job.job_id]))
+    except KeyboardInterrupt:
+        left = [job for job in array if not job.done()]
+        if left and sys.stdin.isatty() and input(
+                f"\ncancel the {len(left)} unfinished array task(s)? They keep running otherwise [y/N] ").lower() == "y":
+            for job in left:
+                job.cancel(check=False)
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:
