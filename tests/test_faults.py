@@ -238,3 +238,23 @@ def test_the_plan_piped_into_a_reader_that_stops_ends_quietly():
     plan.stdout.close()  # `| head` that has read what it wanted: every write now fails with EPIPE
     _, err = plan.communicate(timeout=300)
     assert (plan.returncode, err.decode()) == (0, "")
+
+
+def test_hostile_text_in_a_record_stays_text_in_every_report(tmp_path):
+    from analysis.build_reports import main as build_reports
+    from tests.test_analysis_reports import SWEEP, run
+
+    hostile = "</script><!--<script>window.pwned=1</script>"
+    (tmp_path / "results").mkdir()
+    failed = {**run("compacter", "rte", 3, 0.0, status="failed"), "error": f"RuntimeError: {hostile}"}
+    for record in [*SWEEP, failed]:
+        (tmp_path / "results" / f"{record['run_id']}.json").write_text(json.dumps(record))
+    assert build_reports(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "out"),
+                          "--profile", "cpu"]) == 0
+    shown = {path.suffix: path.read_text() for path in (tmp_path / "out").glob("glue.*")}
+    assert "RuntimeError: &lt;/script>&lt;!--&lt;script>window.pwned=1&lt;/script>" in shown[".md"]
+    assert r"RuntimeError: \textless{}/script\textgreater{}\textless{}!--\textless{}script\textgreater{}" in shown[".tex"]
+    page = (tmp_path / "out" / "dashboard.html").read_text()
+    inlined = sum((REPO / "analysis" / name).read_text().count("<")
+                  for name in ("dashboard.html", "dashboard.css", "dashboard.js"))
+    assert "window.pwned" in page and page.count("<") == inlined, "the data adds no '<' to the page: no tag of its own"
