@@ -322,8 +322,10 @@ def make_wandb_logger(config: RunConfig):
     size = "full" if config.train_size is None else str(config.train_size)
     save_dir = Path(config.results_dir) / "wandb"
     save_dir.mkdir(parents=True, exist_ok=True)
-    # Under `wandb agent` the agent owns the run's id and project; elsewhere the run id is ours.
-    placement = {} if os.environ.get("WANDB_SWEEP_ID") else {"project": config.wandb_project, "id": config.run_id}
+    # Under `wandb agent` the agent owns the run's id and project; elsewhere the run id is ours, and
+    # an attempt after a kill or a requeue resumes that W&B run rather than making a second one.
+    placement = {} if os.environ.get("WANDB_SWEEP_ID") else {"project": config.wandb_project, "id": config.run_id,
+                                                             "resume": "allow"}
     return WandbLogger(name=config.run_id, group=config.profile, job_type=config.task,
                        tags=[config.method, config.backbone, f"n={size}"], mode=mode, save_dir=str(save_dir),
                        config={**config.identity(), "profile": config.profile}, reinit="finish_previous",
