@@ -15,10 +15,13 @@ deep-merged onto them. Every cell becomes one ``RunConfig`` and one record in
 says ``ok`` is skipped, so re-running a killed sweep finishes it without duplicates;
 a failing run is recorded and the sweep goes on (and is retried by the next sweep).
 
-Execution: ``--jobs N`` worker processes on this machine, or ``--launcher slurm`` a SLURM
-job array through ``submitit`` (one array task per pending run). Either way each run's own
-output (Lightning, transformers, W&B) goes to ``results/<profile>/logs/<run_id>.log``; the
-terminal shows one progress bar, a line per finished run and our own packages' warnings.
+Execution: ``--jobs N`` worker processes on this machine (``experiments/workers.py``: a dead
+worker is a failed run, SIGTERM/SIGINT stop them all), or ``--launcher slurm`` a SLURM job
+array through ``submitit`` (one array task per pending run). Either way each run holds its
+lock while it runs (``experiments/locks.py``: one attempt per run, whoever launches it), its
+own output (Lightning, transformers, W&B) goes to ``results/<profile>/logs/<run_id>.log``, and
+the terminal shows one progress bar, a line per finished run and our own packages' warnings.
+The profile is checked whole before anything runs (``experiments/profile_check.py``).
 """
 
 from __future__ import annotations
