@@ -440,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(states) - states.count('ok') - states.count('failed') - len(interrupted.running)} pending; "
               f"run the same command to resume", file=sys.stderr)
         return 128 + interrupted.signum
+    except KeyboardInterrupt:  # a SLURM submission's wait (the array itself runs on, unless cancelled)
+        print("\ninterrupted; run the same command to resume", file=sys.stderr)
+        return 130
     if failed:
         print(f"\n{len(failed)} run(s) failed (records kept; re-run the same command to retry them):")
         for record in failed:
