@@ -209,11 +209,30 @@ def run(config: RunConfig) -> dict[str, Any]:
     if _global_rank() == 0:
         from experiments.training import remove_checkpoints
 
+        if record["status"] == "failed":
+            record = _failed_rank_record(config, started) or record
         write_record(record, config.record_path)
         remove_checkpoints(config)  # only now: a run killed before its record exists resumes from them
         if logger is not None:
             finish_wandb(logger, record)
+    elif record["status"] == "failed":
+        # Lightning's launcher kills rank zero within seconds of this rank's exit, before it could
+        # say why: this rank's record is the run's, and names the rank
+        record["error"] = f"rank {_global_rank()}: {record['error']}"
+        write_record(record, config.record_path)
     return record
+
+
+def _failed_rank_record(config: RunConfig, started: datetime) -> dict[str, Any] | None:
+    """The record another rank of this attempt wrote when it failed: its error is the cause, the
+    collective that then failed on rank zero its consequence."""
+    try:
+        other = read_record(config.record_path)
+    except CorruptRecord:
+        return None
+    if other and other["status"] == "failed" and other.get("finished_at", "") >= started.isoformat():
+        return other
+    return None
 
 
 def identity_fields(config: RunConfig) -> dict[str, Any]:

@@ -294,6 +294,7 @@ def _submit(todo: list[RunConfig], options: SlurmOptions, folder: Path):
     executor.update_parameters(timeout_min=options.time_min, cpus_per_task=options.cpus_per_run,
                                gpus_per_node=options.gpus_per_run, tasks_per_node=max(1, options.gpus_per_run),
                                slurm_array_parallelism=options.parallelism,
+                               slurm_srun_args=["--kill-on-bad-exit=1"],  # a failed DDP rank ends the others
                                **({"slurm_partition": options.partition} if options.partition else {}))
     return executor.map_array(_slurm_task(), todo, [options.cpus_per_run] * len(todo))
 

@@ -10,20 +10,23 @@ caller writes the record on rank zero only.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import lightning as L
 import psutil
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 import compacter
 from lightning_modules.backbones import load_model, load_tokenizer, resolve
@@ -132,6 +135,21 @@ def remove_checkpoints(config) -> None:
         directory.parent.rmdir()
 
 
+@contextlib.contextmanager
+def ending_other_ranks_on_failure(trainer: L.Trainer) -> Iterator[None]:
+    """On rank zero of a DDP run Lightning started, a failure kills the other ranks, which would
+    otherwise wait in their next collective for the process group's timeout (30 min). (Lightning
+    kills rank zero when another rank exits with an error; srun's --kill-on-bad-exit does both on
+    SLURM.)"""
+    try:
+        yield
+    except BaseException:
+        launcher = trainer.strategy.launcher
+        if isinstance(launcher, _SubprocessScriptLauncher):
+            launcher.kill(signal.SIGKILL)
+        raise
+
+
 def save_trained_atomically(model, directory: Path) -> None:
     """The trained weights written beside ``directory``, then renamed into place, so a reader (or a
     killed writer) never leaves half of them there. (Lightning writes checkpoints atomically itself.)"""
@@ -177,7 +195,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
     epoch_stats = EpochStats()
     trainer = build_trainer(config, logger, [best, last, epoch_stats, RngState()])
     discarded = discard_unloadable(directory / "last.ckpt", config)
-    with PeakMemory() as memory:
+    with PeakMemory() as memory, ending_other_ranks_on_failure(trainer):
         trainer.fit(module, datamodule=data, ckpt_path="last" if (directory / "last.ckpt").is_file() else None)
         if not best.best_model_path:
             raise RuntimeError("no checkpoint was saved: validation never produced a score")
