@@ -50,7 +50,7 @@ from experiments.locks import exclusive, run_lock
 from experiments.profile_check import checked_configs
 from experiments.run import (RunConfig, data_dirs_from_env, CorruptRecord, identity_fields, make_run_config, read_record,
                              readable_record, run, write_record)
-from experiments.workers import Interrupted, supervise
+from experiments.workers import Interrupted, exit_now, supervise
 
 log = logging.getLogger(__name__)
 PROFILE_DIR = CONFIG_DIR / "profiles"
@@ -480,4 +480,7 @@ def _quietly_piped(write, *args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if status >= 128:  # stopped by a signal: the workers are gone, nothing is left to tear down
+        exit_now(status)
+    sys.exit(status)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import multiprocessing
+import multiprocessing.util
 import os
 import signal
 import sys
@@ -55,8 +56,20 @@ def _serve(conn, target: Callable, args: tuple) -> None:
     # SIGTERM ends the worker at once but through Python's exit (Lightning runs its teardown, the
     # run writes no record, finalizers unregister the worker's semaphores), whatever it is doing
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    while (job := conn.recv()) is not None:
-        conn.send(target(job, *args))
+    try:
+        while (job := conn.recv()) is not None:
+            conn.send(target(job, *args))
+    except SystemExit as stop:  # SIGTERM, once the run has unwound (Lightning's teardown, its log and lock)
+        exit_now(stop.code)
+
+
+def exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown of torch & co. (seconds on a busy machine, while a
+    scheduler counts down to SIGKILL), but with the finalizers that unregister this process's
+    semaphores (else the resource tracker reports them leaked)."""
+    multiprocessing.util._run_finalizers()
+    sys.stdout.flush(), sys.stderr.flush()
+    os._exit(code)
 
 
 class _Worker:
@@ -104,7 +117,7 @@ def supervise(jobs: Iterable, parallel: int, target: Callable, args: tuple,
                     worker.process.join()
                     job, worker.job = worker.job, None
                     workers.remove(worker)
-                    _kill_group(worker.process.pid)  # what the dead worker started
+                    _kill_group(worker.process)  # what the dead worker started
                     on_death(job, death_cause(worker.process.exitcode))
     finally:
         for s, handler in previous.items():
@@ -112,11 +125,17 @@ def supervise(jobs: Iterable, parallel: int, target: Callable, args: tuple,
         _stop(workers)
 
 
-def _kill_group(pid: int, signum: int = signal.SIGKILL) -> None:
-    try:
-        os.killpg(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _kill_group(process, signum: int = signal.SIGKILL) -> None:
+    """The worker (unless reaped: its pid may be another's by now) and the process group it leads
+    (none yet while it starts: it is still in ours)."""
+    targets = [(os.killpg, process.pid)]
+    if process.exitcode is None:
+        targets.append((os.kill, process.pid))
+    for send, pid in targets:
+        try:
+            send(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _stop(workers: list[_Worker]) -> None:
@@ -126,12 +145,12 @@ def _stop(workers: list[_Worker]) -> None:
             if worker.job is None:
                 worker.conn.send(None)
             else:
-                _kill_group(worker.process.pid, signal.SIGTERM)
+                _kill_group(worker.process, signal.SIGTERM)
         except (BrokenPipeError, OSError):
             pass
     deadline = time.monotonic() + GRACE_S
     for worker in workers:
         worker.process.join(max(0.0, deadline - time.monotonic()))
-        _kill_group(worker.process.pid)  # the worker if it outlived its grace, and what it started
+        _kill_group(worker.process)  # the worker if it outlived its grace, and what it started
         worker.process.join()
         worker.conn.close()

@@ -23,14 +23,14 @@ from tests.test_sweep import local_data  # noqa: F401 — the fixture
 TINY = {"wandb_mode": "disabled", "save_trained_weights": False, "batch_size": 16, "warmup_steps": 0,
         "max_source_length": 32, "accelerator": "cpu", "epochs": 1}
 # ~1 s per epoch here (one step, one checkpoint); long enough to be caught running, short to finish on rerun
-LONG = {"epochs": 30, "val_every_n_epochs": 30}
+LONG = {"epochs": 16, "val_every_n_epochs": 16}
 
 
 def write_profile(tmp_path, name, backbone, seeds, long_seeds=()):
     """A profile of tiny compacter runs on RTE (16 examples); ``long_seeds`` train for ``LONG`` epochs."""
     block = {"backbones": [backbone], "methods": ["compacter"], "tasks": ["rte"], "train_sizes": [16]}
-    runs = [{**block, "seeds": list(seeds)}] + ([{**block, "seeds": list(long_seeds), "settings": LONG}]
-                                                  if long_seeds else [])
+    runs = ([{**block, "seeds": list(seeds)}] if seeds else []) + (
+        [{**block, "seeds": list(long_seeds), "settings": LONG}] if long_seeds else [])
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"description": "faults", "runs": runs, "defaults": TINY,
                                     "methods": {"compacter": {"method_options": {"reduction_factor": 8, "n": 4}}}}))
@@ -83,7 +83,7 @@ def trainings(config):
 
 
 def test_two_sweeps_of_one_profile_at_once_train_each_cell_once(tiny_berts, shared_data, tmp_path):
-    profile = write_profile(tmp_path, "twice", tiny_berts["no_dropout"], seeds=[1, 2, 3, 4])
+    profile = write_profile(tmp_path, "twice", tiny_berts["no_dropout"], seeds=[1, 2, 3])
     sweeps = [start_sweep(tmp_path, profile, shared_data) for _ in range(2)]
     ends = [finish(sweep) for sweep in sweeps]
     assert [rc for rc, _, _ in ends] == [0, 0], [err[-2000:] for _, _, err in ends]
@@ -94,7 +94,7 @@ def test_two_sweeps_of_one_profile_at_once_train_each_cell_once(tiny_berts, shar
 
 def test_a_sigkilled_worker_is_a_failed_run_the_sweep_ends_and_one_rerun_resumes_it(tiny_berts, shared_data,
                                                                                     tmp_path):
-    profile = write_profile(tmp_path, "oom", tiny_berts["no_dropout"], seeds=[1, 2], long_seeds=[3])
+    profile = write_profile(tmp_path, "oom", tiny_berts["no_dropout"], seeds=[1], long_seeds=[3])
     configs = results_of(tmp_path, profile)
     (long,) = (c for c in configs.values() if c.epochs == LONG["epochs"])
     last = Path(long.results_dir) / "checkpoints" / long.run_id / "last.ckpt"
@@ -118,12 +118,12 @@ def test_a_sigkilled_worker_is_a_failed_run_the_sweep_ends_and_one_rerun_resumes
 
 def test_sigterm_to_the_sweep_stops_its_workers_within_the_grace_and_the_rerun_resumes(tiny_berts, shared_data,
                                                                                       tmp_path):
-    profile = write_profile(tmp_path, "term", tiny_berts["no_dropout"], seeds=[1], long_seeds=[2, 3])
+    profile = write_profile(tmp_path, "term", tiny_berts["no_dropout"], seeds=[], long_seeds=[2, 3])
     configs = results_of(tmp_path, profile)
-    longs = [c for c in configs.values() if c.epochs == LONG["epochs"]]
+    longs = list(configs.values())
     lasts = [Path(c.results_dir) / "checkpoints" / c.run_id / "last.ckpt" for c in longs]
     sweep = start_sweep(tmp_path, profile, shared_data, "--jobs", "2")
-    wait_for(lambda: any(last.is_file() for last in lasts))
+    wait_for(lambda: all(last.is_file() for last in lasts))
     sent = time.monotonic()
     sweep.send_signal(signal.SIGTERM)  # to the sweep alone, as `kill`, systemd or SLURM's first signal
     rc, out, err = finish(sweep, timeout=20)
@@ -131,20 +131,16 @@ def test_sigterm_to_the_sweep_stops_its_workers_within_the_grace_and_the_rerun_r
     assert rc == 143, err[-2000:]
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted by SIGTERM:"), err[-2000:]
     assert stopped < 20
+    print(f"SIGTERM to no process of the sweep alive: {stopped:.1f} s")
     assert not any(c.record_path.exists() for c in longs), "an interrupted run writes no record"
-    assert any(last.is_file() for last in lasts), "its last checkpoint is kept"
-    done = {run_id: c.record_path.stat().st_mtime_ns for run_id, c in configs.items() if c.record_path.exists()}
-    started = {run_id for run_id, c in configs.items() if (Path(c.results_dir) / "logs" / f"{run_id}.log").exists()}
+    assert all(last.is_file() for last in lasts), "their last checkpoints are kept"
 
     rc, _, err = finish(start_sweep(tmp_path, profile, shared_data, "--jobs", "2"))
     assert rc == 0, err[-2000:]
     records = [read_record(c.record_path) for c in configs.values()]
     assert {r["status"] for r in records} == {"ok"}
-    assert any(r["resumed_at_epoch"] for r in records), "a stopped run resumed from its checkpoint"
-    assert {run_id: c.record_path.stat().st_mtime_ns for run_id, c in configs.items() if run_id in done} == done
-    # once per attempt: the stopped runs in both, the finished and the pending ones in one
-    assert {run_id: trainings(c) for run_id, c in configs.items()} == {
-        run_id: 1 + (run_id in started - set(done)) for run_id in configs}
+    assert all(r["resumed_at_epoch"] for r in records), "the stopped runs resumed from their checkpoints"
+    assert {run_id: trainings(c) for run_id, c in configs.items()} == dict.fromkeys(configs, 2), "once per attempt"
 
 
 def tiny_profile(backbone, seeds, **settings):
