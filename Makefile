@@ -34,9 +34,12 @@ test-fast:
 params:
 	$(PY) -m experiments.param_table
 
-# Run the profile's grid (skipping runs whose record is ok), then build its reports.
+# Run the profile's grid (skipping runs whose record is ok), then build its reports. A sweep
+# stopped by a signal (exit 130 / 143) or refused (2) builds none from its half-finished set
+# (`make tables` still does, when asked); one with failed runs (1) builds them and exits 1.
 reproduce:
 	$(PY) -m experiments.sweep --profile $(PROFILE) --jobs $(JOBS) --launcher $(LAUNCHER) $(SLURM_ARGS); status=$$?; \
+	if [ $$status -ne 0 ] && [ $$status -ne 1 ]; then exit $$status; fi; \
 	$(MAKE) --no-print-directory tables PROFILE=$(PROFILE) && exit $$status
 
 # List the runs of a profile without running anything (e.g. make plan PROFILE=paper);

@@ -353,7 +353,8 @@ def write_dashboard(results: Results, profile: str, sources: list[str], path: st
     data = json.dumps(dashboard_data(results, profile, sources, efficiency, planned), cls=PlotlyJSONEncoder)
     parts = {"TITLE": html.escape(f"compacter-bench — profile {profile}"),
              "STYLE": (HERE / "dashboard.css").read_text(encoding="utf-8"),
-             "DATA": data.replace("</", "<\\/"),  # no "</script>" inside the data's script element
+             # every "<" escaped: no "</script>" (nor "<!--", which changes how HTML finds the end) in the data
+             "DATA": data.replace("<", "\\u003c"),
              "PLOTLY_GZ": packed_plotly(), "SCRIPT": (HERE / "dashboard.js").read_text(encoding="utf-8")}
     template = (HERE / "dashboard.html").read_text(encoding="utf-8")
     page = re.sub(r"@@([A-Z_]+)@@", lambda match: parts[match.group(1)], template)  # one pass: data stays as is

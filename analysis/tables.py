@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,15 @@ _LATEX = str.maketrans({
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "±": r"$\pm$", "×": r"$\times$", "—": "---", "–": "--", "†": r"$\dagger$", "³": r"$^3$",
+    "<": r"\textless{}", ">": r"\textgreater{}",
 })
+# Markdown renders raw HTML: a ``<`` that could open a tag (an error message's ``<script>``) is
+# written as an entity, so it shows as text
+_HTML_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def _markdown_text(text) -> str:
+    return _HTML_TAG_START.sub("&lt;", str(text))
 
 
 @dataclass(frozen=True)
@@ -53,9 +62,11 @@ class Table:
     sort_by: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_markdown(self) -> str:
-        text = f"# {self.title}\n\n{self.cells.to_markdown(index=False)}\n"
+        cells = self.cells.map(_markdown_text)
+        cells.columns = [_markdown_text(column) for column in cells.columns]
+        text = f"# {_markdown_text(self.title)}\n\n{cells.to_markdown(index=False)}\n"
         if self.notes:
-            text += "\n" + "".join(f"- {note}\n" for note in self.notes)
+            text += "\n" + "".join(f"- {_markdown_text(note)}\n" for note in self.notes)
         return text
 
     def to_latex(self) -> str:

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "profiles"
 BLOCK_KEYS = ("backbones", "methods", "tasks", "train_sizes", "seeds")
 BLOCK_OPTIONS = ("settings", "variants")
 SETTING_SECTIONS = ("defaults", "backbones", "methods", "tasks")  # what ``extends`` inherits
+PROFILE_KEYS = ("description", "extends", "runs", *SETTING_SECTIONS)
 Cell = tuple[str, str, str, "int | None", int, dict]  # backbone, method, task, train size, seed, variant
 
 
@@ -74,10 +76,16 @@ def profile_names() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
 
 
+def profile_path(name: str) -> Path:
+    """A shipped profile's file, or ``name`` itself when it is a path to a YAML file."""
+    return Path(name) if name.endswith((".yaml", ".yml")) else PROFILE_DIR / f"{name}.yaml"
+
+
 def load_profile(name: str) -> Profile:
-    """The profile called ``name``, its blocks checked; ``ValueError`` naming the file otherwise."""
+    """The profile called ``name`` (or the YAML file at that path), its blocks checked; ``ValueError``
+    naming the file (and the line of a YAML error) otherwise."""
     raw = _read(name)
-    path = PROFILE_DIR / f"{name}.yaml"
+    path = profile_path(name)
     blocks = raw.get("runs") or []
     for i, block in enumerate(blocks):
         missing = [key for key in BLOCK_KEYS if not isinstance(block.get(key), list) or not block[key]]
@@ -87,19 +95,30 @@ def load_profile(name: str) -> Profile:
         if unknown:
             raise ValueError(f"{path}: runs[{i}] has unknown keys {unknown}; valid: "
                              f"{', '.join(BLOCK_KEYS + BLOCK_OPTIONS)}")
-    return Profile(name=name, description=raw.get("description", ""), blocks=blocks,
+    return Profile(name=path.stem, description=raw.get("description", ""), blocks=blocks,
                    defaults=raw.get("defaults") or {}, backbone_settings=raw.get("backbones") or {},
                    method_settings=raw.get("methods") or {}, task_settings=raw.get("tasks") or {})
 
 
 def _read(name: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
     """The profile's YAML with what it ``extends`` merged in: the base's setting sections, then its own."""
-    path = PROFILE_DIR / f"{name}.yaml"
+    path = profile_path(name)
     if not path.is_file():
         raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(profile_names())}")
     if name in chain:
         raise ValueError(f"profiles extend each other in a cycle: {' -> '.join((*chain, name))}")
-    raw = {key: value for key, value in OmegaConf.to_container(OmegaConf.load(path)).items() if value is not None}
+    try:
+        loaded = OmegaConf.to_container(OmegaConf.load(path))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ValueError(f"{path}{at}: not valid YAML ({getattr(error, 'problem', None) or error})") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: a profile is a mapping with keys {', '.join(PROFILE_KEYS)}")
+    unknown = sorted(set(loaded) - set(PROFILE_KEYS))
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; valid: {', '.join(PROFILE_KEYS)}")
+    raw = {key: value for key, value in loaded.items() if value is not None}
     if not raw.get("extends"):
         return raw
     base = _read(raw["extends"], (*chain, name))

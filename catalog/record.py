@@ -22,7 +22,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 RECORD_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-STATUSES = ("ok", "failed")
 _none_is_empty = BeforeValidator(lambda value: {} if value is None else value)  # older records wrote null
 JsonObject = Annotated[dict[str, Any], _none_is_empty]
 Scores = Annotated[dict[str, float], _none_is_empty]  # metric name -> score (×100)
@@ -62,7 +61,7 @@ class RunRecord(BaseModel):
     data_seed: int | None = None            # records written before data_seed existed have none
     config: JsonObject = {}
     # outcome
-    status: Literal["ok", "failed"]
+    status: Literal["ok", "failed", "skipped"]  # skipped: another launcher holds the run (never on disk)
     error: str | None = None
     traceback: str | None = None
     started_at: str | None = None
@@ -119,7 +118,10 @@ class RunRecord(BaseModel):
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise RecordError(f"{path}: corrupt run record, not valid JSON ({err})") from err
-        return cls.parse(raw, str(path))
+        record = cls.parse(raw, str(path))
+        if record.status == "skipped":
+            raise RecordError(f"{path}: status 'skipped' is what a launcher answers, never a record on disk")
+        return record
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(), indent=2, sort_keys=True, default=str) + "\n"

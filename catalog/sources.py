@@ -254,7 +254,15 @@ def _local_reader(task: str, root: Path, benchmark: str) -> Callable[[str], list
         wanted = ", ".join(files[s] for s in original_splits(task))
         raise FileNotFoundError(
             f"{root / folder} not found; expected the {layout} layout: {root}/{folder}/{{{wanted}}}")
-    return lambda split: read(task, root / folder / files[split])
+    return lambda split: _some(read(task, root / folder / files[split]), root / folder / files[split])
+
+
+def _some(examples: list[dict], path: Path) -> list[dict]:
+    """``examples`` read from ``path``; none (an empty or header-only file) is the file's fault, named here
+    rather than as a missing column deep in tokenization."""
+    if not examples:
+        raise ValueError(f"{path}: no examples (the file is empty or holds only a header)")
+    return examples
 
 
 def _parquet_files(root: Path, split: str) -> list[Path]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from catalog.record import RecordError
 from catalog.record import optimizer_steps as count_optimizer_steps
 from catalog.tasks import get_task
 from experiments.run import RunConfig, read_record
@@ -46,10 +47,14 @@ def plan_entry(config: RunConfig) -> dict[str, Any]:
     """One run of the plan: its identity, status, steps, learning-rate schedule and record path."""
     from lightning_modules.module import lr_schedule
 
-    record = read_record(config.record_path)
+    try:
+        record = read_record(config.record_path)
+        status = record.status if record else "todo"
+    except RecordError:
+        status = "corrupt"  # moved aside and run again by the sweep
     steps = optimizer_steps(config)
     return {
-        "run_id": config.run_id, "profile": config.profile, "status": record.status if record else "todo",
+        "run_id": config.run_id, "profile": config.profile, "status": status,
         **config.identity(),
         "train_examples": train_examples(config), "optimizer_steps": steps,
         "effective_batch_size": config.batch_size * config.accumulate_grad_batches,

@@ -43,7 +43,7 @@ from typing import Any, Mapping
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from catalog.record import RunRecord
+from catalog.record import RecordError, RunRecord
 from experiments.configs import method_config
 from experiments.provenance import provenance
 from experiments.backbones import check_pooling
@@ -186,7 +186,7 @@ def _fields(schema: type) -> set[str]:
 
 
 def identity_fields(config: RunConfig) -> dict[str, Any]:
-    """The record's identity part: what ran, whatever happened to it."""
+    """What every record says of its run, also one whose process died before it could write its own."""
     return {"run_id": config.run_id, "profile": config.profile, "backbone": config.backbone,
             "method": config.method, "task": config.task, "train_size": config.train_size, "seed": config.seed,
             "data_seed": config.data_seed, "config": config.identity()}
@@ -216,16 +216,36 @@ def run(config: RunConfig) -> RunRecord:
         status, error = "failed", f"{type(exception).__name__}: {exception}"
         fields["traceback"] = traceback.format_exc(limit=8)
         log.error("run %s failed: %s", config.run_id, error)
+    if status == "failed" and _global_rank() != 0:
+        # Lightning's launcher kills rank zero within seconds of this rank's exit, before it could
+        # say why: this rank's record is the run's, and names the rank
+        error = f"rank {_global_rank()}: {error}"
     record = RunRecord(**identity_fields(config), **fields, status=status, error=error,
                        wall_time_s=time.perf_counter() - clock, finished_at=datetime.now(timezone.utc).isoformat())
     if _global_rank() == 0:
         from experiments.training import remove_checkpoints
 
+        if record.status == "failed":
+            record = _failed_rank_record(config, started) or record
         write_record(record, config.record_path)
         remove_checkpoints(config)  # only now: a run killed before its record exists resumes from them
         if logger is not None:
             finish_wandb(logger, record)
+    elif record.status == "failed":
+        write_record(record, config.record_path)
     return record
+
+
+def _failed_rank_record(config: RunConfig, started: datetime) -> RunRecord | None:
+    """The record another rank of this attempt wrote when it failed: its error is the cause, the
+    collective that then failed on rank zero its consequence."""
+    try:
+        other = read_record(config.record_path)
+    except RecordError:
+        return None
+    if other and other.status == "failed" and (other.finished_at or "") >= started.isoformat():
+        return other
+    return None
 
 
 def _global_rank() -> int:
@@ -239,13 +259,40 @@ def _global_rank() -> int:
 def write_record(record: RunRecord, path: Path) -> None:
     """Atomic: a reader sees the old record or the new one, never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(record.to_json())
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer: no two share a half-written file
+    with tmp.open("w") as file:
+        file.write(record.to_json())
+        file.flush()
+        os.fsync(file.fileno())  # on disk before the rename makes it the record (a crash then leaves the old one)
     os.replace(tmp, path)
 
 
 def read_record(path: Path) -> RunRecord | None:
+    """The record at ``path`` (None when there is none); ``RecordError`` when it is not a readable record."""
     return RunRecord.read(path) if path.is_file() else None
+
+
+def readable_record(config: RunConfig) -> RunRecord | None:
+    """The run's record; an unreadable one is moved to ``<results>/corrupt/`` (named in a warning)
+    and reads as none, so the run is done again. Call it holding the run's lock: unlocked, a
+    reader could move aside the record another attempt is replacing."""
+    try:
+        return read_record(config.record_path)
+    except RecordError as error:
+        moved = quarantine(config.record_path, config)
+        log.warning("%s; moved to %s, the run is done again", error, moved)
+        return None
+
+
+def quarantine(path: Path, config: RunConfig) -> Path:
+    """``path`` (the run's record or one of its files) moved to ``<results>/corrupt/``, named by the
+    run and the time, so no later quarantine overwrites it."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    name = path.name if path.name.startswith(config.run_id) else f"{config.run_id}-{path.name}"
+    target = Path(config.results_dir) / "corrupt" / f"{name}.{stamp}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target)
+    return target
 
 
 def machine_info() -> dict[str, Any]:
@@ -289,8 +336,10 @@ def make_wandb_logger(config: RunConfig):
     size = "full" if config.train_size is None else str(config.train_size)
     save_dir = Path(config.results_dir) / "wandb"
     save_dir.mkdir(parents=True, exist_ok=True)
-    # Under `wandb agent` the agent owns the run's id and project; elsewhere the run id is ours.
-    placement = {} if os.environ.get("WANDB_SWEEP_ID") else {"project": config.wandb_project, "id": config.run_id}
+    # Under `wandb agent` the agent owns the run's id and project; elsewhere the run id is ours, and
+    # an attempt after a kill or a requeue resumes that W&B run rather than making a second one.
+    placement = {} if os.environ.get("WANDB_SWEEP_ID") else {"project": config.wandb_project, "id": config.run_id,
+                                                             "resume": "allow"}
     return WandbLogger(name=config.run_id, group=config.profile, job_type=config.task,
                        tags=[config.method, config.backbone, f"n={size}"], mode=mode, save_dir=str(save_dir),
                        config={**config.identity(), "profile": config.profile}, reinit="finish_previous",
@@ -333,11 +382,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    existing = read_record(config.record_path)
-    if existing and existing.status == "ok" and not args.force:
-        print(f"{config.run_id}: already done ({config.record_path}); --force to run again")
-        return 0
-    record = run(config)
+    from experiments.locks import exclusive
+
+    with exclusive(config) as instead:
+        if instead and instead.status == "skipped":
+            print(f"{config.run_id}: {instead.error}; not started", file=sys.stderr)
+            return 1
+        if instead and not args.force:
+            print(f"{config.run_id}: already done ({config.record_path}); --force to run again")
+            return 0
+        record = run(config)
     print(json.dumps(record.model_dump(include={"run_id", "status", "error", "val", "test", "wall_time_s"}), indent=2))
     print(f"record: {config.record_path}")
     return 0 if record.status == "ok" else 1

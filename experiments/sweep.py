@@ -8,10 +8,13 @@ size makes N optimizer steps, validated K times. ``--dry-run --json`` prints the
 sweep finishes it without duplicates; a failing run is recorded and the sweep goes on (and is
 retried by the next sweep).
 
-Execution: ``--jobs N`` worker processes on this machine, or ``--launcher slurm`` a SLURM
-job array through ``submitit`` (one array task per pending run). Either way each run's own
-output (Lightning, transformers, W&B) goes to ``results/<profile>/logs/<run_id>.log``; the
-terminal shows one progress bar, a line per finished run and our own packages' warnings.
+Execution: ``--jobs N`` worker processes on this machine (``experiments/workers.py``: a dead
+worker is a failed run, SIGTERM/SIGINT stop them all), or ``--launcher slurm`` a SLURM job
+array through ``submitit`` (one array task per pending run). Either way each run holds its
+lock while it runs (``experiments/locks.py``: one attempt per run, whoever launches it), its
+own output (Lightning, transformers, W&B) goes to ``results/<profile>/logs/<run_id>.log``, and
+the terminal shows one progress bar, a line per finished run and our own packages' warnings.
+The profile is checked whole before anything runs (``experiments/profile_check.py``).
 """
 
 from __future__ import annotations
@@ -22,18 +25,22 @@ import contextlib
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 from tqdm import tqdm
 
 from catalog.profile import Profile, load_profile, profile_names
-from catalog.record import RunRecord, optimizer_steps
-from experiments.run import RunConfig, data_dirs_from_env, failed_record, make_run_config, read_record, run
+from catalog.record import RecordError, RunRecord, optimizer_steps
+from experiments.locks import exclusive, run_lock
+from experiments.profile_check import checked_configs
+from experiments.run import (RunConfig, data_dirs_from_env, failed_record, make_run_config,
+                             read_record, readable_record, run, write_record)
+from experiments.workers import Interrupted, exit_now, supervise
 
 log = logging.getLogger(__name__)
 STEP_BUDGET = ("train_steps", "validations")  # profile settings that resolve to epochs / val_every_n_epochs
@@ -76,9 +83,18 @@ def with_step_budget(config: RunConfig, train_steps: int, validations: int = 1) 
     return dataclasses.replace(config, epochs=epochs, val_every_n_epochs=epochs // validations)
 
 
+def status(config: RunConfig) -> str:
+    """The run's record status ("ok", "failed"), "todo" without one, "corrupt" for an unreadable one
+    (moved aside and run again by the next attempt that holds its lock)."""
+    try:
+        record = read_record(config.record_path)
+    except RecordError:
+        return "corrupt"
+    return record.status if record else "todo"
+
+
 def is_done(config: RunConfig) -> bool:
-    record = read_record(config.record_path)
-    return record is not None and record.status == "ok"
+    return status(config) == "ok"
 
 
 def log_path(config: RunConfig) -> Path:
@@ -118,17 +134,18 @@ def _output_to(path: Path) -> Iterator[None]:
 
 
 def run_logged(config: RunConfig, threads: int | None = None) -> dict[str, Any]:
-    """One run with its output in its log file: what a local worker or a SLURM task executes."""
+    """One run with its output in its log file, under the run's lock: what a local worker or a
+    SLURM task executes. A run another attempt holds is ``skipped`` (nothing written); one
+    another attempt finished meanwhile returns that attempt's record."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    with _output_to(log_path(config)):
-        return run(config)
-
-
-def _run_in_worker(job: tuple[RunConfig, int]) -> dict[str, Any]:
-    return run_logged(*job)
+    with exclusive(config) as instead:
+        if instead:
+            return instead
+        with _output_to(log_path(config)):
+            return run(config)
 
 
 class Progress:
@@ -156,6 +173,9 @@ class Progress:
         self.bar.update()
         self._show()
 
+    def note(self, line: str) -> None:
+        self.bar.write(line, file=sys.stderr)
+
     def close(self) -> None:
         self.bar.close()
 
@@ -182,8 +202,24 @@ def _submit(todo: list[RunConfig], options: SlurmOptions, folder: Path):
     executor.update_parameters(timeout_min=options.time_min, cpus_per_task=options.cpus_per_run,
                                gpus_per_node=options.gpus_per_run, tasks_per_node=max(1, options.gpus_per_run),
                                slurm_array_parallelism=options.parallelism,
+                               slurm_srun_args=["--kill-on-bad-exit=1"],  # a failed DDP rank ends the others
                                **({"slurm_partition": options.partition} if options.partition else {}))
-    return executor.map_array(run_logged, todo, [options.cpus_per_run] * len(todo))
+    return executor.map_array(_slurm_task(), todo, [options.cpus_per_run] * len(todo))
+
+
+def _slurm_task():
+    """``run_logged`` as submitit's ``Checkpointable``: a task near its time limit (or preempted)
+    gets submitit's signal, is requeued with the same arguments and exits; its run's lock goes
+    with the process, and the requeued task resumes from the run's last epoch checkpoint.
+    submitit's requeue rather than Lightning's SLURM auto-requeue: submitit wrote the batch
+    script and owns its signal (USR2), and a requeued task needs nothing but the same call."""
+    import submitit
+
+    class RunTask(submitit.helpers.Checkpointable):
+        def __call__(self, config: RunConfig, threads: int) -> dict[str, Any]:
+            return run_logged(config, threads)
+
+    return RunTask()
 
 
 def _job_record(job, config: RunConfig) -> RunRecord:
@@ -195,9 +231,11 @@ def _job_record(job, config: RunConfig) -> RunRecord:
 
 
 def run_sweep(profile: Profile, jobs: int = 1, launcher: str = "local", slurm: SlurmOptions | None = None,
-              **extra: Any) -> list[dict[str, Any]]:
-    """Run every cell without an ok record; returns the failed records (each with its ``log``)."""
-    configs = run_configs(profile, **extra)
+              **extra: Any) -> list[tuple[RunRecord, Path]]:
+    """Run every cell without an ok record; returns the failed records (each with its log).
+    A cell another launcher is running is skipped, then waited for once this sweep's own runs
+    are done: its record is that launcher's, or, if that launcher died without one, it is run here."""
+    configs = checked_configs(profile, **extra)
     todo = [c for c in configs if not is_done(c)]
     where = f"{jobs} local worker(s)" if launcher == "local" else "a SLURM job array"
     print(f"profile {profile.name}: {len(configs)} runs, {len(configs) - len(todo)} already done, "
@@ -212,33 +250,67 @@ def run_sweep(profile: Profile, jobs: int = 1, launcher: str = "local", slurm: S
     slurm = slurm or SlurmOptions()
     progress = Progress(len(configs), len(configs) - len(todo), jobs if launcher == "local" else slurm.parallelism)
     try:
-        if launcher == "slurm":
-            _run_on_slurm(todo, slurm, progress)
-        else:
-            _run_locally(todo, jobs, progress)
+        while todo:
+            skipped: list[RunConfig] = []
+
+            def finished(config: RunConfig, record: RunRecord) -> None:
+                if record.status == "skipped":
+                    skipped.append(config)
+                    progress.note(f"skipped {config.run_id}: {record.error}; waiting for it at the end")
+                else:
+                    progress.update(record, log_path(config))
+
+            if launcher == "slurm":
+                _run_on_slurm(todo, slurm, finished)
+            else:
+                _run_locally(todo, jobs, finished)
+            todo = [config for config in skipped if not _waited_for(config, progress)]
     finally:
         progress.close()
     return progress.failed
 
 
-def _run_locally(todo: list[RunConfig], jobs: int, progress: Progress) -> None:
+def _waited_for(config: RunConfig, progress: Progress) -> bool:
+    """Wait until no launcher holds ``config``; True when it left a record (then shown), False when
+    it died without one (the run is still to do)."""
+    with run_lock(config, wait=True):
+        record = readable_record(config)
+    if record:
+        progress.update(record, log_path(config))
+    return record is not None
+
+
+def died_record(config: RunConfig, cause: str) -> RunRecord:
+    """The failed record of a run whose worker died, written unless another attempt holds the run
+    or finished it; its last checkpoint stays, so the retry resumes."""
+    record = failed_record(config, cause, finished_at=datetime.now(timezone.utc).isoformat())
+    with run_lock(config) as held:
+        if held and getattr(readable_record(config), "status", None) != "ok":
+            write_record(record, config.record_path)
+    return record
+
+
+def _run_locally(todo: list[RunConfig], jobs: int, finished) -> None:
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    by_id = {config.run_id: config for config in todo}
-    # Long-lived workers (importing torch & co. costs seconds per process); spawned, so no
-    # forked torch/OpenMP state. Leaving the `with` block terminates them, also on Ctrl-C:
-    # an interrupted run leaves no record and resumes from its last checkpoint next time.
-    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-        for record in pool.imap_unordered(_run_in_worker, [(config, threads) for config in todo]):
-            progress.update(record, log_path(by_id[record.run_id]))
+    supervise(todo, jobs, run_logged, (threads,), on_result=finished,
+              on_death=lambda config, cause: finished(config, died_record(config, cause)))
 
 
-def _run_on_slurm(todo: list[RunConfig], options: SlurmOptions, progress: Progress) -> None:
+def _run_on_slurm(todo: list[RunConfig], options: SlurmOptions, finished) -> None:
     import submitit
 
     array = _submit(todo, options, Path(todo[0].results_dir) / "slurm")
     config_of = {job.job_id: config for job, config in zip(array, todo)}
-    for job in submitit.helpers.as_completed(array):
-        progress.update(_job_record(job, config_of[job.job_id]), log_path(config_of[job.job_id]))
+    try:
+        for job in submitit.helpers.as_completed(array):
+            finished(config_of[job.job_id], _job_record(job, config_of[job.job_id]))
+    except KeyboardInterrupt:
+        left = [job for job in array if not job.done()]
+        if left and sys.stdin.isatty() and input(
+                f"\ncancel the {len(left)} unfinished array task(s)? They keep running otherwise [y/N] ").lower() == "y":
+            for job in left:
+                job.cancel(check=False)
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,32 +331,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --dry-run: one JSON object per run (resolved config, steps, schedule, status)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        profile = load_profile(args.profile)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if args.dry_run and args.json:
-        from experiments.plan import plan_lines
-
-        print("\n".join(plan_lines(run_configs(profile))))
-        return 0
-    if args.dry_run:
-        configs = run_configs(profile)
-        for config in configs:
-            state = "done" if is_done(config) else "todo"
-            print(f"{state}  {config.run_id}  lr={config.learning_rate:g} epochs={config.epochs} "
-                  f"batch={config.batch_size}")
-        print(f"{len(configs)} runs in profile {profile.name} ({sum(map(is_done, configs))} done); "
-              f"records go to results/{profile.name}/")
-        return 0
     options = SlurmOptions(partition=args.partition, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run,
                            time_min=args.time, parallelism=args.parallelism)
     try:
+        profile = load_profile(args.profile)
+        if args.dry_run:
+            return _quietly_piped(_print_plan, profile, args.json)
         failed = run_sweep(profile, jobs=args.jobs, launcher=args.launcher, slurm=options)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Interrupted as interrupted:
+        states = [status(config) for config in run_configs(profile)]
+        print(f"\ninterrupted by {interrupted}: {states.count('ok')} ok, {states.count('failed')} failed, "
+              f"{len(interrupted.running)} stopped unfinished (each resumes from its last checkpoint), "
+              f"{len(states) - states.count('ok') - states.count('failed') - len(interrupted.running)} pending; "
+              f"run the same command to resume", file=sys.stderr)
+        return 128 + interrupted.signum
+    except KeyboardInterrupt:  # a SLURM submission's wait (the array itself runs on, unless cancelled)
+        print("\ninterrupted; run the same command to resume", file=sys.stderr)
+        return 130
     if failed:
         print(f"\n{len(failed)} run(s) failed (records kept; re-run the same command to retry them):")
         for record, log in failed:
@@ -294,5 +360,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _print_plan(profile: Profile, as_json: bool) -> None:
+    configs = checked_configs(profile)
+    if as_json:
+        from experiments.plan import plan_lines
+
+        print("\n".join(plan_lines(configs)))
+        return
+    states = [status(config) for config in configs]
+    for config, state in zip(configs, states):
+        print(f"{state:<7} {config.run_id}  lr={config.learning_rate:g} epochs={config.epochs} "
+              f"batch={config.batch_size}")
+    print(f"{len(configs)} runs in profile {profile.name} ({states.count('ok')} done); "
+          f"records go to results/{profile.name}/")
+
+
+def _quietly_piped(write, *args) -> int:
+    """``write(*args)`` to stdout; a reader that stops early (``| head``) ends it without a traceback."""
+    try:
+        write(*args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that flush cannot fail too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if code >= 128:  # stopped by a signal: the workers are gone, nothing is left to tear down
+        exit_now(code)
+    sys.exit(code)

@@ -10,15 +10,20 @@ caller writes the record on rank zero only.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import logging
+import os
 import shutil
+import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import lightning as L
 import psutil
 import torch
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 import compacter
 from catalog.chance import majority_scores
@@ -27,6 +32,8 @@ from experiments.backbones import load_model, load_tokenizer, resolve
 from lightning_modules.datamodule import TaskDataModule
 from lightning_modules.module import TaskModule
 from lightning_modules.trainer import EpochStats, RngState, build_trainer, checkpoint_callbacks
+
+log = logging.getLogger(__name__)
 
 
 class PeakMemory:
@@ -80,6 +87,49 @@ def remove_checkpoints(config) -> None:
         directory.parent.rmdir()
 
 
+@contextlib.contextmanager
+def ending_other_ranks_on_failure(trainer: L.Trainer) -> Iterator[None]:
+    """On rank zero of a DDP run Lightning started, a failure kills the other ranks, which would
+    otherwise wait in their next collective for the process group's timeout (30 min). (Lightning
+    kills rank zero when another rank exits with an error; srun's --kill-on-bad-exit does both on
+    SLURM.)"""
+    try:
+        yield
+    except BaseException:
+        launcher = trainer.strategy.launcher
+        if isinstance(launcher, _SubprocessScriptLauncher):
+            launcher.kill(signal.SIGKILL)
+        raise
+
+
+def save_trained_atomically(model, directory: Path) -> None:
+    """The trained weights written beside ``directory``, then renamed into place, so a reader (or a
+    killed writer) never leaves half of them there. (Lightning writes checkpoints atomically itself.)"""
+    staging = directory.with_name(f".{directory.name}.{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    compacter.save_trained(model, staging)
+    shutil.rmtree(directory, ignore_errors=True)  # an earlier attempt's: only the run's lock holder gets here
+    os.replace(staging, directory)
+
+
+def discard_unloadable(path: Path, config) -> str | None:
+    """A last checkpoint that does not load (cut short by a full disk, garbage) moved to
+    ``<results>/corrupt/``, so the run starts over instead of failing inside Lightning; what the
+    record says of it (path, error, where it went), None when there was nothing to discard."""
+    if not path.is_file():
+        return None
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return None
+    except Exception as error:  # noqa: BLE001 — whatever makes it unloadable, the run starts over
+        from experiments.run import quarantine
+
+        moved = quarantine(path, config)
+        reason = f"{path} did not load ({type(error).__name__}: {error}); moved to {moved}, the run started over"
+        log.warning(reason)
+        return reason
+
+
 def train_and_test(config, logger) -> dict[str, Any]:
     """Fit, select the best validated epoch, test it; the record's fields of a finished run."""
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -92,13 +142,14 @@ def train_and_test(config, logger) -> dict[str, Any]:
     best, last = checkpoint_callbacks(directory)
     epoch_stats = EpochStats()
     trainer = build_trainer(config, logger, [best, last, epoch_stats, RngState()])
-    with PeakMemory() as memory:
+    discarded = discard_unloadable(directory / "last.ckpt", config)
+    with PeakMemory() as memory, ending_other_ranks_on_failure(trainer):
         trainer.fit(module, datamodule=data, ckpt_path="last" if (directory / "last.ckpt").is_file() else None)
         if not best.best_model_path:
             raise RuntimeError("no checkpoint was saved: validation never produced a score")
         (tested,) = trainer.test(module, datamodule=data, ckpt_path=best.best_model_path, verbose=False)
     if config.save_trained_weights and trainer.is_global_zero:
-        compacter.save_trained(model, Path(config.results_dir) / "trained" / config.run_id)
+        save_trained_atomically(model, Path(config.results_dir) / "trained" / config.run_id)
     # mmap: the epoch is read without loading the checkpoint's tensors
     best_epoch = torch.load(best.best_model_path, map_location="cpu", weights_only=True, mmap=True)["epoch"]
     # the best epoch's validation scores were computed when it was selected
@@ -117,7 +168,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
         "test_predictions": module.last_predictions["test"],  # in test-example order; None = unparsable
         "chance_test": majority_scores(task, data.examples("train"), data.examples("test")),
         "epochs": len(epoch_stats.epoch_seconds), "best_epoch": best_epoch, "lr_schedule": module.schedule_summary,
-        "resumed_at_epoch": epoch_stats.resumed_at_epoch,
+        "resumed_at_epoch": epoch_stats.resumed_at_epoch, "discarded_checkpoint": discarded,
         "time_per_epoch_s": sum(epoch_stats.epoch_seconds) / max(len(epoch_stats.epoch_seconds), 1),
         "train_time_s": sum(epoch_stats.epoch_seconds),
         "train_loss_per_epoch": epoch_stats.epoch_losses,

@@ -23,7 +23,8 @@ import yaml
 from experiments.run import run
 from catalog.profile import load_profile, profile_names
 from catalog.record import RunRecord
-from experiments.sweep import is_done, profile_digest, run_config
+from experiments.locks import exclusive
+from experiments.sweep import profile_digest, run_config
 
 
 def sweep_definition(profile_name: str) -> dict[str, Any]:
@@ -44,7 +45,8 @@ def sweep_definition(profile_name: str) -> dict[str, Any]:
 
 
 def agent_run(params: dict[str, Any]) -> RunRecord | None:
-    """Run one grid cell; None when its record already says ok (nothing to redo)."""
+    """Run one grid cell; None when its record already says ok (nothing to redo), a ``skipped``
+    record when another launcher is running it."""
     profile = load_profile(params["profile"])
     digest = profile_digest(profile)
     if str(params["profile_digest"]) != digest:
@@ -57,7 +59,10 @@ def agent_run(params: dict[str, Any]) -> RunRecord | None:
     if not 0 <= index < len(cells):
         raise ValueError(f"cell {index} out of range: profile {profile.name!r} has {len(cells)} cells")
     config = run_config(profile, *cells[index])
-    return None if is_done(config) else run(config)
+    with exclusive(config) as instead:  # another agent, a local sweep or a SLURM task may hold it
+        if instead:
+            return None if instead.status == "ok" else instead
+        return run(config)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.agent:
             record = agent_run({"profile": args.profile, "profile_digest": args.profile_digest, "cell": args.cell})
-            return 0 if record is None or record.status == "ok" else 1
+            return 0 if record is None or record.status in ("ok", "skipped") else 1
         definition = sweep_definition(args.profile)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

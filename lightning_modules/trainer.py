@@ -20,15 +20,13 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 class EpochStats(Callback):
     """Wall time (without validation) and mean training loss of each training epoch — the
     record shows whether a run learned without opening W&B —, kept in the last checkpoint so
-    a resumed run counts every epoch; ``resumed_at_epoch``: where this process started (None: 0)."""
+    a resumed run counts every epoch; ``resumed_at_epoch``: the epochs the last checkpoint had
+    trained when this process resumed from it (None: started from scratch)."""
 
     def __init__(self) -> None:
         self.epoch_seconds: list[float] = []
         self.epoch_losses: list[float] = []
         self.resumed_at_epoch: int | None = None
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self.resumed_at_epoch = trainer.current_epoch or None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._start, self._losses = time.perf_counter(), []
@@ -46,6 +44,8 @@ class EpochStats(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.epoch_seconds = list(state_dict["epoch_seconds"])
         self.epoch_losses = list(state_dict["epoch_losses"])
+        # here, not in on_train_start: a checkpoint written after the last epoch starts no training
+        self.resumed_at_epoch = len(self.epoch_seconds) or None
 
 
 class RngState(Callback):

@@ -59,7 +59,9 @@ def test_a_killed_run_resumes_from_its_last_epoch_and_leaves_one_record(tiny_ber
     record = json.loads(config.record_path.read_text())
     assert record["status"] == "ok" and record["resumed_at_epoch"] == stopped_after + 1
     assert record["epochs"] == epochs, "epochs trained before the kill are counted"
-    assert sorted(p.name for p in results.iterdir()) == [config.record_path.name, "trained"], "no checkpoint left"
+    # locks/ stays: deleting a lock file another launcher waits on would let a third lock a new inode
+    assert sorted(p.name for p in results.iterdir()) == [config.record_path.name, "locks", "trained"], (
+        "no checkpoint left")
 
     # the same run never stopped: the restored optimizer, schedule, RNG and batch order make every
     # epoch's mean training loss (each depends on every step before it) bit-identical
@@ -88,3 +90,26 @@ def test_ddp_on_two_cpu_processes_writes_one_record_equal_to_one_device(tiny_ber
     for key, tensor in trained["one"].items():
         torch.testing.assert_close(trained["ddp"][key], tensor, atol=1e-5, rtol=0, msg=key)
     assert (trained["one"]["classifier.bias"].abs() > 1e-3).any(), "training moved the weights"
+
+
+def test_a_failed_ddp_rank_ends_the_run_in_seconds_and_its_record_names_the_rank(tiny_berts, shared_data, tmp_path):
+    """Rank 1 alone fails in its first training step (a sitecustomize on the path that every rank
+    imports); rank 0 would otherwise wait in its next collective for gloo's 30-minute timeout."""
+    (tmp_path / "inject").mkdir()
+    (tmp_path / "inject" / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('LOCAL_RANK') == '1':\n"
+        "    from lightning_modules.module import TaskModule\n"
+        "    def broken(self, batch, batch_idx):\n"
+        "        raise RuntimeError('rank one is out of memory')\n"
+        "    TaskModule.training_step = broken\n")
+    env = {**data_env(shared_data), "PYTHONPATH": f"{tmp_path / 'inject'}{os.pathsep}{REPO}"}
+    started = time.monotonic()
+    ddp = subprocess.run(run_command(tiny_berts["no_dropout"], tmp_path / "ddp", epochs=3, devices=2), cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=600)
+    took = time.monotonic() - started
+    assert ddp.returncode != 0
+    (path,) = (tmp_path / "ddp").glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["status"] == "failed" and record["error"] == "rank 1: RuntimeError: rank one is out of memory"
+    assert took < 120, f"{took:.0f} s: the other rank waited for the process group's timeout"

@@ -1,0 +1,156 @@
+"""Local worker processes that a sweep supervises: a dead worker is a failed run, a signal stops them all.
+
+``multiprocessing.Pool`` replaces a worker that died (SIGKILL, the OOM killer) but never
+finishes the task it held, so a sweep waited forever for its result. Here each worker gets
+one job at a time over its own pipe, and the supervisor waits on the pipes and on the
+processes' sentinels together: a sentinel without a result is a dead worker, reported as
+such, and a new worker takes the next job. Workers are long-lived (importing torch & co.
+costs seconds per process) and spawned (no forked torch/OpenMP state).
+
+Each worker leads its own process group, so stopping it also stops what it started (W&B's
+service process), and a terminal's Ctrl-C reaches the supervisor alone, which stops the
+workers: SIGTERM (Lightning ends the fit at the next batch), then SIGKILL after a grace
+period. A worker whose supervisor dies without stopping it gets SIGKILL from the kernel
+(``PR_SET_PDEATHSIG``), so nothing outlives a sweep.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import multiprocessing
+import multiprocessing.util
+import os
+import signal
+import sys
+import time
+from multiprocessing.connection import wait
+from typing import Any, Callable, Iterable
+
+GRACE_S = 10.0  # after SIGTERM, before SIGKILL: a batch ends and the process exits well within it
+
+
+class Interrupted(Exception):
+    """The supervisor received SIGTERM or SIGINT; ``running`` jobs were stopped unfinished."""
+
+    def __init__(self, signum: int, running: list) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.running = signum, running
+
+
+def death_cause(exitcode: int | None) -> str:
+    """What a worker that died without a result tells of it: its exit code or signal."""
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        return f"worker killed by {name}" + (" — out of memory?" if name == "SIGKILL" else "")
+    return f"worker exited with code {exitcode} without a result"
+
+
+def _serve(conn, target: Callable, args: tuple) -> None:
+    os.setpgrp()
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the supervisor died before prctl took effect
+            return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the supervisor decides when to stop
+    # SIGTERM ends the worker at once but through Python's exit (Lightning runs its teardown, the
+    # run writes no record, finalizers unregister the worker's semaphores), whatever it is doing
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        while (job := conn.recv()) is not None:
+            conn.send(target(job, *args))
+    except SystemExit as stop:  # SIGTERM, once the run has unwound (Lightning's teardown, its log and lock)
+        exit_now(stop.code)
+
+
+def exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown of torch & co. (seconds on a busy machine, while a
+    scheduler counts down to SIGKILL), but with the finalizers that unregister this process's
+    semaphores (else the resource tracker reports them leaked)."""
+    multiprocessing.util._run_finalizers()
+    sys.stdout.flush(), sys.stderr.flush()
+    os._exit(code)
+
+
+class _Worker:
+    def __init__(self, context, target: Callable, args: tuple) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, target, args), daemon=True)
+        self.process.start()
+        child.close()
+        self.job: Any = None
+
+
+def supervise(jobs: Iterable, parallel: int, target: Callable, args: tuple,
+              on_result: Callable[[Any, dict], None], on_death: Callable[[Any, str], None]) -> None:
+    """``target(job, *args)`` for every job in up to ``parallel`` workers; ``on_result(job, result)``
+    as each ends, ``on_death(job, cause)`` for a job whose worker died. SIGTERM or SIGINT raise
+    ``Interrupted`` once every worker is stopped."""
+    pending, workers = collections.deque(jobs), []
+    context = multiprocessing.get_context("spawn")
+
+    def interrupt(signum, frame):
+        raise Interrupted(signum, [w.job for w in workers if w.job is not None])
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while pending or any(w.job is not None for w in workers):
+            for worker in workers:
+                if worker.job is None and pending:
+                    worker.job = pending.popleft()
+                    worker.conn.send(worker.job)
+            while pending and len(workers) < parallel:
+                workers.append(_Worker(context, target, args))
+                workers[-1].job = pending.popleft()
+                workers[-1].conn.send(workers[-1].job)
+            busy = [w for w in workers if w.job is not None]
+            wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            for worker in busy:
+                try:
+                    result = worker.conn.recv() if worker.conn.poll() else None
+                except EOFError:
+                    result = None
+                if result is not None:
+                    job, worker.job = worker.job, None
+                    on_result(job, result)
+                elif not worker.process.is_alive():
+                    worker.process.join()
+                    job, worker.job = worker.job, None
+                    workers.remove(worker)
+                    _kill_group(worker.process)  # what the dead worker started
+                    on_death(job, death_cause(worker.process.exitcode))
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _stop(workers)
+
+
+def _kill_group(process, signum: int = signal.SIGKILL) -> None:
+    """The worker (unless reaped: its pid may be another's by now) and the process group it leads
+    (none yet while it starts: it is still in ours)."""
+    targets = [(os.killpg, process.pid)]
+    if process.exitcode is None:
+        targets.append((os.kill, process.pid))
+    for send, pid in targets:
+        try:
+            send(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _stop(workers: list[_Worker]) -> None:
+    """Idle workers exit when told; busy ones get SIGTERM, then SIGKILL after ``GRACE_S``."""
+    for worker in workers:
+        try:
+            if worker.job is None:
+                worker.conn.send(None)
+            else:
+                _kill_group(worker.process, signal.SIGTERM)
+        except (BrokenPipeError, OSError):
+            pass
+    deadline = time.monotonic() + GRACE_S
+    for worker in workers:
+        worker.process.join(max(0.0, deadline - time.monotonic()))
+        _kill_group(worker.process)  # the worker if it outlived its grace, and what it started
+        worker.process.join()
+        worker.conn.close()

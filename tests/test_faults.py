@@ -1,0 +1,256 @@
+"""Sweeps under real faults: two at once, a SIGKILLed worker, SIGTERM to the sweep, corrupt files,
+bad profiles. Each ends with every cell trained once per attempt, every record ok after at most
+one rerun, and no process of the sweep left alive."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+import yaml
+
+from experiments.run import read_record
+from experiments.sweep import load_profile, main as sweep_main, run_sweep
+from tests.conftest import REPO
+from tests.test_sweep import local_data  # noqa: F401 — the fixture
+
+TINY = {"wandb_mode": "disabled", "save_trained_weights": False, "batch_size": 16, "warmup_steps": 0,
+        "max_source_length": 32, "accelerator": "cpu", "epochs": 1}
+# ~1 s per epoch here (one step, one checkpoint); long enough to be caught running, short to finish on rerun
+LONG = {"epochs": 16, "val_every_n_epochs": 16}
+
+
+def write_profile(tmp_path, name, backbone, seeds, long_seeds=()):
+    """A profile of tiny compacter runs on RTE (16 examples); ``long_seeds`` train for ``LONG`` epochs."""
+    block = {"backbones": [backbone], "methods": ["compacter"], "tasks": ["rte"], "train_sizes": [16]}
+    runs = ([{**block, "seeds": list(seeds)}] if seeds else []) + (
+        [{**block, "seeds": list(long_seeds), "settings": LONG}] if long_seeds else [])
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"description": "faults", "runs": runs, "defaults": TINY,
+                                    "methods": {"compacter": {"method_options": {"reduction_factor": 8, "n": 4}}}}))
+    return path
+
+
+def start_sweep(tmp_path, profile, shared_data, *args):
+    """The sweep CLI in its own session (so every process it starts can be found), cwd=tmp_path."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GLUE_DIR": str(shared_data / "glue")}
+    return subprocess.Popen([sys.executable, "-m", "experiments.sweep", "--profile", str(profile), *args],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def in_session(sid):
+    alive = []
+    for process in psutil.process_iter():
+        try:
+            if os.getsid(process.pid) == sid and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process.pid)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return alive
+
+
+def finish(process, timeout=300):
+    out, err = process.communicate(timeout=timeout)
+    deadline = time.monotonic() + 20
+    while in_session(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert in_session(process.pid) == [], "no process the sweep started outlives it"
+    return process.returncode, out, err
+
+
+def results_of(tmp_path, profile):
+    return {c.run_id: c for c in load_profile(str(profile)).configs(results_dir=str(tmp_path / "results" /
+                                                                                     profile.stem))}
+
+
+def wait_for(condition, timeout=240):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def trainings(config):
+    """How many times the run's log shows a Trainer starting: one per attempt that trained."""
+    return (Path(config.results_dir) / "logs" / f"{config.run_id}.log").read_text().count("GPU available")
+
+
+def test_two_sweeps_of_one_profile_at_once_train_each_cell_once(tiny_berts, shared_data, tmp_path):
+    profile = write_profile(tmp_path, "twice", tiny_berts["no_dropout"], seeds=[1, 2, 3])
+    sweeps = [start_sweep(tmp_path, profile, shared_data) for _ in range(2)]
+    ends = [finish(sweep) for sweep in sweeps]
+    assert [rc for rc, _, _ in ends] == [0, 0], [err[-2000:] for _, _, err in ends]
+    configs = results_of(tmp_path, profile)
+    assert {read_record(c.record_path)["status"] for c in configs.values()} == {"ok"}
+    assert {run_id: trainings(c) for run_id, c in configs.items()} == dict.fromkeys(configs, 1)
+
+
+def test_a_sigkilled_worker_is_a_failed_run_the_sweep_ends_and_one_rerun_resumes_it(tiny_berts, shared_data,
+                                                                                    tmp_path):
+    profile = write_profile(tmp_path, "oom", tiny_berts["no_dropout"], seeds=[1], long_seeds=[3])
+    configs = results_of(tmp_path, profile)
+    (long,) = (c for c in configs.values() if c.epochs == LONG["epochs"])
+    last = Path(long.results_dir) / "checkpoints" / long.run_id / "last.ckpt"
+    sweep = start_sweep(tmp_path, profile, shared_data, "--jobs", "2")
+    wait_for(last.is_file)
+    holder = (Path(long.results_dir) / "locks" / f"{long.run_id}.holder").read_text().split()
+    os.kill(int(holder[-1]), signal.SIGKILL)  # the worker training it, as the OOM killer would
+    rc, out, _ = finish(sweep)
+    assert rc == 1 and "worker killed by SIGKILL — out of memory?" in out
+    record = read_record(long.record_path)
+    assert record["status"] == "failed" and "SIGKILL" in record["error"]
+    assert last.is_file(), "the dead run's checkpoint is kept for its retry"
+    assert {read_record(c.record_path)["status"] for c in configs.values() if c is not long} == {"ok"}
+
+    rc, _, err = finish(start_sweep(tmp_path, profile, shared_data, "--jobs", "2"))
+    assert rc == 0, err[-2000:]
+    resumed = read_record(long.record_path)
+    assert resumed["status"] == "ok" and resumed["resumed_at_epoch"] >= 1
+    assert resumed["epochs"] == LONG["epochs"]
+
+
+def test_sigterm_to_the_sweep_stops_its_workers_within_the_grace_and_the_rerun_resumes(tiny_berts, shared_data,
+                                                                                      tmp_path):
+    profile = write_profile(tmp_path, "term", tiny_berts["no_dropout"], seeds=[], long_seeds=[2, 3])
+    configs = results_of(tmp_path, profile)
+    longs = list(configs.values())
+    lasts = [Path(c.results_dir) / "checkpoints" / c.run_id / "last.ckpt" for c in longs]
+    sweep = start_sweep(tmp_path, profile, shared_data, "--jobs", "2")
+    wait_for(lambda: all(last.is_file() for last in lasts))
+    sent = time.monotonic()
+    sweep.send_signal(signal.SIGTERM)  # to the sweep alone, as `kill`, systemd or SLURM's first signal
+    rc, out, err = finish(sweep, timeout=20)
+    stopped = time.monotonic() - sent
+    assert rc == 143, err[-2000:]
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted by SIGTERM:"), err[-2000:]
+    assert stopped < 20
+    print(f"SIGTERM to no process of the sweep alive: {stopped:.1f} s")
+    assert not any(c.record_path.exists() for c in longs), "an interrupted run writes no record"
+    assert all(last.is_file() for last in lasts), "their last checkpoints are kept"
+
+    rc, _, err = finish(start_sweep(tmp_path, profile, shared_data, "--jobs", "2"))
+    assert rc == 0, err[-2000:]
+    records = [read_record(c.record_path) for c in configs.values()]
+    assert {r["status"] for r in records} == {"ok"}
+    assert all(r["resumed_at_epoch"] for r in records), "the stopped runs resumed from their checkpoints"
+    assert {run_id: trainings(c) for run_id, c in configs.items()} == dict.fromkeys(configs, 2), "once per attempt"
+
+
+def tiny_profile(backbone, seeds, **settings):
+    from experiments.sweep import Profile
+
+    return Profile(name="corrupt", description="", blocks=[
+        {"backbones": [backbone], "methods": ["compacter"], "tasks": ["rte"], "train_sizes": [16], "seeds": seeds}],
+        defaults={**TINY, **settings}, method_settings={"compacter": {"method_options": {"reduction_factor": 8, "n": 4}}})
+
+
+def test_a_truncated_record_is_named_moved_aside_and_its_run_done_again(tiny_berts, local_data, tmp_path, capfd):
+    profile = tiny_profile(tiny_berts["no_dropout"], seeds=[1, 2])
+    truncated, intact = profile.configs(results_dir=str(tmp_path))
+    for config in (truncated, intact):
+        config.record_path.parent.mkdir(parents=True, exist_ok=True)
+        config.record_path.write_text(json.dumps({"run_id": config.run_id, "status": "ok"}, indent=2))
+    truncated.record_path.write_text(truncated.record_path.read_text()[:30])  # a write cut short
+    before = intact.record_path.read_text()
+
+    assert run_sweep(profile, results_dir=str(tmp_path)) == []
+    assert read_record(truncated.record_path)["status"] == "ok" and "test_score" in read_record(truncated.record_path)
+    assert intact.record_path.read_text() == before, "a readable record is left alone"
+    (moved,) = (tmp_path / "corrupt").iterdir()
+    assert moved.name.startswith(truncated.record_path.name) and moved.read_text().startswith('{\n  "run_id"')
+    assert f"{truncated.record_path}: unreadable record" in capfd.readouterr().err, "the file is named"
+
+
+def test_a_garbage_last_checkpoint_is_moved_aside_the_run_starts_over_and_its_record_says_so(
+        tiny_berts, local_data, tmp_path):
+    profile = tiny_profile(tiny_berts["no_dropout"], seeds=[1], epochs=2)
+    (config,) = profile.configs(results_dir=str(tmp_path))
+    last = tmp_path / "checkpoints" / config.run_id / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"not a checkpoint")
+
+    assert run_sweep(profile, results_dir=str(tmp_path)) == []
+    record = read_record(config.record_path)
+    assert record["status"] == "ok" and record["resumed_at_epoch"] is None and record["epochs"] == 2
+    assert str(last) in record["discarded_checkpoint"]
+    (moved,) = (tmp_path / "corrupt").iterdir()
+    assert moved.read_bytes() == b"not a checkpoint" and str(moved) in record["discarded_checkpoint"]
+
+
+VALID_BLOCK = "{backbones: [minilm], methods: [compacter], tasks: [cb], train_sizes: [16], seeds: [1]}"
+BAD_PROFILES = {  # YAML -> what its one line of error says
+    "malformed YAML": ("runs:\n  - {backbones: [minilm]\n  - x\n", "bad.yaml:3:"),
+    "unknown section": (f"runz: [{VALID_BLOCK}]\n", "unknown keys ['runz']; valid: description, extends, runs"),
+    "unknown setting": (f"runs: [{VALID_BLOCK}]\ndefaults: {{epoch: 1}}\n", "unknown run setting 'epoch'; valid:"),
+    "unknown method": (f"runs: [{VALID_BLOCK.replace('compacter', 'compactor')}]\n",
+                       "no method config"),
+    "unknown task": (f"runs: [{VALID_BLOCK.replace('[cb]', '[rtee]')}]\n", "unknown task 'rtee'; valid tasks:"),
+    "unknown backbone": (f"runs: [{VALID_BLOCK.replace('minilm', 'nosuch')}]\n", "unknown backbone 'nosuch'"),
+    "negative size": (f"runs: [{VALID_BLOCK.replace('[16]', '[-5]')}]\n", "train_size must be a positive"),
+    "empty grid": ("description: nothing\nruns: []\n", "has no runs"),
+}
+
+
+@pytest.mark.parametrize("mode", [["--dry-run"], ["--dry-run", "--json"], []], ids=["dry-run", "plan", "sweep"])
+@pytest.mark.parametrize("problem", BAD_PROFILES)
+def test_a_bad_profile_is_one_line_and_exit_2_before_anything_runs(problem, mode, tmp_path, monkeypatch, capsys):
+    text, says = BAD_PROFILES[problem]
+    (tmp_path / "bad.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    assert sweep_main(["--profile", str(tmp_path / "bad.yaml"), *mode]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and err.startswith("error: ") and says in err, err
+    assert not (tmp_path / "results").exists(), "nothing ran"
+
+
+@pytest.mark.parametrize("task, folder, name, content", [
+    ("rte", "glue/RTE", "train.tsv", "index\tsentence1\tsentence2\tlabel\n"),
+    ("cb", "superglue/CB", "train.jsonl", ""),
+], ids=["header-only tsv", "empty jsonl"])
+def test_an_empty_data_file_is_named(task, folder, name, content, shared_data, tmp_path):
+    from catalog.sources import load_splits
+
+    copy = tmp_path / folder
+    copy.mkdir(parents=True)
+    for source in (shared_data / folder).iterdir():
+        if source.is_file():
+            (copy / source.name).write_bytes(source.read_bytes())
+    (copy / name).write_text(content)
+    with pytest.raises(ValueError, match=f"{copy / name}: no examples"):
+        load_splits(task, glue_dir=tmp_path / "glue", superglue_dir=tmp_path / "superglue")
+
+
+def test_the_plan_piped_into_a_reader_that_stops_ends_quietly():
+    plan = subprocess.Popen([sys.executable, "-m", "experiments.sweep", "--profile", "smoke", "--dry-run", "--json"],
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    plan.stdout.close()  # `| head` that has read what it wanted: every write now fails with EPIPE
+    _, err = plan.communicate(timeout=300)
+    assert (plan.returncode, err.decode()) == (0, "")
+
+
+def test_hostile_text_in_a_record_stays_text_in_every_report(tmp_path):
+    from analysis.build_reports import main as build_reports
+    from tests.test_analysis_reports import SWEEP, run
+
+    hostile = "</script><!--<script>window.pwned=1</script>"
+    (tmp_path / "results").mkdir()
+    failed = {**run("compacter", "rte", 3, 0.0, status="failed"), "error": f"RuntimeError: {hostile}"}
+    for record in [*SWEEP, failed]:
+        (tmp_path / "results" / f"{record['run_id']}.json").write_text(json.dumps(record))
+    assert build_reports(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "out"),
+                          "--profile", "cpu"]) == 0
+    shown = {path.suffix: path.read_text() for path in (tmp_path / "out").glob("glue.*")}
+    assert "RuntimeError: &lt;/script>&lt;!--&lt;script>window.pwned=1&lt;/script>" in shown[".md"]
+    assert r"RuntimeError: \textless{}/script\textgreater{}\textless{}!--\textless{}script\textgreater{}" in shown[".tex"]
+    page = (tmp_path / "out" / "dashboard.html").read_text()
+    inlined = sum((REPO / "analysis" / name).read_text().count("<")
+                  for name in ("dashboard.html", "dashboard.css", "dashboard.js"))
+    assert "window.pwned" in page and page.count("<") == inlined, "the data adds no '<' to the page: no tag of its own"
