@@ -87,6 +87,7 @@ class RunRecord(BaseModel):
     best_epoch: int | None = None
     lr_schedule: dict[str, Any] | None = None
     resumed_at_epoch: int | None = None
+    discarded_checkpoint: str | None = None   # an unloadable last.ckpt, moved aside to this path: started over
     time_per_epoch_s: float | None = None
     train_time_s: float | None = None
     train_loss_per_epoch: list[float] = []

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from experiments.run import read_record
-from experiments.sweep import load_profile, main as sweep_main, run_sweep
+from experiments.sweep import run_configs, load_profile, main as sweep_main, run_sweep
 from tests.conftest import REPO
 from tests.test_sweep import local_data  # noqa: F401 — the fixture
 
@@ -66,8 +66,8 @@ def finish(process, timeout=300):
 
 
 def results_of(tmp_path, profile):
-    return {c.run_id: c for c in load_profile(str(profile)).configs(results_dir=str(tmp_path / "results" /
-                                                                                     profile.stem))}
+    configs = run_configs(load_profile(str(profile)), results_dir=str(tmp_path / "results" / profile.stem))
+    return {c.run_id: c for c in configs}
 
 
 def wait_for(condition, timeout=240):
@@ -153,7 +153,7 @@ def tiny_profile(backbone, seeds, **settings):
 
 def test_a_truncated_record_is_named_moved_aside_and_its_run_done_again(tiny_berts, local_data, tmp_path, capfd):
     profile = tiny_profile(tiny_berts["no_dropout"], seeds=[1, 2])
-    truncated, intact = profile.configs(results_dir=str(tmp_path))
+    truncated, intact = run_configs(profile, results_dir=str(tmp_path))
     for config in (truncated, intact):
         config.record_path.parent.mkdir(parents=True, exist_ok=True)
         config.record_path.write_text(json.dumps({"run_id": config.run_id, "status": "ok"}, indent=2))
@@ -171,7 +171,7 @@ def test_a_truncated_record_is_named_moved_aside_and_its_run_done_again(tiny_ber
 def test_a_garbage_last_checkpoint_is_moved_aside_the_run_starts_over_and_its_record_says_so(
         tiny_berts, local_data, tmp_path):
     profile = tiny_profile(tiny_berts["no_dropout"], seeds=[1], epochs=2)
-    (config,) = profile.configs(results_dir=str(tmp_path))
+    (config,) = run_configs(profile, results_dir=str(tmp_path))
     last = tmp_path / "checkpoints" / config.run_id / "last.ckpt"
     last.parent.mkdir(parents=True)
     last.write_bytes(b"not a checkpoint")
