@@ -82,16 +82,18 @@ def trainings(config):
     return (Path(config.results_dir) / "logs" / f"{config.run_id}.log").read_text().count("GPU available")
 
 
+@pytest.mark.slow
 def test_two_sweeps_of_one_profile_at_once_train_each_cell_once(tiny_berts, shared_data, tmp_path):
     profile = write_profile(tmp_path, "twice", tiny_berts["no_dropout"], seeds=[1, 2, 3])
     sweeps = [start_sweep(tmp_path, profile, shared_data) for _ in range(2)]
     ends = [finish(sweep) for sweep in sweeps]
     assert [rc for rc, _, _ in ends] == [0, 0], [err[-2000:] for _, _, err in ends]
     configs = results_of(tmp_path, profile)
-    assert {read_record(c.record_path)["status"] for c in configs.values()} == {"ok"}
+    assert {read_record(c.record_path).status for c in configs.values()} == {"ok"}
     assert {run_id: trainings(c) for run_id, c in configs.items()} == dict.fromkeys(configs, 1)
 
 
+@pytest.mark.slow
 def test_a_sigkilled_worker_is_a_failed_run_the_sweep_ends_and_one_rerun_resumes_it(tiny_berts, shared_data,
                                                                                     tmp_path):
     profile = write_profile(tmp_path, "oom", tiny_berts["no_dropout"], seeds=[1], long_seeds=[3])
@@ -105,17 +107,18 @@ def test_a_sigkilled_worker_is_a_failed_run_the_sweep_ends_and_one_rerun_resumes
     rc, out, _ = finish(sweep)
     assert rc == 1 and "worker killed by SIGKILL — out of memory?" in out
     record = read_record(long.record_path)
-    assert record["status"] == "failed" and "SIGKILL" in record["error"]
+    assert record.status == "failed" and "SIGKILL" in record.error
     assert last.is_file(), "the dead run's checkpoint is kept for its retry"
-    assert {read_record(c.record_path)["status"] for c in configs.values() if c is not long} == {"ok"}
+    assert {read_record(c.record_path).status for c in configs.values() if c is not long} == {"ok"}
 
     rc, _, err = finish(start_sweep(tmp_path, profile, shared_data, "--jobs", "2"))
     assert rc == 0, err[-2000:]
     resumed = read_record(long.record_path)
-    assert resumed["status"] == "ok" and resumed["resumed_at_epoch"] >= 1
-    assert resumed["epochs"] == LONG["epochs"]
+    assert resumed.status == "ok" and resumed.resumed_at_epoch >= 1
+    assert resumed.epochs == LONG["epochs"]
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_sweep_stops_its_workers_within_the_grace_and_the_rerun_resumes(tiny_berts, shared_data,
                                                                                       tmp_path):
     profile = write_profile(tmp_path, "term", tiny_berts["no_dropout"], seeds=[], long_seeds=[2, 3])
@@ -138,8 +141,8 @@ def test_sigterm_to_the_sweep_stops_its_workers_within_the_grace_and_the_rerun_r
     rc, _, err = finish(start_sweep(tmp_path, profile, shared_data, "--jobs", "2"))
     assert rc == 0, err[-2000:]
     records = [read_record(c.record_path) for c in configs.values()]
-    assert {r["status"] for r in records} == {"ok"}
-    assert all(r["resumed_at_epoch"] for r in records), "the stopped runs resumed from their checkpoints"
+    assert {r.status for r in records} == {"ok"}
+    assert all(r.resumed_at_epoch for r in records), "the stopped runs resumed from their checkpoints"
     assert {run_id: trainings(c) for run_id, c in configs.items()} == dict.fromkeys(configs, 2), "once per attempt"
 
 
@@ -151,6 +154,7 @@ def tiny_profile(backbone, seeds, **settings):
         defaults={**TINY, **settings}, method_settings={"compacter": {"method_options": {"reduction_factor": 8, "n": 4}}})
 
 
+@pytest.mark.slow
 def test_a_truncated_record_is_named_moved_aside_and_its_run_done_again(tiny_berts, local_data, tmp_path, capfd):
     profile = tiny_profile(tiny_berts["no_dropout"], seeds=[1, 2])
     truncated, intact = run_configs(profile, results_dir=str(tmp_path))
@@ -161,13 +165,14 @@ def test_a_truncated_record_is_named_moved_aside_and_its_run_done_again(tiny_ber
     before = intact.record_path.read_text()
 
     assert run_sweep(profile, results_dir=str(tmp_path)) == []
-    assert read_record(truncated.record_path)["status"] == "ok" and "test_score" in read_record(truncated.record_path)
+    assert read_record(truncated.record_path).status == "ok" and read_record(truncated.record_path).test_score is not None
     assert intact.record_path.read_text() == before, "a readable record is left alone"
     (moved,) = (tmp_path / "corrupt").iterdir()
     assert moved.name.startswith(truncated.record_path.name) and moved.read_text().startswith('{\n  "run_id"')
     assert f"{truncated.record_path}: unreadable record" in capfd.readouterr().err, "the file is named"
 
 
+@pytest.mark.slow
 def test_a_garbage_last_checkpoint_is_moved_aside_the_run_starts_over_and_its_record_says_so(
         tiny_berts, local_data, tmp_path):
     profile = tiny_profile(tiny_berts["no_dropout"], seeds=[1], epochs=2)
@@ -178,10 +183,10 @@ def test_a_garbage_last_checkpoint_is_moved_aside_the_run_starts_over_and_its_re
 
     assert run_sweep(profile, results_dir=str(tmp_path)) == []
     record = read_record(config.record_path)
-    assert record["status"] == "ok" and record["resumed_at_epoch"] is None and record["epochs"] == 2
-    assert str(last) in record["discarded_checkpoint"]
+    assert record.status == "ok" and record.resumed_at_epoch is None and record.epochs == 2
+    assert str(last) in record.discarded_checkpoint
     (moved,) = (tmp_path / "corrupt").iterdir()
-    assert moved.read_bytes() == b"not a checkpoint" and str(moved) in record["discarded_checkpoint"]
+    assert moved.read_bytes() == b"not a checkpoint" and str(moved) in record.discarded_checkpoint
 
 
 VALID_BLOCK = "{backbones: [minilm], methods: [compacter], tasks: [cb], train_sizes: [16], seeds: [1]}"
@@ -227,6 +232,7 @@ def test_an_empty_data_file_is_named(task, folder, name, content, shared_data, t
         load_splits(task, glue_dir=tmp_path / "glue", superglue_dir=tmp_path / "superglue")
 
 
+@pytest.mark.slow
 def test_the_plan_piped_into_a_reader_that_stops_ends_quietly():
     plan = subprocess.Popen([sys.executable, "-m", "experiments.sweep", "--profile", "smoke", "--dry-run", "--json"],
                             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
@@ -236,6 +242,7 @@ def test_the_plan_piped_into_a_reader_that_stops_ends_quietly():
     assert (plan.returncode, err.decode()) == (0, "")
 
 
+@pytest.mark.slow
 def test_hostile_text_in_a_record_stays_text_in_every_report(tmp_path):
     from analysis.build_reports import main as build_reports
     from tests.test_analysis_reports import SWEEP, run
