@@ -15,7 +15,8 @@ import pytest
 import torch
 import yaml
 
-from experiments.run import read_record
+from catalog.record import RunRecord
+from experiments.run import identity_fields, read_record, write_record
 from experiments.sweep import run_configs, load_profile, main as sweep_main, run_sweep
 from tests.conftest import REPO
 from tests.test_sweep import local_data  # noqa: F401 — the fixture
@@ -160,16 +161,17 @@ def test_a_truncated_record_is_named_moved_aside_and_its_run_done_again(tiny_ber
     truncated, intact = run_configs(profile, results_dir=str(tmp_path))
     for config in (truncated, intact):
         config.record_path.parent.mkdir(parents=True, exist_ok=True)
-        config.record_path.write_text(json.dumps({"run_id": config.run_id, "status": "ok"}, indent=2))
-    truncated.record_path.write_text(truncated.record_path.read_text()[:30])  # a write cut short
+        write_record(RunRecord(**identity_fields(config), status="ok"), config.record_path)
+    cut_short = truncated.record_path.read_text()[:30]  # a write cut short
+    truncated.record_path.write_text(cut_short)
     before = intact.record_path.read_text()
 
     assert run_sweep(profile, results_dir=str(tmp_path)) == []
     assert read_record(truncated.record_path).status == "ok" and read_record(truncated.record_path).test_score is not None
     assert intact.record_path.read_text() == before, "a readable record is left alone"
     (moved,) = (tmp_path / "corrupt").iterdir()
-    assert moved.name.startswith(truncated.record_path.name) and moved.read_text().startswith('{\n  "run_id"')
-    assert f"{truncated.record_path}: unreadable record" in capfd.readouterr().err, "the file is named"
+    assert moved.name.startswith(truncated.record_path.name) and moved.read_text() == cut_short
+    assert f"{truncated.record_path}: corrupt run record" in capfd.readouterr().err, "the file is named"
 
 
 @pytest.mark.slow
