@@ -113,7 +113,7 @@ def row_of(record: RunRecord, source: str) -> dict[str, Any]:
     """One flat row: identity, numbers, and per-metric scores as ``test.<metric>``."""
     row: dict[str, Any] = {
         **record.model_dump(include={"run_id", "profile", "backbone", "method", "task", "train_size", "seed",
-                                     "data_seed", "status", "error", "started_at", "finished_at", *NUMERIC}),
+                                     "status", "error", "started_at", "finished_at", *NUMERIC}),
         "benchmark": record.benchmark or names.benchmark_of(record.task),
         "data_seed": record.data_seed if record.data_seed is not None else record.config.get("data_seed"),
         "machine": describe_machine(record.machine),

@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from catalog.record import RecordError
 from catalog.record import optimizer_steps as count_optimizer_steps
 from catalog.tasks import get_task
-from experiments.run import RunConfig, read_record
+from experiments.run import RunConfig, record_status
 
 
 def full_train_examples(task: str) -> int:
@@ -47,14 +46,9 @@ def plan_entry(config: RunConfig) -> dict[str, Any]:
     """One run of the plan: its identity, status, steps, learning-rate schedule and record path."""
     from lightning_modules.module import lr_schedule
 
-    try:
-        record = read_record(config.record_path)
-        status = record.status if record else "todo"
-    except RecordError:
-        status = "corrupt"  # moved aside and run again by the sweep
     steps = optimizer_steps(config)
     return {
-        "run_id": config.run_id, "profile": config.profile, "status": status,
+        "run_id": config.run_id, "profile": config.profile, "status": record_status(config),
         **config.identity(),
         "train_examples": train_examples(config), "optimizer_steps": steps,
         "effective_batch_size": config.batch_size * config.accumulate_grad_batches,

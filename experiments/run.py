@@ -272,6 +272,16 @@ def read_record(path: Path) -> RunRecord | None:
     return RunRecord.read(path) if path.is_file() else None
 
 
+def record_status(config: RunConfig) -> str:
+    """The run's record status ("ok", "failed"), "todo" without one, "corrupt" for an unreadable one
+    (moved aside and run again by the next attempt that holds its lock)."""
+    try:
+        record = read_record(config.record_path)
+    except RecordError:
+        return "corrupt"
+    return record.status if record else "todo"
+
+
 def readable_record(config: RunConfig) -> RunRecord | None:
     """The run's record; an unreadable one is moved to ``<results>/corrupt/`` (named in a warning)
     and reads as none, so the run is done again. Call it holding the run's lock: unlocked, a

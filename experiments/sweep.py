@@ -35,11 +35,11 @@ from typing import Any, Iterator
 from tqdm import tqdm
 
 from catalog.profile import Profile, load_profile, profile_names
-from catalog.record import RecordError, RunRecord, optimizer_steps
+from catalog.record import RunRecord, optimizer_steps
 from experiments.locks import exclusive, run_lock
 from experiments.profile_check import checked_configs
 from experiments.run import (RunConfig, data_dirs_from_env, failed_record, make_run_config,
-                             read_record, readable_record, run, write_record)
+                             readable_record, record_status, run, write_record)
 from experiments.workers import Interrupted, exit_now, supervise
 
 log = logging.getLogger(__name__)
@@ -83,18 +83,8 @@ def with_step_budget(config: RunConfig, train_steps: int, validations: int = 1) 
     return dataclasses.replace(config, epochs=epochs, val_every_n_epochs=epochs // validations)
 
 
-def status(config: RunConfig) -> str:
-    """The run's record status ("ok", "failed"), "todo" without one, "corrupt" for an unreadable one
-    (moved aside and run again by the next attempt that holds its lock)."""
-    try:
-        record = read_record(config.record_path)
-    except RecordError:
-        return "corrupt"
-    return record.status if record else "todo"
-
-
 def is_done(config: RunConfig) -> bool:
-    return status(config) == "ok"
+    return record_status(config) == "ok"
 
 
 def log_path(config: RunConfig) -> Path:
@@ -342,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Interrupted as interrupted:
-        states = [status(config) for config in run_configs(profile)]
+        states = [record_status(config) for config in run_configs(profile)]
         print(f"\ninterrupted by {interrupted}: {states.count('ok')} ok, {states.count('failed')} failed, "
               f"{len(interrupted.running)} stopped unfinished (each resumes from its last checkpoint), "
               f"{len(states) - states.count('ok') - states.count('failed') - len(interrupted.running)} pending; "
@@ -367,7 +357,7 @@ def _print_plan(profile: Profile, as_json: bool) -> None:
 
         print("\n".join(plan_lines(configs)))
         return
-    states = [status(config) for config in configs]
+    states = [record_status(config) for config in configs]
     for config, state in zip(configs, states):
         print(f"{state:<7} {config.run_id}  lr={config.learning_rate:g} epochs={config.epochs} "
               f"batch={config.batch_size}")
