@@ -20,10 +20,11 @@ from matplotlib.figure import Figure
 
 from analysis import names
 from analysis.significance import REFERENCES, STATISTICS, cell_marks, marks_note, paired_comparisons
-from analysis.tables import (CHANCE_LABEL, CHANCE_NOTE, MISSING, Table, failed_note, format_score, row_labels,
-                             score_cells, with_mark)
+from analysis.tables import (CHANCE_LABEL, CHANCE_NOTE, MISSING, Table, convergence_note, failed_note, format_score,
+                             row_labels, score_cells, with_mark)
 
 POINT_COLUMNS = ["backbone", "method", "label", "task", "train_size", "size_label", "mean", "std", "n", "halfwidth",
+                 "still_improving",
                  *(f"vs_{reference}.{field}" for reference in REFERENCES for field in STATISTICS), "marks"]
 
 
@@ -47,6 +48,7 @@ def lowresource_points(records: pd.DataFrame) -> pd.DataFrame:
         points = points.merge(mine, on=["backbone", "method", "task", "train_size"], how="left")
         for count in (f"vs_{reference}.n_pairs", f"vs_{reference}.verdict"):  # NaN-able integers
             points[count] = points[count].astype("Int64")
+        points[f"vs_{reference}.converged"] = points[f"vs_{reference}.converged"].astype("boolean")
     marks = cell_marks(comparisons)
     points["marks"] = [marks.get((b, m, t, None if pd.isna(s) else int(s)), "") for b, m, t, s in
                        zip(points["backbone"], points["method"], points["task"], points["train_size"])]
@@ -72,7 +74,8 @@ def lowresource_table(points: pd.DataFrame, records: pd.DataFrame) -> Table:
             for column in columns:
                 match = curve[curve["size_label"] == column]
                 row[column] = MISSING if match.empty else with_mark(
-                    format_score(*match[["mean", "std", "n"]].iloc[0]), match["marks"].iloc[0])
+                    format_score(*match[["mean", "std", "n"]].iloc[0]), match["marks"].iloc[0],
+                    match["still_improving"].iloc[0])
             cells.append(row)
         level = chance[chance["task"] == task]
         if not level.empty:
@@ -85,6 +88,7 @@ def lowresource_table(points: pd.DataFrame, records: pd.DataFrame) -> Table:
         f"by number of training examples; {names.FULL} = the full training set. The CSV adds the 95% "
         "t-interval half-width over seeds (halfwidth) and the comparisons' statistics.",
         marks_note(tested),
+        convergence_note(points["still_improving"]),
         CHANCE_NOTE if not chance.empty else None,
         failed_note(records[records["train_size"].notna()]),
     ]

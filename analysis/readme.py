@@ -144,14 +144,21 @@ def verdict_text(rows: pd.DataFrame, preposition: str) -> str:
     n=5); no significant difference on RTE (-0.4 points, 95% CI -2.0 to +1.2 unadjusted, Holm
     p=1, n=5)`` — n the paired seeds; the verdict follows Holm's p (corrected over the table),
     the interval is the mean difference's own, uncorrected: how large a difference the seeds
-    leave possible, which is why one may exclude 0 where Holm's p says "not significant"."""
+    leave possible, which is why one may exclude 0 where Holm's p says "not significant". A
+    comparison with a cell whose runs had not finished learning gets "no verdict … not converged
+    at this budget", whatever its p."""
     parts = []
     for verdict, word in ((1, "significantly better"), (-1, "significantly worse")):
         hits = rows[rows["verdict"] == verdict]
         if len(hits):
             parts.append(f"{word} {preposition} " + ", ".join(
                 f"{r.place} ({_difference(r)})" for r in hits.itertuples()))
-    same = rows[(rows["verdict"] == 0) & rows["p"].notna()]
+    settled = rows["converged"].astype("boolean").fillna(True)
+    unsettled = rows[rows["p"].notna() & ~settled]
+    if len(unsettled):
+        parts.append(f"no verdict {preposition} {', '.join(unsettled['place'])} (not converged at this budget: "
+                     f"runs still improving when it ended; {', '.join(_difference(r) for r in unsettled.itertuples())})")
+    same = rows[(rows["verdict"] == 0) & rows["p"].notna() & settled]
     if len(same):
         parts.append(f"no significant difference {preposition} " + ", ".join(
             f"{r.place} ({_difference(r)})" for r in same.itertuples()))

@@ -17,6 +17,7 @@ import pandas as pd
 
 from analysis import names
 from catalog import task_score
+from catalog.curves import still_improving
 from catalog.record import RecordError, RunRecord
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ RUN_KEY = ("profile", "backbone", "method", "task", "train_size", "seed")
 BASE_COLUMNS = (
     "run_id", "profile", "backbone", "method", "task", "benchmark", "train_size", "seed",
     "data_seed", "status", "error", "started_at", "finished_at", "machine", "config", "provenance", "source",
-    "chance_score", "step_time_s", *NUMERIC,
+    "chance_score", "step_time_s", "outside_steps_s", "still_improving", "val_curve", "train_loss_curve", *NUMERIC,
 )
 # W&B run states that carry no final record yet.
 WANDB_UNFINISHED = ("running", "pending", "preempting")
@@ -122,7 +123,13 @@ def row_of(record: RunRecord, source: str) -> dict[str, Any]:
         "source": source,
     }
     row["step_time_s"] = record.step_time_s  # derived: what the dashboard's Pareto may put on its x axis
-    for field in (*NUMERIC, "step_time_s"):
+    # derived: the run's wall time spent outside its optimizer steps (start-up, data, validation, test)
+    row["outside_steps_s"] = (record.wall_time_s - record.train_time_s
+                              if record.wall_time_s is not None and record.train_time_s is not None else None)
+    improving = still_improving(record.val_curve)
+    row["still_improving"] = None if improving is None else float(improving)
+    row["val_curve"], row["train_loss_curve"] = [list(p) for p in record.val_curve], [list(p) for p in record.train_loss_curve]
+    for field in (*NUMERIC, "step_time_s", "outside_steps_s", "still_improving"):
         row[field] = math.nan if row[field] is None else float(row[field])
     for field, prefix in SCORE_FIELDS.items():
         for metric, value in getattr(record, field).items():

@@ -36,7 +36,10 @@ once), which keeps the chance of *any* false mark in that table at 5%. Holm rath
 each mark as a claim on its own. (Holm is five lines; it does not justify statsmodels.)
 
 A cell is marked ▲ (▼) when it is significantly better (worse) than ``finetune`` and △ (▽)
-against ``adapter``; cells with fewer than two pairs are not tested.
+against ``adapter``; cells with fewer than two pairs are not tested. A comparison where either
+side's runs had not finished learning (more than ``NOT_CONVERGED_SHARE`` of them still improving
+when the budget ended, ``catalog.curves``) is tested and counted in the family, but gives no
+verdict: it would measure the budget, not the method.
 """
 from __future__ import annotations
 
@@ -44,11 +47,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from catalog.curves import NOT_CONVERGED_SHARE, converged
+
 REFERENCES = ("finetune", "adapter")
 ALPHA = 0.05
+NOT_CONVERGED_MARK = " ↗"  # a cell whose runs were still improving: no verdict (catalog.curves)
 MARKS = {("finetune", 1): "▲", ("finetune", -1): "▼", ("adapter", 1): "△", ("adapter", -1): "▽"}
 CELL = ["backbone", "task", "train_size"]
-STATISTICS = ("n_pairs", "mean_diff", "ci_low", "ci_high", "t", "p", "p_holm", "verdict")  # per comparison
+STATISTICS = ("n_pairs", "mean_diff", "ci_low", "ci_high", "t", "p", "p_holm", "converged", "verdict")  # per comparison
 COLUMNS = [*CELL, "method", "reference", *STATISTICS]
 
 
@@ -95,14 +101,19 @@ def paired_comparisons(records: pd.DataFrame, references=REFERENCES, alpha: floa
         keyed = group.assign(data_seed=group["data_seed"].fillna(-1))
         scores = keyed.pivot_table(index=["data_seed", "seed"], columns="method", values="test_score",
                                    aggfunc="first", dropna=False)
+        improving = keyed.pivot_table(index=["data_seed", "seed"], columns="method", values="still_improving",
+                                      aggfunc="first", dropna=False).reindex_like(scores)
         for reference in (r for r in references if r in scores.columns):
             for method in (m for m in scores.columns if m != reference):
                 pairs = scores[[method, reference]].dropna()
                 differences = (pairs[method] - pairs[reference]).to_numpy()
                 t, p = paired_test(differences)
                 mean = float(differences.mean()) if len(differences) else float("nan")
-                rows.append((*cell, method, reference, len(pairs), mean, *difference_interval(differences), t, p))
-    frame = pd.DataFrame(rows, columns=COLUMNS[:-2])
+                shares = improving.loc[pairs.index, [method, reference]].mean()  # NaN: no curves
+                settled = all(converged(share) for share in shares)
+                rows.append((*cell, method, reference, len(pairs), mean, *difference_interval(differences), t, p,
+                             settled))
+    frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("p_holm", "verdict")])
     # Finetuning vs Adapter and Adapter vs Finetuning are one test: counted once, the mirror
     # gets its counterpart's adjusted p
     rank = {reference: index for index, reference in enumerate(references)}
@@ -111,9 +122,9 @@ def paired_comparisons(records: pd.DataFrame, references=REFERENCES, alpha: floa
     counterpart = frame[~mirror].set_index([*CELL, "method", "reference"])["p_holm"]
     keys = pd.MultiIndex.from_frame(frame.loc[mirror, [*CELL, "reference", "method"]])
     frame.loc[mirror, "p_holm"] = counterpart.reindex(keys).to_numpy()
-    significant = frame["p_holm"] < alpha
+    significant = (frame["p_holm"] < alpha) & frame["converged"].astype(bool)
     frame["verdict"] = np.where(significant, np.sign(frame["mean_diff"]), 0).astype(int)
-    return frame
+    return frame[COLUMNS]
 
 
 def cell_marks(comparisons: pd.DataFrame) -> dict[tuple, str]:
@@ -134,6 +145,10 @@ def marks_note(comparisons: pd.DataFrame) -> str | None:
         return None
     low, high = comparisons.loc[tested, "n_pairs"].astype(int).agg(["min", "max"])
     pairs = f"{low}" if low == high else f"{low}–{high}"
+    unsettled = int((tested & ~comparisons["converged"].astype(bool)).sum())
     return (f"▲/▼: significantly better/worse than Finetuning, △/▽: than Adapter — two-sided paired t-test "
             f"over seeds paired by (data_seed, seed), {pairs} pairs, Holm-corrected over the "
-            f"{int(tested.sum())} comparison(s) of this table, α = {ALPHA}. Unmarked: no significant difference.")
+            f"{int(tested.sum())} comparison(s) of this table, α = {ALPHA}. Unmarked: no significant difference"
+            + (f", or no verdict: {unsettled} comparison(s) involve a cell marked {NOT_CONVERGED_MARK.strip()} "
+               f"(more than {NOT_CONVERGED_SHARE:.0%} of its runs still improving when the budget ended)."
+               if unsettled else "."))

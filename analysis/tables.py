@@ -21,7 +21,9 @@ from scipy import stats as scipy_stats
 from analysis import names
 from catalog import task_score
 from analysis.records import RecordError
-from analysis.significance import REFERENCES, STATISTICS, cell_marks, marks_note, paired_comparisons
+from analysis.significance import (NOT_CONVERGED_MARK, REFERENCES, STATISTICS, cell_marks, marks_note,
+                                   paired_comparisons)
+from catalog.curves import NOT_CONVERGED_SHARE, STILL_IMPROVING_DELTA, converged
 
 MISSING = "—"
 MISSING_AVG = "—*"
@@ -36,7 +38,7 @@ BEYOND_NOTE = ("† Beyond the paper: peft's methods (not in the paper's Tables 
 _LATEX = str.maketrans({
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "±": r"$\pm$", "×": r"$\times$", "—": "---", "–": "--", "†": r"$\dagger$", "³": r"$^3$",
+    "±": r"$\pm$", "×": r"$\times$", "↗": r"$\nearrow$", "—": "---", "–": "--", "†": r"$\dagger$", "³": r"$^3$",
     "<": r"\textless{}", ">": r"\textgreater{}",
 })
 # Markdown renders raw HTML: a ``<`` that could open a tag (an error message's ``<script>``) is
@@ -162,11 +164,16 @@ def chance_stats(records: pd.DataFrame) -> pd.Series:
 
 def score_cells(records: pd.DataFrame) -> pd.DataFrame:
     """Per (backbone, method, task, train size; NaN = full): the test score's mean, sample std,
-    count over ok seeds (n = 0 where every run failed) and the half-width of its interval."""
-    runs = records.assign(score=records["test_score"].where(records["status"] == "ok"))
+    count over ok seeds (n = 0 where every run failed), the half-width of its interval, and
+    ``still_improving``: the share of its ok runs whose validation curve was still rising when the
+    budget ended (``catalog.curves``; NaN where no run has a curve)."""
+    ok = records["status"] == "ok"
+    runs = records.assign(score=records["test_score"].where(ok), improving=records["still_improving"].where(ok))
     keys = ["backbone", "method", "task", "train_size"]
-    cells = runs.groupby(keys, dropna=False)["score"].agg(["mean", "std", "count"])
-    cells = cells.rename(columns={"count": "n"}).reset_index()
+    grouped = runs.groupby(keys, dropna=False)
+    cells = grouped["score"].agg(["mean", "std", "count"]).rename(columns={"count": "n"})
+    cells["still_improving"] = grouped["improving"].mean()
+    cells = cells.reset_index()
     cells["halfwidth"] = [interval_halfwidth(std, n) for std, n in zip(cells["std"], cells["n"])]
     return cells
 
@@ -243,8 +250,21 @@ def same_size(sizes: pd.Series, size) -> pd.Series:
     return sizes.isna() if pd.isna(size) else sizes == size
 
 
-def with_mark(cell: str, mark: str | None) -> str:
-    return f"{cell} {mark}" if mark else cell
+def with_mark(cell: str, mark: str | None, still_improving: float | None = None) -> str:
+    """The cell, its significance marks, and ↗ where its runs had not finished learning."""
+    cell = f"{cell} {mark}" if mark else cell
+    return cell if converged(still_improving) else cell + NOT_CONVERGED_MARK
+
+
+CONVERGENCE_NOTE = (f"{NOT_CONVERGED_MARK.strip()}: not converged at this budget — more than {NOT_CONVERGED_SHARE:.0%} of "
+                    f"the cell's runs were still improving when it ended (the best validation score of the curve's "
+                    f"last quarter beat the best before it by more than {STILL_IMPROVING_DELTA:g} point); its "
+                    "comparisons give no verdict. The CSV's still_improving column is that share.")
+
+
+def convergence_note(still_improving: pd.Series) -> str | None:
+    """The footnote for ↗, when a cell carries it."""
+    return CONVERGENCE_NOTE if not all(converged(share) for share in still_improving) else None
 
 
 def chance_row(full: pd.DataFrame, tasks: list[str], columns: list[tuple[str, str]]) -> tuple[dict, dict] | None:
@@ -276,6 +296,7 @@ def benchmark_table(records: pd.DataFrame, benchmark: str, comparisons: pd.DataF
     tasks = names.order_tasks(full["task"])
     columns = metric_columns(full, tasks)
     stats, scores = metric_stats(full), task_scores(records, benchmark)
+    improving = score_cells(full).set_index(["backbone", "method", "task"])["still_improving"]
     comparisons = paired_comparisons(full) if comparisons is None else comparisons
     marks = cell_marks(comparisons)
     keys = row_keys(full)  # the paper's rows first, then those beyond it (catalog order)
@@ -294,7 +315,9 @@ def benchmark_table(records: pd.DataFrame, benchmark: str, comparisons: pd.DataF
             number.update({f"{task}.{metric}.mean": mean, f"{task}.{metric}.std": std,
                            f"{task}.{metric}.n": int(n), f"{task}.{metric}.ci95": interval_halfwidth(std, n)})
             cell[metric_header(task, metric)] = with_mark(format_score(mean, std, int(n)),
-                                                          marks.get((*key, task, size)))
+                                                          marks.get((*key, task, size)), improving.get((*key, task)))
+        for task in tasks:
+            number[f"{task}.still_improving"] = improving.get((*key, task), float("nan"))
         for task in tasks:
             number.update(comparison_numbers(comparisons, *key, task, size, f"{task}."))
         lacking = [names.task_name(t) for t in tasks if pd.isna(scores.loc[key, t])]
@@ -315,6 +338,7 @@ def benchmark_table(records: pd.DataFrame, benchmark: str, comparisons: pd.DataF
         f"{MISSING} = no successful run. Avg = mean over tasks, a task's metrics averaged first. "
         "The CSV adds each mean's 95% t-interval half-width (ci95) and the comparisons' statistics.",
         marks_note(comparisons),
+        convergence_note(improving),
         BEYOND_NOTE if any(method in names.BEYOND_PAPER for _, method in keys) else None,
         CHANCE_NOTE if chance is not None else None,
         f"{bench} tasks with no runs here, not in the table: {', '.join(absent)}." if absent else None,

@@ -7,8 +7,9 @@ a misspelt field, an unknown status are errors that name the field and the file)
 pydantic does from the annotations alone; it is already installed with W&B.
 
 Versions: 1 = the records written before the type was declared (the same fields, no
-``record_version``), read as they are; a newer version than this code knows is refused by name,
-never half-read.
+``record_version``), read as they are; 3 added the learning curves and the time breakdown (a
+version-2 record has none: empty curves); a newer version than this code knows is refused by
+name, never half-read.
 """
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, ValidationError
 
-RECORD_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+RECORD_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 _none_is_empty = BeforeValidator(lambda value: {} if value is None else value)  # older records wrote null
 JsonObject = Annotated[dict[str, Any], _none_is_empty]
 Scores = Annotated[dict[str, float], _none_is_empty]  # metric name -> score (×100)
+CurvePoint = Annotated[tuple[int, float], Strict(False)]  # (optimizer steps done, value); JSON writes a list
 
 
 class RecordError(ValueError):
@@ -84,7 +86,13 @@ class RunRecord(BaseModel):
     test_predictions: list | None = None      # in test-example order; None = unparsable generation
     chance_test: Scores = {}                  # the majority class of train, scored on test
     epochs: int | None = None
-    best_epoch: int | None = None
+    best_epoch: int | None = None            # the selected validation point's epoch (0-based, as Lightning counts)
+    best_step: int | None = None             # ... and optimizer steps done (version 3)
+    optimizer_steps: int | None = None       # the steps the run took (version 3)
+    val_curve: list[CurvePoint] = []  # [optimizer steps done, mean validation score] (version 3)
+    val_examples: int | None = None          # the validation set the curve is measured on (version 3)
+    train_loss_curve: list[CurvePoint] = []  # [steps done, mean training loss of the bin] (version 3)
+    seconds: dict[str, float] = {}           # setup / fit / train / validation / test wall seconds (version 3)
     lr_schedule: dict[str, Any] | None = None
     resumed_at_epoch: int | None = None
     discarded_checkpoint: str | None = None   # an unloadable last.ckpt, moved aside to this path: started over

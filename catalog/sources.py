@@ -358,12 +358,13 @@ def seeded_permutation(n: int, seed: int) -> list[int]:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
 
 
-def load_splits(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=None,
-                seed: int = 42, train_size: int | None = None) -> dict[str, list[dict]]:
+def load_splits(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=None, seed: int = 42,
+                train_size: int | None = None, validation_size: int | None = None) -> dict[str, list[dict]]:
     """``{"train", "validation", "test"}`` examples of ``task`` by the paper's split rule.
 
     ``train_size``: the first N of a seeded shuffle of the train split (the low-resource
-    setting); more than there are raises ``ValueError``.
+    setting); more than there are raises ``ValueError``. ``validation_size``: the first N of a
+    seeded shuffle of the validation split (a cheaper learning curve), all of it when smaller.
     """
     _, read = resolve_source(task, glue_dir=glue_dir, superglue_dir=superglue_dir, hf_data_dir=hf_data_dir)
     train = read("train")
@@ -384,6 +385,8 @@ def load_splits(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=Non
         validation, test = [original[i] for i in order[:half]], [original[i] for i in order[half:]]
     if train_size is not None:
         train = _first_n(task, train, train_size, seed, train_is_shuffled)
+    if validation_size is not None and validation_size < len(validation):
+        validation = [validation[i] for i in seeded_permutation(len(validation), seed)[:validation_size]]
     return {"train": train, "validation": validation, "test": test}
 
 

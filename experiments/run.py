@@ -65,6 +65,8 @@ class RunConfig:
     learning_rate: float = 3e-4
     epochs: int = 20
     val_every_n_epochs: int = 1            # validate (and checkpoint) every n epochs; n must divide epochs
+    val_check_steps: int | None = None     # or every n optimizer steps, across epochs; n must divide the run's steps
+    val_size: int | None = None            # validate on this many examples of the validation split (a fixed subset)
     batch_size: int = 32
     accumulate_grad_batches: int = 1       # batches per optimizer step (the paper: 2 for prompt tuning, SAID)
     eval_batch_size: int = 64
@@ -93,6 +95,8 @@ class RunConfig:
 
     IDENTITY_EXCLUDES = ("profile", "results_dir", "glue_dir", "superglue_dir", "hf_data_dir",
                          "save_trained_weights", "wandb_project", "wandb_mode", "accelerator", "devices")
+    # Fields added after runs were published: left out of the identity while unset, so those runs keep their ids.
+    IDENTITY_WHEN_SET = ("val_check_steps", "val_size")
 
     def __post_init__(self) -> None:
         if self.train_size is not None and self.train_size < 1:
@@ -109,10 +113,16 @@ class RunConfig:
             raise ValueError(f"val_every_n_epochs={self.val_every_n_epochs} must be >= 1 and divide "
                              f"epochs={self.epochs} (the last epoch is always validated); valid: "
                              f"{[n for n in range(1, self.epochs + 1) if self.epochs % n == 0]}")
+        if self.val_check_steps is not None and (self.val_check_steps < 1 or self.val_every_n_epochs != 1):
+            raise ValueError(f"val_check_steps={self.val_check_steps} must be >= 1 and replaces val_every_n_epochs "
+                             f"(set to {self.val_every_n_epochs}): set one of them")
+        if self.val_size is not None and self.val_size < 1:
+            raise ValueError(f"val_size must be a positive number of examples or null (all), got {self.val_size}")
 
     def identity(self) -> dict[str, Any]:
         """Fields that define the run: two configs with equal identity are the same run."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.IDENTITY_EXCLUDES}
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if k not in self.IDENTITY_EXCLUDES and not (k in self.IDENTITY_WHEN_SET and v is None)}
 
     @property
     def run_id(self) -> str:

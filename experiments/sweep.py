@@ -43,7 +43,7 @@ from experiments.run import (RunConfig, data_dirs_from_env, failed_record, make_
 from experiments.workers import Interrupted, exit_now, supervise
 
 log = logging.getLogger(__name__)
-STEP_BUDGET = ("train_steps", "validations")  # profile settings that resolve to epochs / val_every_n_epochs
+STEP_BUDGET = ("train_steps", "validations")  # profile settings that resolve to epochs and a validation interval
 
 
 def run_config(profile: Profile, backbone: str, method: str, task: str, train_size: int | None, seed: int,
@@ -69,18 +69,25 @@ def profile_digest(profile: Profile) -> str:
 
 def with_step_budget(config: RunConfig, train_steps: int, validations: int = 1) -> RunConfig:
     """``config`` trained for ``train_steps`` optimizer steps (whole epochs of its ``train_size``
-    examples), validated ``validations`` times at even intervals: a low-resource curve whose sizes
-    differ in data, not in optimizer steps."""
+    examples), validated ``validations`` times at even intervals — every few epochs when they divide
+    evenly, else every few steps —: a low-resource curve whose sizes differ in data, not in optimizer
+    steps, and a learning curve of ``validations`` points in every record."""
     where = f"{config.method} on {config.task} (train_size={config.train_size})"
     if config.train_size is None:
         raise ValueError(f"{where}: train_steps needs a train_size (the steps of a full-data run "
                          f"depend on its split); set epochs instead")
     per_epoch = optimizer_steps(config.train_size, config.batch_size, config.accumulate_grad_batches)
     epochs, rest = divmod(train_steps, per_epoch)
-    if rest or epochs % validations:
-        raise ValueError(f"{where}: train_steps={train_steps} with {per_epoch} optimizer step(s) per epoch "
-                         f"is not a whole number of epochs divisible by validations={validations}")
-    return dataclasses.replace(config, epochs=epochs, val_every_n_epochs=epochs // validations)
+    if rest:
+        raise ValueError(f"{where}: train_steps={train_steps} is not a whole number of epochs of "
+                         f"{per_epoch} optimizer step(s)")
+    if epochs % validations == 0:
+        return dataclasses.replace(config, epochs=epochs, val_every_n_epochs=epochs // validations)
+    if train_steps % validations:
+        raise ValueError(f"{where}: validations={validations} must divide train_steps={train_steps} "
+                         f"(or its {epochs} epochs); valid: "
+                         f"{[n for n in range(1, train_steps + 1) if train_steps % n == 0]}")
+    return dataclasses.replace(config, epochs=epochs, val_check_steps=train_steps // validations)
 
 
 def is_done(config: RunConfig) -> bool:

@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -31,7 +32,9 @@ from catalog.tasks import get_task
 from experiments.backbones import load_model, load_tokenizer, resolve
 from lightning_modules.datamodule import TaskDataModule
 from lightning_modules.module import TaskModule
-from lightning_modules.trainer import EpochStats, RngState, build_trainer, checkpoint_callbacks
+from catalog import task_score
+from catalog.record import optimizer_steps
+from lightning_modules.trainer import RngState, TrainingStats, build_trainer, checkpoint_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -131,32 +134,41 @@ def discard_unloadable(path: Path, config) -> str | None:
 
 
 def train_and_test(config, logger) -> dict[str, Any]:
-    """Fit, select the best validated epoch, test it; the record's fields of a finished run."""
+    """Fit, select the best validation point, test it; the record's fields of a finished run."""
+    clock = time.perf_counter()
     L.seed_everything(config.seed, workers=True, verbose=False)
     task, backbone = get_task(config.task), resolve(config.backbone)
     tokenizer = load_tokenizer(backbone)
     data = build_data(config, backbone, tokenizer)
+    data.setup("fit")  # here rather than inside fit: its time is the record's, and the step count checked
+    check_validation_steps(config, len(data.examples("train")))
     model = build_model(config, task, backbone)
     module = build_module(config, task, model, tokenizer)
     directory = checkpoint_dir(config)
     best, last = checkpoint_callbacks(directory)
-    epoch_stats = EpochStats()
-    trainer = build_trainer(config, logger, [best, last, epoch_stats, RngState()])
+    stats = TrainingStats()
+    trainer = build_trainer(config, logger, [best, last, stats, RngState()])
     discarded = discard_unloadable(directory / "last.ckpt", config)
+    seconds = {"setup": time.perf_counter() - clock}  # imports aside: start-up, tokenising, model loading
     with PeakMemory() as memory, ending_other_ranks_on_failure(trainer):
+        clock = time.perf_counter()
         trainer.fit(module, datamodule=data, ckpt_path="last" if (directory / "last.ckpt").is_file() else None)
+        seconds["fit"] = time.perf_counter() - clock
         if not best.best_model_path:
             raise RuntimeError("no checkpoint was saved: validation never produced a score")
+        clock = time.perf_counter()
         (tested,) = trainer.test(module, datamodule=data, ckpt_path=best.best_model_path, verbose=False)
+        seconds["test"] = time.perf_counter() - clock
     if config.save_trained_weights and trainer.is_global_zero:
         save_trained_atomically(model, Path(config.results_dir) / "trained" / config.run_id)
-    # mmap: the epoch is read without loading the checkpoint's tensors
-    best_epoch = torch.load(best.best_model_path, map_location="cpu", weights_only=True, mmap=True)["epoch"]
-    # the best epoch's validation scores were computed when it was selected
-    val_metrics = module.val_history[best_epoch]
+    # mmap: the epoch and step are read without loading the checkpoint's tensors
+    selected = torch.load(best.best_model_path, map_location="cpu", weights_only=True, mmap=True)
+    # the best point's validation scores were computed when it was selected
+    val_metrics = module.val_history[selected["global_step"]]
     test_metrics = {name: tested[f"test/{name}"] for name in task.metrics}
     count = compacter.count_parameters(model)
     checkpoint = compacter.trained_state_dict(model)  # what save_trained writes, saved or not
+    seconds.update(train=sum(stats.epoch_seconds), validation=sum(stats.validation_seconds))
     return {
         "benchmark": task.benchmark,
         "head_pooling": model.head_pooling,  # what "auto" resolved to
@@ -167,11 +179,16 @@ def train_and_test(config, logger) -> dict[str, Any]:
         "val_score": float(best.best_model_score), "test_score": tested["test/score"],
         "test_predictions": module.last_predictions["test"],  # in test-example order; None = unparsable
         "chance_test": majority_scores(task, data.examples("train"), data.examples("test")),
-        "epochs": len(epoch_stats.epoch_seconds), "best_epoch": best_epoch, "lr_schedule": module.schedule_summary,
-        "resumed_at_epoch": epoch_stats.resumed_at_epoch, "discarded_checkpoint": discarded,
-        "time_per_epoch_s": sum(epoch_stats.epoch_seconds) / max(len(epoch_stats.epoch_seconds), 1),
-        "train_time_s": sum(epoch_stats.epoch_seconds),
-        "train_loss_per_epoch": epoch_stats.epoch_losses,
+        "epochs": len(stats.epoch_seconds), "best_epoch": selected["epoch"], "best_step": selected["global_step"],
+        "optimizer_steps": trainer.global_step,
+        "val_curve": [[step, task_score(metrics)] for step, metrics in sorted(module.val_history.items())],
+        "val_examples": len(data.examples("validation")),
+        "train_loss_curve": stats.loss_curve(config.accumulate_grad_batches),
+        "lr_schedule": module.schedule_summary,
+        "resumed_at_epoch": stats.resumed_at_epoch, "discarded_checkpoint": discarded,
+        "time_per_epoch_s": sum(stats.epoch_seconds) / max(len(stats.epoch_seconds), 1),
+        "train_time_s": sum(stats.epoch_seconds), "seconds": seconds,
+        "train_loss_per_epoch": stats.epoch_losses,
         "peak_mem_mb": memory.mb, "peak_mem_kind": memory.kind,
         "train_examples": len(data.examples("train")),
         "device": str(trainer.strategy.root_device), "devices": trainer.world_size,
@@ -179,10 +196,23 @@ def train_and_test(config, logger) -> dict[str, Any]:
     }
 
 
+def check_validation_steps(config, train_examples: int) -> None:
+    """Lightning validates every ``val_check_steps`` steps and not at the end: the interval must
+    divide the run's steps, so that the last step is a validation point."""
+    if config.val_check_steps is None:
+        return
+    total = optimizer_steps(train_examples, config.batch_size, config.accumulate_grad_batches, config.epochs,
+                            config.limit_train_batches)
+    if total % config.val_check_steps:
+        raise ValueError(f"val_check_steps={config.val_check_steps} does not divide the run's {total} optimizer "
+                         f"steps; valid: {[n for n in range(1, total + 1) if total % n == 0]}")
+
+
 def build_data(config, backbone, tokenizer) -> TaskDataModule:
     return TaskDataModule(
         config.task, tokenizer, backbone.kind, train_size=config.train_size, seed=config.seed,
-        data_seed=config.data_seed, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
+        data_seed=config.data_seed, val_size=config.val_size, batch_size=config.batch_size,
+        eval_batch_size=config.eval_batch_size,
         max_source_length=config.max_source_length, max_target_length=config.max_target_length,
         add_task_prefix=config.add_task_prefix, glue_dir=config.glue_dir, superglue_dir=config.superglue_dir,
         hf_data_dir=config.hf_data_dir,

@@ -65,7 +65,8 @@ class TaskDataModule(L.LightningDataModule):
     """
 
     def __init__(self, task: str, tokenizer, model_kind: str, train_size: int | None = None, seed: int = 42,
-                 data_seed: int = 42, batch_size: int = 32, eval_batch_size: int = 64, max_source_length: int = 128,
+                 data_seed: int = 42, val_size: int | None = None, batch_size: int = 32, eval_batch_size: int = 64,
+                 max_source_length: int = 128,
                  max_target_length: int = 8, add_task_prefix: bool = False, glue_dir=None, superglue_dir=None,
                  hf_data_dir=None, cache_dir=None, num_workers: int = 0):
         super().__init__()
@@ -76,7 +77,7 @@ class TaskDataModule(L.LightningDataModule):
             raise ValueError(unsupported_message(task, model_kind))
         self.tokenizer, self.model_kind = tokenizer, model_kind
         # data_seed draws the splits and the low-resource subset (the paper's fixed 42), seed the batch order
-        self.train_size, self.seed, self.data_seed = train_size, seed, data_seed
+        self.train_size, self.seed, self.data_seed, self.val_size = train_size, seed, data_seed, val_size
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
         self.add_task_prefix = add_task_prefix
@@ -97,7 +98,8 @@ class TaskDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None):
         if self._tokenized:  # Lightning calls setup once per stage; the splits do not change
             return
-        splits = load_splits(self.task.name, seed=self.data_seed, train_size=self.train_size, **self.source_dirs)
+        splits = load_splits(self.task.name, seed=self.data_seed, train_size=self.train_size,
+                             validation_size=self.val_size, **self.source_dirs)
         for split in SPLITS:
             self._examples[split] = splits[split]
             self._tokenized[split] = self._tokenize(split, splits[split])

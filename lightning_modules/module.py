@@ -38,7 +38,7 @@ class TaskModule(L.LightningModule):
         self.strict_loading = False  # checkpoints hold only the trained tensors
         self._predictions: dict[int, object] = {}
         self.last_predictions: dict[str, list] = {}  # "val" / "test" -> predictions in example order
-        self.val_history: dict[int, dict[str, float]] = {}  # epoch -> validation metrics
+        self.val_history: dict[int, dict[str, float]] = {}  # optimizer steps done -> validation metrics
 
     def training_step(self, batch, batch_idx):
         loss = self.model(**_model_inputs(batch), labels=batch["labels"]).loss
@@ -100,7 +100,7 @@ class TaskModule(L.LightningModule):
         metrics = self.task.compute_metrics(predictions, examples)
         self.last_predictions[prefix] = predictions
         if prefix == "val" and not self.trainer.testing:
-            self.val_history[self.current_epoch] = metrics
+            self.val_history[self.global_step] = metrics
         # every rank computed the same metrics from the gathered predictions: syncing averages equal values
         for name, value in metrics.items():
             self.log(f"{prefix}/{name}", value, sync_dist=True)
@@ -117,7 +117,7 @@ class TaskModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint):
         trained = {f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trained}
-        checkpoint["val_history"] = self.val_history  # a resumed run selects among all validated epochs
+        checkpoint["val_history"] = self.val_history  # a resumed run selects among all validation points
 
     def on_load_checkpoint(self, checkpoint):
         self.val_history.update(checkpoint.get("val_history", {}))

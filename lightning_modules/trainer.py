@@ -2,11 +2,12 @@
 
 ``last.ckpt`` (written after every epoch) holds the full training state — trained tensors only,
 optimizer, scheduler, loop counters, RNG and batch-order state —, so a killed run that is started
-again continues where it stopped; ``best.ckpt`` holds the best validated epoch, for test.
+again continues where it stopped; ``best.ckpt`` holds the best validation point, for test.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,33 +18,55 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 
-class EpochStats(Callback):
-    """Wall time (without validation) and mean training loss of each training epoch — the
-    record shows whether a run learned without opening W&B —, kept in the last checkpoint so
-    a resumed run counts every epoch; ``resumed_at_epoch``: the epochs the last checkpoint had
-    trained when this process resumed from it (None: started from scratch)."""
+class TrainingStats(Callback):
+    """What the record says of training without opening W&B, kept in the last checkpoint so a
+    resumed run counts every epoch: each epoch's wall time *without* its validation passes and
+    mean loss, every batch's loss (the binned training curve), the seconds of each validation
+    pass; ``resumed_at_epoch``: the epochs the last checkpoint had trained when this process
+    resumed from it (None: started from scratch)."""
 
     def __init__(self) -> None:
         self.epoch_seconds: list[float] = []
         self.epoch_losses: list[float] = []
+        self.batch_losses: list[float] = []
+        self.validation_seconds: list[float] = []
         self.resumed_at_epoch: int | None = None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._start, self._losses = time.perf_counter(), []
+        self._start, self._losses, self._validating = time.perf_counter(), [], 0.0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._losses.append(float(outputs["loss"] if isinstance(outputs, Mapping) else outputs))
 
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._validation_start = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        seconds = time.perf_counter() - self._validation_start
+        self.validation_seconds.append(seconds)
+        self._validating += seconds  # Lightning validates inside the epoch, before on_train_epoch_end
+
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.epoch_seconds.append(time.perf_counter() - self._start)
+        self.epoch_seconds.append(time.perf_counter() - self._start - self._validating)
         self.epoch_losses.append(sum(self._losses) / max(len(self._losses), 1))
+        self.batch_losses += self._losses
+
+    def loss_curve(self, accumulate_grad_batches: int, bins: int = 20) -> list[list[float]]:
+        """[optimizer steps done, mean training loss of the bin's batches] for up to ``bins`` bins of
+        equal length: the training loss by step, small enough for every record."""
+        losses, per_bin = self.batch_losses, max(1, math.ceil(len(self.batch_losses) / bins))
+        return [[math.ceil(min(i + per_bin, len(losses)) / accumulate_grad_batches),
+                 sum(losses[i:i + per_bin]) / len(losses[i:i + per_bin])] for i in range(0, len(losses), per_bin)]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch_seconds": self.epoch_seconds, "epoch_losses": self.epoch_losses}
+        return {"epoch_seconds": self.epoch_seconds, "epoch_losses": self.epoch_losses,
+                "batch_losses": self.batch_losses, "validation_seconds": self.validation_seconds}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.epoch_seconds = list(state_dict["epoch_seconds"])
         self.epoch_losses = list(state_dict["epoch_losses"])
+        self.batch_losses = list(state_dict["batch_losses"])
+        self.validation_seconds = list(state_dict["validation_seconds"])
         # here, not in on_train_start: a checkpoint written after the last epoch starts no training
         self.resumed_at_epoch = len(self.epoch_seconds) or None
 
@@ -64,8 +87,8 @@ class RngState(Callback):
 
 
 def checkpoint_callbacks(directory: Path) -> tuple[ModelCheckpoint, ModelCheckpoint]:
-    """(best, last): the best epoch by the mean validation score (weights only, for test), and the
-    last epoch's full training state (for resuming)."""
+    """(best, last): the best validation point by the mean validation score (weights only, for
+    test), and the last epoch's full training state (for resuming)."""
     best = ModelCheckpoint(dirpath=directory, monitor="val/score", mode="max", save_top_k=1,
                            save_weights_only=True, filename="best", enable_version_counter=False)
     # After every epoch's validation (Lightning validates before on_train_epoch_end), one file, replaced.
@@ -74,9 +97,18 @@ def checkpoint_callbacks(directory: Path) -> tuple[ModelCheckpoint, ModelCheckpo
     return best, last
 
 
+def validation_schedule(config) -> dict[str, Any]:
+    """Lightning's flags for validating every ``val_check_steps`` optimizer steps across epochs
+    (Lightning counts training batches), else every ``val_every_n_epochs`` epochs."""
+    if config.val_check_steps is None:
+        return {"check_val_every_n_epoch": config.val_every_n_epochs}
+    return {"check_val_every_n_epoch": None,
+            "val_check_interval": config.val_check_steps * config.accumulate_grad_batches}
+
+
 def build_trainer(config, logger, callbacks: list[Callback]) -> L.Trainer:
     return L.Trainer(
-        max_epochs=config.epochs, check_val_every_n_epoch=config.val_every_n_epochs,
+        max_epochs=config.epochs, **validation_schedule(config),
         accumulate_grad_batches=config.accumulate_grad_batches,
         accelerator=config.accelerator, devices=config.devices,
         precision=config.precision, gradient_clip_val=config.gradient_clip_val, deterministic=True,
