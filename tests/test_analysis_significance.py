@@ -9,6 +9,7 @@ from analysis.records import normalise, to_frame
 from analysis.results import Results
 from analysis.significance import holm, paired_comparisons
 from analysis.tables import benchmark_table
+from catalog.curves import still_improving
 
 SEEDS = (1, 2, 3, 4, 5)
 BASE = (70.0, 74.0, 69.0, 72.0, 75.0)  # finetune's scores; the spread the pairing cancels
@@ -128,3 +129,55 @@ def test_finetune_against_adapter_is_one_test_in_the_family():
     assert comparisons.loc[("finetune", "adapter"), "verdict"] == -1
     cells = benchmark_table(records, "glue").cells.set_index("Method")
     assert cells.loc["Adapter", "SST-2 (acc)"].endswith("▲") and cells.loc["Finetuning", "SST-2 (acc)"].endswith("▽")
+
+
+# ---------------------------------------------------------------- convergence: no verdict from runs still learning
+
+RISING = [[25, 10.0], [50, 40.0], [75, 60.0], [100, 75.0]]   # last quarter +15 over the best before it
+PLATEAU = [[25, 60.0], [50, 74.0], [75, 75.0], [100, 75.5]]  # +0.5 at most: jitter, not learning
+
+
+def with_curves(records, method, still_rising_seeds):
+    """``method``'s runs of the seeds in ``still_rising_seeds`` given a rising curve, every other run a plateau."""
+    records = records.copy()
+    records["still_improving"] = [
+        float(m == method and seed in still_rising_seeds) for m, seed in zip(records["method"], records["seed"])]
+    return records
+
+
+def test_a_cell_with_two_of_five_runs_still_improving_gets_no_verdict_and_the_readme_says_why():
+    records = with_curves(frame({"sst2": BETTER}, train_size=100), "compacter", {1, 2})
+    points = Results(records).points
+    compacter = points.set_index("method").loc["compacter"]
+    assert compacter["still_improving"] == pytest.approx(0.4)
+    assert compacter["vs_finetune.p"] == pytest.approx(0.013236, rel=1e-4)  # still tested, in the family
+    assert (compacter["vs_finetune.verdict"], compacter["vs_finetune.converged"]) == (0, False)
+    cells = lowresource_table(points, records).cells.set_index("Method")
+    assert cells.loc["Compacter", "100"].endswith("(n=5) ↗")  # the mark, and no ▲
+    assert lowresource_observations(points) == [
+        "Low-resource SST-2: Compacter vs Finetuning — no verdict at 100 examples (not converged at this budget: "
+        "runs still improving when it ended; +3.0 points, 95% CI +1.0 to +5.0 unadjusted, Holm p=0.013, n=5)."]
+
+
+def test_one_of_five_runs_still_improving_keeps_the_verdict():
+    records = with_curves(frame({"sst2": BETTER}, train_size=100), "compacter", {1})
+    compacter = Results(records).points.set_index("method").loc["compacter"]
+    assert (compacter["vs_finetune.verdict"], compacter["marks"]) == (1, "▲")
+
+
+def test_a_reference_still_improving_also_withholds_the_verdict():
+    records = with_curves(frame({"sst2": BETTER}, train_size=100), "finetune", {1, 2, 3})
+    compacter = Results(records).points.set_index("method").loc["compacter"]
+    assert compacter["vs_finetune.verdict"] == 0 and not compacter["vs_finetune.converged"]
+
+
+def test_still_improving_compares_the_curves_last_quarter_with_what_came_before():
+    from catalog.curves import still_improving
+
+    assert still_improving(RISING) is True and still_improving(PLATEAU) is False
+    assert still_improving(RISING[:3]) is None  # too short to tell
+    # a record's curve reaches the run's row, and a cell's share is the mean over its runs
+    record = run("compacter", "sst2", 1, 70.0, train_size=100)
+    assert normalise({**record, "val_curve": RISING}, "r")["still_improving"] == 1.0
+    assert normalise({**record, "val_curve": PLATEAU}, "r")["still_improving"] == 0.0
+    assert pd.isna(normalise(record, "r")["still_improving"])  # no curve (an older record): unknown

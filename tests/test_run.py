@@ -49,6 +49,43 @@ def test_validating_every_n_epochs_selects_among_validated_epochs_only(tiny_chec
     assert record.epochs == 2 and record.best_epoch == 1  # epoch 0 was never validated
 
 
+def test_a_run_validating_every_n_steps_records_its_learning_curve_and_selects_among_its_points(
+        tiny_checkpoints, tmp_path):
+    # 64 examples, batch 8: 8 steps an epoch, 2 epochs; every 4 steps = 4 points, two of them mid-epoch
+    config, record = tiny_run("compacter", tiny_checkpoints["bert"], "synthetic", tmp_path, epochs=2, train_size=64,
+                              batch_size=8, val_every_n_epochs=1, val_check_steps=4, val_size=40)
+    assert record.status == "ok", record.traceback
+    assert [step for step, _ in record.val_curve] == [4, 8, 12, 16] and record.optimizer_steps == 16
+    assert record.val_examples == 40
+    best_step, best_score = max(record.val_curve, key=lambda point: point[1])  # the first of equal maxima
+    assert record.best_step == best_step and record.val_score == pytest.approx(best_score)
+    assert record.best_epoch == (best_step - 1) // 8
+    # 16 batches in up to 20 bins: one per step, each its own batch's loss
+    assert [step for step, _ in record.train_loss_curve] == list(range(1, 17))
+    assert set(record.seconds) == {"setup", "fit", "train", "validation", "test"}
+    # the training time excludes the 4 validation passes that ran inside its epochs
+    assert record.train_time_s == pytest.approx(record.seconds["train"])
+    assert record.seconds["train"] + record.seconds["validation"] <= record.seconds["fit"]
+
+
+def test_val_check_steps_must_divide_the_runs_steps(tiny_checkpoints, tmp_path):
+    config, record = tiny_run("compacter", tiny_checkpoints["bert"], "synthetic", tmp_path, epochs=2, train_size=64,
+                              batch_size=8, val_every_n_epochs=1, val_check_steps=5)
+    assert record.status == "failed"
+    assert "val_check_steps=5 does not divide the run's 16 optimizer steps; valid: [1, 2, 4, 8, 16]" in record.error
+
+
+def test_val_check_steps_replaces_val_every_n_epochs():
+    with pytest.raises(ValueError, match="val_check_steps=4 must be >= 1 and replaces val_every_n_epochs"):
+        make_run_config("compacter", epochs=4, val_every_n_epochs=2, val_check_steps=4)
+
+
+def test_the_curve_settings_leave_the_run_ids_of_runs_without_them_unchanged():
+    plain = make_run_config("compacter", epochs=2)
+    assert "val_check_steps" not in plain.identity() and "val_size" not in plain.identity()
+    assert make_run_config("compacter", epochs=2, val_size=100).run_id != plain.run_id
+
+
 def test_val_every_n_epochs_must_divide_epochs():
     with pytest.raises(ValueError, match=r"val_every_n_epochs=2 must be >= 1 and divide epochs=5.*valid: \[1, 5\]"):
         make_run_config("compacter", epochs=5, val_every_n_epochs=2)

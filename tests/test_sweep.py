@@ -12,7 +12,8 @@ import yaml
 
 from analysis.build_reports import main as build_reports
 from catalog.profile import Profile, load_profile
-from experiments.sweep import SlurmOptions, profile_digest, run_configs, run_sweep
+from experiments.run import make_run_config
+from experiments.sweep import SlurmOptions, profile_digest, run_configs, run_sweep, with_step_budget
 from experiments.wandb_sweep import agent_run, sweep_definition
 from experiments.wandb_sweep import main as wandb_sweep_main
 from tests.conftest import REPO
@@ -167,3 +168,27 @@ def test_the_cpu_profile_runs_five_seeds_of_one_data_subset_in_every_cell_at_an_
             (task, size) for task in ("sst2", "stsb") for size in (100, 1000)}
     steps = {config.train_size: config.epochs * -(-config.train_size // config.batch_size) for config in configs}
     assert steps == {100: 130, 1000: 125}  # the description's budget arithmetic counts these
+
+
+def test_the_cpu_next_profile_draws_a_subset_per_seed_and_records_a_curve_of_ten_or_more_points():
+    configs = run_configs(load_profile("cpu-next"))
+    assert all(config.data_seed == config.seed for config in configs)  # pairs share both
+    assert {config.val_size for config in configs} == {250}
+    points = {}
+    for config in configs:
+        per_epoch = -(-config.train_size // config.batch_size)
+        steps = config.epochs * per_epoch
+        interval = config.val_check_steps or config.val_every_n_epochs * per_epoch
+        points[(config.task, config.train_size)] = (steps, steps // interval)
+    assert points == {("sst2", 100): (130, 10), ("stsb", 100): (130, 10),
+                      ("sst2", 1000): (250, 10), ("stsb", 1000): (375, 15)}
+
+
+def test_a_step_budget_validates_every_few_steps_when_its_epochs_cannot_hold_the_validations():
+    from experiments.sweep import with_step_budget
+
+    config = make_run_config("compacter", train_size=1000, batch_size=8)
+    assert (with_step_budget(config, 250, 10).epochs, with_step_budget(config, 250, 10).val_check_steps) == (2, 25)
+    assert with_step_budget(config, 250, 2).val_every_n_epochs == 1  # whole epochs: validated at their ends
+    with pytest.raises(ValueError, match=r"validations=3 must divide train_steps=250 .*valid: \[1, 2, 5, 10, 25"):
+        with_step_budget(config, 250, 3)
