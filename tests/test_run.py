@@ -210,3 +210,13 @@ def test_the_param_table_cli_writes_the_table(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     table = (tmp_path / "params.md").read_text()
     assert "0.073" in table and "0.047" in table  # the paper's T5-base percentages
+
+
+@pytest.mark.slow
+def test_the_committed_param_table_is_what_make_params_writes(tmp_path):
+    from experiments.param_table import main as param_table
+
+    param_table(["--out", str(tmp_path)])
+    for name in ("params.csv", "params.md"):
+        assert (tmp_path / name).read_text() == (REPO / "reports" / name).read_text(), (
+            f"reports/{name} is stale: run make params and commit it")
