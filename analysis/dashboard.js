@@ -99,6 +99,10 @@ function curvePanels() {
   return DATA.curves.filter(panel => state.task.has(panel.tasks[0]) && panel.sizes.some(size => state.size.has(size)));
 }
 
+function learningPanels() {
+  return DATA.learning.filter(panel => state.task.has(panel.tasks[0]) && state.size.has(panel.size));
+}
+
 function compare(key, dir) {
   return (a, b) => {
     const x = a.sort[key], y = b.sort[key];
@@ -110,8 +114,8 @@ function compare(key, dir) {
 }
 
 function buildTable(id, view, rows, redraw) {
+  // an Avg column's header names every task it averages (dashboard.py), shown or hidden
   const columns = view.columns.filter(column => !column.task || state.task.has(column.task));
-  const partial = columns.length < view.columns.length;  // an average still covers every task
   const sort = sortState.get(id);
   if (sort) rows = [...rows].sort(compare(sort.key, sort.dir));
   const table = document.createElement("table");
@@ -119,7 +123,7 @@ function buildTable(id, view, rows, redraw) {
   const head = table.createTHead().insertRow();
   for (const column of columns) {
     const th = document.createElement("th");
-    th.textContent = column.header === "Avg" && partial ? "Avg (all tasks)" : column.header;
+    th.textContent = column.header;
     th.dataset.key = column.key;
     if (sort && sort.key === column.key) th.className = sort.dir > 0 ? "sorted-asc" : "sorted-desc";
     th.addEventListener("click", () => {
@@ -210,8 +214,9 @@ async function renderAll() {
   writeHash();
   renderTables();
   renderRuns();
-  const plots = [drawPlots("pareto-plots", paretoPanels()), drawPlots("curve-plots", curvePanels())];
-  if (DATA.efficiency) {
+  const plots = [drawPlots("pareto-plots", paretoPanels()), drawPlots("curve-plots", curvePanels()),
+                 drawPlots("learning-plots", learningPanels())];
+  if (!DATA.efficiency.absent) {
     renderEfficiencyTable();
     plots.push(drawPlots("efficiency-plot", [{figure: DATA.efficiency.figure, subplots: DATA.efficiency.subplots}]));
   }
@@ -243,8 +248,10 @@ async function main() {
   for (const axis of DATA.pareto_axes) axisSelect.add(new Option(axis.label, axis.value, false, axis.value === state.paretoX));
   axisSelect.addEventListener("change", () => { state.paretoX = axisSelect.value; renderAll(); });
   const efficiency = document.getElementById("efficiency-view");
-  if (DATA.efficiency) efficiency.innerHTML = '<div id="efficiency-plot"></div><div id="efficiency-table"></div>';
-  else efficiency.innerHTML = '<p class="empty">No efficiency CSV was given to the report (--efficiency).</p>';
+  if (DATA.efficiency.absent) {
+    efficiency.innerHTML = '<p class="empty"></p>';
+    efficiency.firstChild.textContent = DATA.efficiency.absent;
+  } else efficiency.innerHTML = '<div id="efficiency-plot"></div><div id="efficiency-table"></div>';
   for (const link of document.querySelectorAll("nav a")) {
     link.addEventListener("click", event => {  // the hash holds the filters, so scroll instead
       event.preventDefault();

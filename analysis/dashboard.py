@@ -1,10 +1,11 @@
 """The dashboard of a profile: one self-contained, interactive HTML page built from run records.
 
-Five views — Pareto (% trainable parameters vs average score), low-resource curves, Tables 1
-and 2, efficiency, and every run — under global filters for backbone, task, training size and
-method. Python computes every number (the same functions as the Markdown tables); the page's
-script (``dashboard.js``) only shows, hides, slices and sorts what is embedded, so the page and
-the tables cannot disagree on a statistic.
+Six views — Pareto (% trainable parameters vs average score), low-resource curves, learning
+curves, Tables 1 and 2, efficiency, and every run — under global filters for backbone, task,
+training size and method, whose choices are the profile's own. Python computes every number
+(the same functions as the Markdown tables); the page's script (``dashboard.js``) only shows,
+hides, slices and sorts what is embedded, so the page and the tables cannot disagree on a
+statistic.
 
 Plotting library: plotly. Its figures are plain JSON built here with plotly's validated
 ``graph_objects``, they draw SVG marks a browser test can count, and hover, zoom and legends
@@ -22,10 +23,12 @@ point's hover text carries the marks of the low-resource table (the same compari
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import gzip
 import html
 import json
+import math
 import re
 from pathlib import Path
 
@@ -40,8 +43,10 @@ from plotly.utils import PlotlyJSONEncoder
 from analysis import names
 from analysis.readme import missing_runs
 from analysis.results import BENCHMARKS, Results
+from analysis.significance import NOT_CONVERGED_MARK
 from analysis.tables import (MISSING, Table, benchmark_table, interval_halfwidth, metric_header,
                              row_labels, same_size, table_train_size, with_mark)
+from catalog.curves import converged
 
 HERE = Path(__file__).resolve().parent
 COLOURS = qualitative.Dark24
@@ -206,13 +211,62 @@ def curve_panels(results: Results, colours: dict) -> list[dict]:
     return panels
 
 
+def learning_panels(results: Results, colours: dict) -> list[dict]:
+    """Per (task, train size): the validation curve of every ok run (the runs its scores come
+    from), one line per run in its method's colour. A method whose cell was not converged when
+    the budget ended (``catalog.curves``) carries the tables' mark in the legend. A run without a
+    curve (a record before version 3) draws nothing; a cell with none, no panel."""
+    records = results.records
+    has_curve = records["val_curve"].map(lambda curve: isinstance(curve, list) and bool(curve))
+    runs = records[(records["status"] == "ok") & has_curve]
+    cells = results.cells
+    keys = zip(cells["backbone"], cells["method"], cells["task"], cells["train_size"].map(names.size_label))
+    shares = dict(zip(keys, cells["still_improving"]))
+    labels = row_labels(sorted(colours))
+    panels = []
+    for (task, size), cell in sorted(runs.groupby(["task", "train_size"], dropna=False),
+                                     key=lambda item: (names.task_sort_key(item[0][0]), names.size_sort_key(item[0][1]))):
+        label = names.size_label(size)
+        figure = go.Figure()
+        for key, mine in sorted(cell.groupby(["backbone", "method"]),
+                                key=lambda item: names.method_sort_key(item[0][1])):
+            name = labels[key] + ("" if converged(shares.get((*key, task, label))) else NOT_CONVERGED_MARK)
+            for index, run in enumerate(mine.sort_values("seed").itertuples()):
+                figure.add_trace(_learning_line(run, name, index == 0, colours[key]))
+        figure.update_layout(
+            title=dict(text=f"{names.task_name(task)} — n_train {label}: validation curves", font=dict(size=14)),
+            height=380, margin=dict(l=60, r=20, t=50, b=50), showlegend=True,
+            xaxis=dict(title="optimizer steps done"), yaxis=dict(title="mean validation score"))
+        panels.append({"tasks": [task], "size": label, "figure": _figure_data(figure)})
+    return panels
+
+
+def _learning_line(run, name: str, first: bool, colour: str) -> go.Scatter:
+    """One run's curve; the legend shows its method once (``first``), and a legend click hides all its runs."""
+    steps, scores = zip(*run.val_curve)
+    return go.Scatter(
+        x=list(steps), y=[round(score, 2) for score in scores],  # 2 decimals: the page's size grows with every run
+        mode="lines", name=name, legendgroup=name, showlegend=first, line=dict(color=colour, width=1.5),
+        hovertemplate=f"<b>{name}</b> seed {run.seed}<br>{run.run_id}<br>step %{{x}}: %{{y:.1f}}<extra></extra>",
+        meta={"backbone": run.backbone, "method": run.method})
+
+
+def _average_header(tasks: list[str]) -> str:
+    """The Avg column's header names the tasks it averages: the task filter hides a task's
+    columns, never changes the average (Python computes every number)."""
+    listed = ", ".join(map(names.task_name, tasks))
+    return f"Avg (all {len(tasks)} tasks: {listed})" if len(tasks) > 1 else f"Avg ({listed})"
+
+
 def table_view(table: Table, size: str | None) -> dict:
     """A report table as the page's sortable table: cells as formatted for Markdown, sort keys
     from the table's numbers; metric columns know their task (the task filter hides them)."""
     numeric = table.sort_by
     tasks = {metric_header(*column.split(".")[:2]): column.split(".")[0]
              for column in table.numbers.columns if column.endswith(".mean")}
-    columns = [{"key": str(c), "header": str(c), "task": tasks.get(c)} for c in table.cells.columns]
+    headers = {"Avg": _average_header(list(dict.fromkeys(tasks.values())))}
+    columns = [{"key": str(c), "header": headers.get(str(c), str(c)), "task": tasks.get(c)}
+               for c in table.cells.columns]
     rows = []
     for (_, cells), (_, numbers) in zip(table.cells.iterrows(), table.numbers.iterrows()):
         sort = {str(c): numbers[numeric[c]] if numeric.get(c) in numbers else cells[c]
@@ -241,11 +295,38 @@ def benchmark_views(results: Results) -> list[dict]:
 RATIOS = (("train_step_ratio", "train step"), ("peak_mem_ratio", "peak memory"), ("infer_ratio", "inference"))
 
 
+def own_rows(table: Table, records: pd.DataFrame) -> Table:
+    """The efficiency table's rows of the (backbone, method) pairs the profile ran: ``make bench``
+    writes one CSV for every profile, and it may measure pairs this profile never ran."""
+    ran = set(zip(records["backbone"], records["method"]))
+    keep = [pair in ran for pair in zip(table.numbers["backbone"], table.numbers["method"])]
+    return dataclasses.replace(table, numbers=table.numbers[keep].reset_index(drop=True),
+                               cells=table.cells[keep].reset_index(drop=True))
+
+
+def efficiency_view(table: Table | None) -> dict:
+    """The efficiency figure and table, or why there is none."""
+    if table is None:
+        return {"absent": "No efficiency CSV was given to the report (--efficiency)."}
+    if table.numbers.empty:
+        return {"absent": "The efficiency CSV measured none of this profile's (backbone, method) pairs."}
+    return {"figure": efficiency_figure(table.numbers), "subplots": len(RATIOS), "table": table_view(table, None)}
+
+
+def _ratio_range(frame: pd.DataFrame) -> list[float]:
+    """One log-axis range (decades) for every ratio subplot: every ratio and its error bar, and
+    1.0 (finetune) always inside, so the reference line shows whichever bars the filters leave."""
+    columns = [c for column, _ in RATIOS for c in (column, f"{column}_lo", f"{column}_hi") if c in frame]
+    values = [v for v in frame[columns].to_numpy(dtype=float).ravel() if v > 0]  # NaN compares False
+    return [math.log10(min(values + [1.0])) - 0.1, math.log10(max(values + [1.0])) + 0.1]
+
+
 def efficiency_figure(frame: pd.DataFrame) -> dict:
-    """Ratios to finetune, one bar group per (backbone, device); error bars from the ratio's range
-    over the benchmark's rounds where the CSV has one (``<column>_lo``, ``_hi``)."""
+    """Ratios to finetune, one bar group per (backbone, device), on log axes (a 20× ratio would
+    squash the others to slivers on a linear one); error bars from the ratio's range over the
+    benchmark's rounds where the CSV has one (``<column>_lo``, ``_hi``)."""
     figure = make_subplots(rows=1, cols=len(RATIOS), shared_yaxes=True,
-                           subplot_titles=[f"{what} (× finetune)" for _, what in RATIOS])
+                           subplot_titles=[f"{what} (× finetune, log)" for _, what in RATIOS])
     groups = list(frame.groupby(["backbone", "device"], sort=False))
     for col, (column, _) in enumerate(RATIOS, start=1):
         for index, ((backbone, device), rows) in enumerate(groups):
@@ -263,6 +344,7 @@ def efficiency_figure(frame: pd.DataFrame) -> dict:
     figure.update_layout(barmode="group",
                          margin=dict(l=130, r=20, t=40, b=70),
                          legend=dict(orientation="h", yref="container", y=0.0, yanchor="bottom"))
+    figure.update_xaxes(type="log", range=_ratio_range(frame))
     figure.update_yaxes(autorange="reversed")
     return _figure_data(figure)
 
@@ -309,14 +391,13 @@ def _run_row(backbone, method, task, size, status, values: dict) -> dict:
             "cells": cells, "sort": sort}
 
 
-def facets(records: pd.DataFrame, efficiency: pd.DataFrame | None) -> dict[str, list[dict]]:
-    """The filter choices, in the tables' order; backbones and methods also those the
-    efficiency benchmark measured (it may cover more than the profile ran)."""
+def facets(records: pd.DataFrame) -> dict[str, list[dict]]:
+    """The filter choices, in the tables' order: the profile's own (the efficiency view keeps
+    only its pairs, ``own_rows``)."""
     sizes = sorted(records["train_size"].unique(), key=names.size_sort_key)
-    measured = efficiency if efficiency is not None else records.iloc[:0]
-    methods = sorted(set(records["method"]) | set(measured["method"]), key=names.method_sort_key)
+    methods = sorted(set(records["method"]), key=names.method_sort_key)
     return {
-        "backbone": [{"value": b, "label": b} for b in sorted(set(records["backbone"]) | set(measured["backbone"]))],
+        "backbone": [{"value": b, "label": b} for b in sorted(set(records["backbone"]))],
         "task": [{"value": t, "label": names.task_name(t)} for t in names.order_tasks(records["task"])],
         "size": [{"value": names.size_label(s), "label": names.size_label(s)} for s in sizes],
         "method": [{"value": m, "label": names.method_label(m)} for m in methods],
@@ -329,13 +410,12 @@ def dashboard_data(results: Results, profile: str, sources: list[str],
     colours = _colours(records)
     return {
         "profile": profile, "sources": sources,
-        "facets": facets(records, None if efficiency is None else efficiency.numbers),
+        "facets": facets(records),
         "pareto": pareto_panels(results, colours), "curves": curve_panels(results, colours),
+        "learning": learning_panels(results, colours),
         "pareto_axes": [{"value": field, "label": title, "type": kind} for field, (title, kind) in PARETO_AXES.items()],
         "tables": benchmark_views(results),
-        "efficiency": None if efficiency is None else {
-            "figure": efficiency_figure(efficiency.numbers), "subplots": len(RATIOS),
-            "table": table_view(efficiency, None)},
+        "efficiency": efficiency_view(None if efficiency is None else own_rows(efficiency, records)),
         "runs": run_rows(records, planned),
         "template": pio.templates[pio.templates.default].to_plotly_json(),
     }

@@ -17,6 +17,14 @@ REPO = Path(__file__).resolve().parents[1]
 INSTALL = "install it with: apt-get update && apt-get install -y chromium (and pip install -e '.[dev]' for playwright)"
 METHODS = {"finetune": (100.0, 22_000_000), "adapter": (0.5, 110_000), "compacter": (0.1, 22_000)}
 FIRST_COLOUR = (0x2E, 0x91, 0xE5)  # plotly's Dark24[0]: the first method's colour (finetune)
+PLATEAU = [[5, 50.0], [10, 60.0], [15, 61.0], [20, 61.5]]  # last quarter +0.5 over the best before: finished
+RISING = [[5, 40.0], [10, 50.0], [15, 55.0], [20, 60.0]]   # last quarter +5: still improving
+EFFICIENCY_CSV = ("backbone,method,device,trainable_params,train_step_s,train_step_ratio,"
+                  "peak_mem_mb,peak_mem_ratio,infer_s,infer_ratio\n"
+                  "minilm,finetune,cpu,22000000,0.2,1.0,1500,1.0,0.01,1.0\n"
+                  "minilm,compacter,cpu,22000,0.1,0.5,900,0.6,0.01,1.1\n"
+                  "t5-base,finetune,cpu,222000000,4.0,1.0,4000,1.0,1.0,1.0\n"
+                  "t5-base,lora,cpu,880000,3.0,0.75,2000,0.5,1.2,1.2\n")  # measured beyond the runs
 
 
 def chromium_path() -> str:
@@ -48,7 +56,16 @@ def record(method, task, size, seed, status="ok"):
         "train_examples": 10, "config": {"batch_size": 10}, "epochs": 1, "train_time_s": 0.1 + seed / 100,
         "wall_time_s": 30.0 + seed, "finished_at": "2026-11-25T23:00:00+00:00",
         **({"data_seed": 42} if seed == 1 else {}),  # older records have none
+        "val_curve": val_curve(method, task, size, seed),
     }
+
+
+def val_curve(method, task, size, seed) -> list:
+    """Compacter's RTE runs still improving, the others finished; SST-2 at 1000 and adapter's
+    SST-2 seed 3 as older records, without a curve."""
+    if size == 1000 or (method, task, seed) == ("adapter", "sst2", 3):
+        return []
+    return RISING if (method, task) == ("compacter", "rte") else PLATEAU
 
 
 def synthetic_records() -> list[dict]:
@@ -67,12 +84,7 @@ def dashboard(tmp_path_factory) -> Path:
     for rec in synthetic_records():
         (results / f"{rec['run_id']}.json").write_text(json.dumps(rec))
     efficiency = root / "efficiency.csv"
-    efficiency.write_text("backbone,method,device,trainable_params,train_step_s,train_step_ratio,"
-                          "peak_mem_mb,peak_mem_ratio,infer_s,infer_ratio\n"
-                          "minilm,finetune,cpu,22000000,0.2,1.0,1500,1.0,0.01,1.0\n"
-                          "minilm,compacter,cpu,22000,0.1,0.5,900,0.6,0.01,1.1\n"
-                          "t5-base,finetune,cpu,222000000,4.0,1.0,4000,1.0,1.0,1.0\n"
-                          "t5-base,lora,cpu,880000,3.0,0.75,2000,0.5,1.2,1.2\n")  # measured beyond the runs
+    efficiency.write_text(EFFICIENCY_CSV)
     assert main(["--results", str(results), "--out", str(root / "reports"), "--efficiency", str(efficiency)]) == 0
     return root / "reports" / "dashboard.html"
 
@@ -130,8 +142,30 @@ def titles(page, box: str) -> list[str]:
     return page.eval_on_selector_all(f"#{box} .js-plotly-plot .gtitle", "ts => ts.map(t => t.textContent)")
 
 
+def lines(page, box: str) -> list[int]:
+    """Lines drawn per plot in a view (one per scatter trace in lines mode)."""
+    return page.eval_on_selector_all(
+        f"#{box} .js-plotly-plot", "plots => plots.map(p => p.querySelectorAll('.scatterlayer .trace path.js-line').length)")
+
+
+def legends(page, box: str) -> list[list[str]]:
+    return page.eval_on_selector_all(
+        f"#{box} .js-plotly-plot", "plots => plots.map(p => [...p.querySelectorAll('.legendtext')].map(t => t.textContent))")
+
+
 def efficiency_height(page) -> int:
     return page.evaluate("document.querySelector('#efficiency-plot .js-plotly-plot')._fullLayout.height")
+
+
+def reference_lines(page) -> list[list]:
+    """Per efficiency subplot: its x axis type, and how far (px) its dotted line is drawn from 1.0 on that axis."""
+    return page.evaluate("""(() => {
+      const plot = document.querySelector('#efficiency-plot .js-plotly-plot'), layout = plot._fullLayout;
+      const drawn = [...plot.querySelectorAll('.shapelayer path')].map(
+        path => path.getBoundingClientRect().x - plot.getBoundingClientRect().x);
+      return ['xaxis', 'xaxis2', 'xaxis3'].map((name, i) =>
+        [layout[name].type, Math.round(drawn[i] - layout[name]._offset - layout[name].d2p(1))]);
+    })()""")
 
 
 def column(page, table: str, index: int) -> list[str]:
@@ -148,16 +182,19 @@ def test_dashboard_draws_every_view_offline_and_filters_act(dashboard, browser, 
     assert titles(page, "pareto-plots")[0] == "GLUE average over SST-2, RTE — n_train 100"
     # curves: SST-2 (finetune and compacter at two sizes, adapter at one), RTE, CB
     assert points(page, "curve-plots") == [5, 3, 3]
-    assert points(page, "efficiency-view") == [12]  # 3 ratios x 4 (backbone, method) rows
-    assert efficiency_height(page) == 150 + 24 * 4
+    assert points(page, "efficiency-view") == [6]  # 3 ratios x the 2 (backbone, method) rows the profile ran
+    assert efficiency_height(page) == 150 + 24 * 2
+    assert reference_lines(page) == [["log", 0]] * 3  # ratio axes in decades, finetune's 1.0 marked on each
+    assert "measured by make bench" in page.text_content("#efficiency h2")
+    assert page.locator("#filter-backbone-t5-base, #filter-method-lora").count() == 0  # measured, never run here
     assert page.text_content("#runs-count") == "36 of 36 runs shown (30 ok, 1 failed, 5 missing)"
     assert column(page, "runs-table", 6)[:2] == ["42", ""]  # seed 1's record has a data seed, seed 2's none
 
     changed(page, "#filter-method-compacter", 2)
     assert points(page, "pareto-plots") == [2, 1, 2]
     assert points(page, "curve-plots") == [3, 2, 2]
-    assert points(page, "efficiency-view") == [9]
-    assert efficiency_height(page) == 150 + 24 * 3  # bars keep their thickness
+    assert points(page, "efficiency-view") == [3]
+    assert efficiency_height(page) == 150 + 24 * 1  # bars keep their thickness
     assert page.text_content("#runs-count") == "24 of 36 runs shown (19 ok, 1 failed, 4 missing)"
     assert "method=finetune%2Cadapter" in page.evaluate("location.hash")
 
@@ -165,7 +202,7 @@ def test_dashboard_draws_every_view_offline_and_filters_act(dashboard, browser, 
     assert titles(page, "pareto-plots") == ["SST-2 — n_train 100", "GLUE average over SST-2 — n_train 1000",
                                             "SuperGLUE average over CB — n_train 100"]
     headers = page.eval_on_selector_all("#table-0 th", "ths => ths.map(t => t.textContent)")
-    assert headers == ["Method", "% trainable params", "SST-2 (acc)", "Avg (all tasks)"]
+    assert headers == ["Method", "% trainable params", "SST-2 (acc)", "Avg (all 2 tasks: SST-2, RTE)"]
 
     changed(page, "#filter-status-ok", 4)
     assert column(page, "runs-table", 3) == ["CB", "SST-2", "SST-2", "SST-2", "SST-2"]
@@ -281,3 +318,77 @@ def test_efficiency_bars_carry_the_ratio_range_over_rounds_where_the_csv_has_one
     train = efficiency_figure(rounds)["data"][0]
     assert train["error_x"]["arrayminus"] == pytest.approx([0.0, 0.1])
     assert train["error_x"]["array"] == pytest.approx([0.0, 0.15])
+
+
+def test_learning_curves_draw_each_runs_curve_under_the_filters_and_mark_cells_not_converged(dashboard, browser):
+    page, errors, _ = open_page(browser, dashboard)
+    assert errors == []
+    # SST-2 at 1000: no record there has a curve, so no panel
+    titled = [f"{task} — n_train 100: validation curves" for task in ("SST-2", "RTE", "CB")]
+    assert titles(page, "learning-plots") == titled
+    # 3 seeds per method, less adapter's SST-2 seed 3 (no curve) and its failed CB seed 3
+    assert lines(page, "learning-plots") == [8, 9, 8]
+    # one legend entry per method; compacter's RTE runs still improving: its cell is not converged
+    assert legends(page, "learning-plots") == [["Finetuning", "Adapter", "Compacter"],
+                                               ["Finetuning", "Adapter", "Compacter ↗"],
+                                               ["Finetuning", "Adapter", "Compacter"]]
+    changed(page, "#filter-method-compacter", 2)
+    assert lines(page, "learning-plots") == [5, 6, 5]
+    changed(page, "#filter-task-rte", 3)
+    assert titles(page, "learning-plots") == [titled[0], titled[2]]
+    changed(page, "#filter-size-100", 4)
+    assert lines(page, "learning-plots") == []
+    page.close()
+
+
+def test_learning_curve_lines_carry_their_run_in_the_hover_and_their_methods_colour():
+    from analysis.dashboard import dashboard_data
+    from analysis.records import normalise, to_frame
+
+    data = dashboard_data(Results(to_frame(normalise(r, r["run_id"]) for r in synthetic_records())), "dash", ["test"])
+    sst2 = next(panel for panel in data["learning"] if panel["tasks"] == ["sst2"])["figure"]["data"]
+    adapter = [trace for trace in sst2 if trace["meta"]["method"] == "adapter"]
+    assert [trace["x"] for trace in adapter] == [[5, 10, 15, 20]] * 2  # seed 3's record has no curve
+    assert adapter[0]["y"] == [50.0, 60.0, 61.0, 61.5]
+    assert "seed 2" in adapter[1]["hovertemplate"] and "minilm-adapter-sst2-n100-s2" in adapter[1]["hovertemplate"]
+    low_resource = next(panel for panel in data["curves"] if panel["tasks"] == ["sst2"])["figure"]["data"]
+    colour = {trace["meta"]["method"]: trace["line"]["color"] for trace in low_resource if "name" in trace}
+    assert {trace["meta"]["method"]: trace["line"]["color"] for trace in sst2} == colour
+
+
+def test_filters_and_efficiency_view_hold_only_the_profiles_own_backbones_and_methods(tmp_path):
+    from analysis.dashboard import dashboard_data
+    from analysis.records import normalise, to_frame
+    from analysis.tables import efficiency_table
+
+    results = Results(to_frame(normalise(r, r["run_id"]) for r in synthetic_records()))
+    (tmp_path / "efficiency.csv").write_text(EFFICIENCY_CSV)  # also measures t5-base, and LoRA
+    data = dashboard_data(results, "dash", ["test"], efficiency_table(tmp_path / "efficiency.csv"))
+    assert [option["value"] for option in data["facets"]["backbone"]] == ["minilm"]
+    assert [option["value"] for option in data["facets"]["method"]] == ["finetune", "adapter", "compacter"]
+    ran = [("minilm", "finetune"), ("minilm", "compacter")]
+    assert [(row["backbone"], row["method"]) for row in data["efficiency"]["table"]["rows"]] == ran
+    bars = [(trace["meta"]["backbone"], method) for trace in data["efficiency"]["figure"]["data"][:1]
+            for method in trace["meta"]["methods"]]
+    assert bars == ran
+    (tmp_path / "other.csv").write_text("\n".join(line for line in EFFICIENCY_CSV.splitlines() if "minilm" not in line))
+    other = dashboard_data(results, "dash", ["test"], efficiency_table(tmp_path / "other.csv"))["efficiency"]
+    assert other == {"absent": "The efficiency CSV measured none of this profile's (backbone, method) pairs."}
+
+
+def test_efficiency_ratios_are_on_log_axes_that_always_show_finetunes_one():
+    import math
+
+    import pandas as pd
+
+    from analysis.dashboard import efficiency_figure
+
+    # no finetune row: the bars alone would leave 1.0 off the axis
+    frame = pd.DataFrame({"backbone": ["minilm"] * 2, "device": ["cpu"] * 2, "method": ["lora", "intrinsic"],
+                          "train_step_ratio": [1.5, 19.6], "peak_mem_ratio": [1.6, 2.0], "infer_ratio": [1.5, 1.8]})
+    layout = efficiency_figure(frame)["layout"]
+    axes = [layout[name] for name in ("xaxis", "xaxis2", "xaxis3")]
+    assert [axis["type"] for axis in axes] == ["log"] * 3
+    assert all(axis["range"][0] < 0 < math.log10(19.6) < axis["range"][1] for axis in axes)  # decades: log10(1) = 0
+    assert sorted((shape["xref"], shape["x0"], shape["x1"]) for shape in layout["shapes"]) == [
+        ("x", 1.0, 1.0), ("x2", 1.0, 1.0), ("x3", 1.0, 1.0)]
