@@ -104,7 +104,7 @@ def test_block_settings_win_over_profile_wide_task_settings():
 
 @pytest.mark.parametrize("settings, message", [
     ({"train_steps": 45}, "not a whole number of epochs"),
-    ({"train_steps": 40, "validations": 3}, "divisible by validations=3"),
+    ({"train_steps": 40, "validations": 3}, r"validations=3 must divide train_steps=40 \(or its 4 epochs\)"),
 ])
 def test_a_step_budget_that_is_no_whole_number_of_epochs_is_an_error(settings, message):
     profile = Profile("p", "", [{"backbones": ["minilm"], "methods": ["adapter"], "tasks": ["sst2"],
