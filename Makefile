@@ -52,6 +52,7 @@ plan:
 tables:
 	$(PY) -m analysis.build_reports --results results/$(PROFILE) --out reports/$(PROFILE) --profile $(PROFILE) \
 	  $(if $(wildcard reports/efficiency.csv),--efficiency reports/efficiency.csv)
+	$(PY) -m analysis.readme_blocks
 
 # The dashboard is one of the reports: rebuilt from the profile's records, or, with none yet,
 # by running the profile first (make reproduce writes it too).

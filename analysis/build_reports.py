@@ -109,7 +109,7 @@ def build(records: pd.DataFrame, profile: str, sources: list[str], out: Path,
             continue
         written += write_table(table, out)
         links.append(f"- [{table.title}]({benchmark}.md) ([csv]({benchmark}.csv), [tex]({benchmark}.tex))")
-        observations += readme.benchmark_observations(records, benchmark, results.comparisons[benchmark])
+        observations += readme.benchmark_observations(records, benchmark, results.comparisons)
     outside = records[records["train_size"].isna() & ~records["benchmark"].isin(["glue", "superglue"])]
     if not outside.empty:
         links.append(f"- {len(outside)} full-data run(s) of tasks outside GLUE/SuperGLUE are in no "

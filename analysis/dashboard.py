@@ -286,7 +286,7 @@ def benchmark_views(results: Results) -> list[dict]:
         reported = names.size_label(table_train_size(results.records, benchmark))
         for size in sorted(runs["train_size"].unique(), key=names.size_sort_key):
             table = (results.tables[benchmark] if names.size_label(size) == reported
-                     else benchmark_table(runs[same_size(runs["train_size"], size)], benchmark))
+                     else benchmark_table(runs[same_size(runs["train_size"], size)], benchmark, results.comparisons))
             if table is not None:
                 views.append(table_view(table, names.size_label(size)))
     return views

@@ -28,10 +28,11 @@ POINT_COLUMNS = ["backbone", "method", "label", "task", "train_size", "size_labe
                  *(f"vs_{reference}.{field}" for reference in REFERENCES for field in STATISTICS), "marks"]
 
 
-def lowresource_points(records: pd.DataFrame) -> pd.DataFrame:
+def lowresource_points(records: pd.DataFrame, comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (backbone, method, task, train size): test score mean / sample std / n
     over ok seeds (n = 0 where every run failed), the 95% interval's half-width, the paired
-    comparisons against each reference (Holm over all these points) and the cell's marks.
+    comparisons against each reference (from ``comparisons``, the build's one family, by default
+    that of ``records``) and the cell's marks.
     ``train_size`` is empty for "full"."""
     low = records[records["train_size"].notna()]
     if low.empty:
@@ -41,7 +42,7 @@ def lowresource_points(records: pd.DataFrame) -> pd.DataFrame:
     full = full[[key in curves for key in zip(full["backbone"], full["method"], full["task"])]]
     runs = pd.concat([low, full])
     points = score_cells(runs)
-    comparisons = paired_comparisons(runs)
+    comparisons = paired_comparisons(records) if comparisons is None else comparisons
     for reference in REFERENCES:
         mine = comparisons[comparisons["reference"] == reference].drop(columns="reference")
         mine = mine.rename(columns={field: f"vs_{reference}.{field}" for field in STATISTICS})

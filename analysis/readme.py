@@ -3,7 +3,7 @@ observations computed from the numbers. Every sentence here is generated from th
 never copied from the paper, so a reader can trust it describes *these* runs.
 
 Words follow the statistics: a score difference is stated only where the paired test of
-``analysis.significance`` (the same comparisons, Holm-corrected within the same table, as
+``analysis.significance`` (the same comparisons, Holm-corrected over the build's one family, as
 the tables' marks) finds it; otherwise the sentence says "no significant difference" with
 the number of paired seeds.
 """
@@ -107,9 +107,13 @@ def _date(moment) -> str:
 
 def benchmark_observations(records: pd.DataFrame, benchmark: str, comparisons: pd.DataFrame) -> list[str]:
     """Each method against Finetuning and Adapter, task by task, as the table marks them
-    (``comparisons``: that table's, ``Results.comparisons``)."""
-    if table_runs(records, benchmark).empty:
+    (``comparisons``: the build's one family, ``Results.comparisons``)."""
+    runs = table_runs(records, benchmark)
+    if runs.empty:
         return []
+    shown = set(zip(runs["backbone"], runs["task"], runs["train_size"].fillna(-1)))
+    comparisons = comparisons[[cell in shown for cell in zip(
+        comparisons["backbone"], comparisons["task"], comparisons["train_size"].fillna(-1))]]
     where = f"{names.BENCHMARK_NAMES.get(benchmark, benchmark)} ({data_label(records, benchmark)})"
     comparisons = comparisons.assign(place=lambda d: d["task"].map(names.task_name))
     return comparison_observations(comparisons, lambda key: where, "on")
@@ -142,7 +146,7 @@ def comparison_observations(comparisons: pd.DataFrame, where, preposition: str, 
 def verdict_text(rows: pd.DataFrame, preposition: str) -> str:
     """``significantly better on SST-2 (+3.2 points, 95% CI +1.1 to +5.3 unadjusted, Holm p=0.004,
     n=5); no significant difference on RTE (-0.4 points, 95% CI -2.0 to +1.2 unadjusted, Holm
-    p=1, n=5)`` — n the paired seeds; the verdict follows Holm's p (corrected over the table),
+    p=1, n=5)`` — n the paired seeds; the verdict follows Holm's p (corrected over the build's one family),
     the interval is the mean difference's own, uncorrected: how large a difference the seeds
     leave possible, which is why one may exclude 0 where Holm's p says "not significant". A
     comparison with a cell whose runs had not finished learning gets "no verdict … not converged

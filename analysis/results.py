@@ -10,7 +10,7 @@ import pandas as pd
 
 from analysis.figures import lowresource_points
 from analysis.significance import paired_comparisons
-from analysis.tables import Table, benchmark_table, score_cells, table_runs
+from analysis.tables import Table, benchmark_table, score_cells
 
 BENCHMARKS = ("glue", "superglue")
 
@@ -29,15 +29,15 @@ class Results:
     @functools.cached_property
     def points(self) -> pd.DataFrame:
         """The low-resource curve's points, with their paired comparisons and marks."""
-        return lowresource_points(self.records)
+        return lowresource_points(self.records, self.comparisons)
 
     @functools.cached_property
-    def comparisons(self) -> dict[str, pd.DataFrame]:
-        """Per benchmark: the paired comparisons its table marks (Holm over that table's tests)."""
-        return {benchmark: paired_comparisons(table_runs(self.records, benchmark)) for benchmark in BENCHMARKS}
+    def comparisons(self) -> pd.DataFrame:
+        """Every paired comparison the records support: one Holm family, which every table marks from."""
+        return paired_comparisons(self.records)
 
     @functools.cached_property
     def tables(self) -> dict[str, Table | None]:
         """Table 1 (GLUE) and Table 2 (SuperGLUE); None for a benchmark without runs."""
-        return {benchmark: benchmark_table(self.records, benchmark, self.comparisons[benchmark])
+        return {benchmark: benchmark_table(self.records, benchmark, self.comparisons)
                 for benchmark in BENCHMARKS}

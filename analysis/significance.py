@@ -30,9 +30,11 @@ Sources of variance a verdict includes: the training seed (initialisation, dropo
 order); when the records vary ``data_seed`` too, the data subset as well (pairs still share
 both). It excludes the choice of test set.
 
-Multiple comparisons: Holm's step-down correction over every comparison of one table (every
-method × task × size × reference shown together; Finetuning vs Adapter and its mirror count
-once), which keeps the chance of *any* false mark in that table at 5%. Holm rather than Benjamini–Hochberg because the README states
+Multiple comparisons: Holm's step-down correction over one family, every comparison a build's
+records support (every method × task × training size × reference; Finetuning vs Adapter and
+its mirror count once), which keeps the chance of *any* false mark in the whole build at 5%.
+One family, so a comparison shown twice (the GLUE table at 1000 examples and the low-resource
+table's 1000 column) has one p everywhere; ``holm_m`` says how many tests it holds. Holm rather than Benjamini–Hochberg because the README states
 each mark as a claim on its own. (Holm is five lines; it does not justify statsmodels.)
 
 A cell is marked ▲ (▼) when it is significantly better (worse) than ``finetune`` and △ (▽)
@@ -54,7 +56,7 @@ ALPHA = 0.05
 NOT_CONVERGED_MARK = " ↗"  # a cell whose runs were still improving: no verdict (catalog.curves)
 MARKS = {("finetune", 1): "▲", ("finetune", -1): "▼", ("adapter", 1): "△", ("adapter", -1): "▽"}
 CELL = ["backbone", "task", "train_size"]
-STATISTICS = ("n_pairs", "mean_diff", "ci_low", "ci_high", "t", "p", "p_holm", "converged", "verdict")  # per comparison
+STATISTICS = ("n_pairs", "mean_diff", "ci_low", "ci_high", "t", "p", "p_holm", "holm_m", "converged", "verdict")  # per comparison
 COLUMNS = [*CELL, "method", "reference", *STATISTICS]
 
 
@@ -92,8 +94,8 @@ def holm(pvalues: pd.Series) -> pd.Series:
 def paired_comparisons(records: pd.DataFrame, references=REFERENCES, alpha: float = ALPHA) -> pd.DataFrame:
     """One row per (backbone, task, train size, method, reference) that has the reference:
     the pairs' count, mean difference (method − reference, points ×100) with its 95% interval,
-    t, p, Holm-adjusted p over all rows returned, and the verdict (+1 better, −1 worse, 0 not
-    significant)."""
+    t, p, Holm-adjusted p over all rows returned (the family: pass every record of a build), the
+    family's number of tests ``holm_m``, and the verdict (+1 better, −1 worse, 0 not significant)."""
     ok = records[(records["status"] == "ok") & records["test_score"].notna()]
     rows = []
     for cell, group in ok.groupby(CELL, dropna=False, sort=False):
@@ -113,12 +115,13 @@ def paired_comparisons(records: pd.DataFrame, references=REFERENCES, alpha: floa
                 settled = all(converged(share) for share in shares)
                 rows.append((*cell, method, reference, len(pairs), mean, *difference_interval(differences), t, p,
                              settled))
-    frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("p_holm", "verdict")])
+    frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("p_holm", "holm_m", "verdict")])
     # Finetuning vs Adapter and Adapter vs Finetuning are one test: counted once, the mirror
     # gets its counterpart's adjusted p
     rank = {reference: index for index, reference in enumerate(references)}
     mirror = frame["method"].map(rank).lt(frame["reference"].map(rank))
     frame["p_holm"] = holm(frame["p"].where(~mirror))
+    frame["holm_m"] = int((frame["p"].notna() & ~mirror).sum())
     counterpart = frame[~mirror].set_index([*CELL, "method", "reference"])["p_holm"]
     keys = pd.MultiIndex.from_frame(frame.loc[mirror, [*CELL, "reference", "method"]])
     frame.loc[mirror, "p_holm"] = counterpart.reindex(keys).to_numpy()
@@ -139,7 +142,7 @@ def cell_marks(comparisons: pd.DataFrame) -> dict[tuple, str]:
 
 
 def marks_note(comparisons: pd.DataFrame) -> str | None:
-    """The tables' footnote on what the marks mean, with the size of the family."""
+    """The tables' footnote on what the marks mean, with the size of the build's one family."""
     tested = comparisons["p"].notna()
     if not tested.any():
         return None
@@ -148,7 +151,7 @@ def marks_note(comparisons: pd.DataFrame) -> str | None:
     unsettled = int((tested & ~comparisons["converged"].astype(bool)).sum())
     return (f"▲/▼: significantly better/worse than Finetuning, △/▽: than Adapter — two-sided paired t-test "
             f"over seeds paired by (data_seed, seed), {pairs} pairs, Holm-corrected over the "
-            f"{int(tested.sum())} comparison(s) of this table, α = {ALPHA}. Unmarked: no significant difference"
+            f"{int(comparisons['holm_m'].max())} comparison(s) of this build (one family for every table), α = {ALPHA}. Unmarked: no significant difference"
             + (f", or no verdict: {unsettled} comparison(s) involve a cell marked {NOT_CONVERGED_MARK.strip()} "
                f"(more than {NOT_CONVERGED_SHARE:.0%} of its runs still improving when the budget ended)."
                if unsettled else "."))

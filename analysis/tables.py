@@ -287,7 +287,8 @@ def chance_row(full: pd.DataFrame, tasks: list[str], columns: list[tuple[str, st
 def benchmark_table(records: pd.DataFrame, benchmark: str, comparisons: pd.DataFrame | None = None) -> Table | None:
     """Table 1 (GLUE) / Table 2 (SuperGLUE): methods x task metrics + Avg, full data, test;
     significance marks on a task's cells (its test score, the metrics averaged, is tested).
-    ``comparisons``: the table's paired comparisons, where the build has them already (``Results``)."""
+    ``comparisons``: the build's one family of paired comparisons (``Results.comparisons``);
+    by default the family of ``records``."""
     full = table_runs(records, benchmark)
     if full.empty:
         return None
@@ -297,7 +298,7 @@ def benchmark_table(records: pd.DataFrame, benchmark: str, comparisons: pd.DataF
     columns = metric_columns(full, tasks)
     stats, scores = metric_stats(full), task_scores(records, benchmark)
     improving = score_cells(full).set_index(["backbone", "method", "task"])["still_improving"]
-    comparisons = paired_comparisons(full) if comparisons is None else comparisons
+    comparisons = paired_comparisons(records) if comparisons is None else comparisons
     marks = cell_marks(comparisons)
     keys = row_keys(full)  # the paper's rows first, then those beyond it (catalog order)
     labels = {key: label + (BEYOND_MARK if key[1] in names.BEYOND_PAPER else "")

@@ -65,7 +65,7 @@ import torch
 import catalog
 import compacter
 from experiments.bench_report import write_outputs
-from experiments.configs import method_config
+from catalog.methods import method_config
 from experiments.backbones import load_model, resolve, t5_base_from_config
 from experiments.measure import (in_fresh_process, keep_freed_memory, peak_rss_mb, pick_device, report_to_parent,
                                  set_threads, timed, wait_until_quiet)

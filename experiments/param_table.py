@@ -20,7 +20,7 @@ import torch
 import catalog
 import compacter
 from experiments.backbones import load_model, resolve, t5_base_from_config
-from experiments.configs import method_config
+from catalog.methods import method_config
 
 def build(backbone: str) -> torch.nn.Module:
     if backbone == "t5-base":

@@ -44,7 +44,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from catalog.record import RecordError, RunRecord
-from experiments.configs import method_config
+from catalog.methods import method_config
 from experiments.provenance import provenance
 from experiments.backbones import check_pooling
 from catalog.tasks import get_task

@@ -81,7 +81,7 @@ def test_equal_methods_get_no_mark_and_the_readme_says_no_difference():
     records = frame({"sst2": (0.0,) * 5})
     cells = benchmark_table(records, "glue").cells.set_index("Method")
     assert cells.loc["Compacter", "SST-2 (acc)"] == "72.0 ± 2.5 (n=5)"
-    assert benchmark_observations(records, "glue", Results(records).comparisons["glue"]) == [
+    assert benchmark_observations(records, "glue", Results(records).comparisons) == [
         "GLUE (full data): Compacter vs Finetuning — no significant difference on SST-2 "
         "(+0.0 points, 95% CI +0.0 to +0.0 unadjusted, Holm p=1, n=5)."]
 
@@ -181,3 +181,21 @@ def test_still_improving_compares_the_curves_last_quarter_with_what_came_before(
     assert normalise({**record, "val_curve": RISING}, "r")["still_improving"] == 1.0
     assert normalise({**record, "val_curve": PLATEAU}, "r")["still_improving"] == 0.0
     assert pd.isna(normalise(record, "r")["still_improving"])  # no curve (an older record): unknown
+
+
+def test_one_holm_family_gives_a_comparison_shown_in_two_tables_one_p_and_one_mark():
+    # RTE BETTER and SST-2 BORDERLINE at 1000 examples (the GLUE table's size), SST-2 BORDERLINE at 100.
+    # One family of 3 tests: Holm 3 x 0.013236, then max(., 2 x 0.047421) = 0.094842 for both SST-2
+    # cells, not significant. Holm within the GLUE table alone (2 tests) would give SST-2 at 1000
+    # max(2 x 0.013236, 0.047421) = 0.047421 and a mark there that the low-resource table lacks.
+    records = pd.concat([frame({"sst2": BORDERLINE, "rte": BETTER}, train_size=1000),
+                         frame({"sst2": BORDERLINE}, train_size=100)], ignore_index=True)
+    results = Results(records)
+    assert results.comparisons["holm_m"].unique().tolist() == [3]
+    glue = results.tables["glue"].numbers.set_index("method").loc["compacter"]
+    point = results.points.set_index(["method", "task", "train_size"]).loc[("compacter", "sst2", 1000)]
+    assert glue["sst2.vs_finetune.p_holm"] == point["vs_finetune.p_holm"] == pytest.approx(0.094842, rel=1e-4)
+    compacter = results.tables["glue"].cells.set_index("Method").loc["Compacter"]
+    sst2, rte = (compacter[[c for c in compacter.index if c.startswith(name)][0]] for name in ("SST-2", "RTE"))
+    assert (sst2.endswith("▲"), rte.endswith("▲"), point["marks"]) == (False, True, "")
+    assert "over the 3 comparison(s) of this build" in " ".join(results.tables["glue"].notes)

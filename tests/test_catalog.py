@@ -9,12 +9,12 @@ import compacter
 import catalog.tasks as tasks
 from analysis import names
 from experiments import plan
-from experiments.configs import CONFIG_DIR, method_config
+from catalog.methods import METHOD_DIR, method_config
 from catalog.sources import load_splits
 
 
 def test_every_method_config_has_one_catalog_entry_and_every_library_method_a_config():
-    configs = {path.stem for path in (CONFIG_DIR / "methods").glob("*.yaml")}
+    configs = {path.stem for path in METHOD_DIR.glob("*.yaml")}
     assert set(names.METHOD_ORDER) == configs
     assert set(compacter.METHODS) == {method_config(m).get("method", m) for m in configs}
 

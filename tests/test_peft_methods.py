@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 import compacter
-from experiments.configs import method_options
+from catalog.methods import method_options
 from tests.test_methods import BUILDERS
 from tests.tiny_models import logits, perturbed, tiny_bert, tiny_inputs, tiny_t5
 

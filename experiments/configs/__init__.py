@@ -1,24 +1,2 @@
-"""YAML configs: one per method (`methods/<name>.yaml`) and one per profile (`profiles/<name>.yaml`)."""
-
-from __future__ import annotations
-
-from pathlib import Path
-from typing import Any
-
-from omegaconf import OmegaConf
-
-CONFIG_DIR = Path(__file__).parent
-
-
-def method_config(method: str) -> dict[str, Any]:
-    """The method's YAML config (method, method_options, learning_rate, ...), read by OmegaConf's
-    loader, so ``3e-3`` is a number."""
-    path = CONFIG_DIR / "methods" / f"{method}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in (CONFIG_DIR / "methods").glob("*.yaml"))
-        raise ValueError(f"no method config {path}; known method configs: {', '.join(known)}")
-    return OmegaConf.to_container(OmegaConf.load(path))
-
-
-def method_options(method: str) -> dict[str, Any]:
-    return dict(method_config(method).get("method_options") or {})
+"""YAML configs: one per method (`methods/<name>.yaml`, read by ``catalog.methods``) and one per
+profile (`profiles/<name>.yaml`, read by ``catalog.profile``)."""
