@@ -112,8 +112,8 @@ def benchmark_observations(records: pd.DataFrame, benchmark: str, comparisons: p
     if runs.empty:
         return []
     shown = set(zip(runs["backbone"], runs["task"], runs["train_size"].fillna(-1)))
-    comparisons = comparisons[[cell in shown for cell in zip(
-        comparisons["backbone"], comparisons["task"], comparisons["train_size"].fillna(-1))]]
+    cells = zip(comparisons["backbone"], comparisons["task"], comparisons["train_size"].fillna(-1))
+    comparisons = comparisons[pd.Series([cell in shown for cell in cells], index=comparisons.index, dtype=bool)]
     where = f"{names.BENCHMARK_NAMES.get(benchmark, benchmark)} ({data_label(records, benchmark)})"
     comparisons = comparisons.assign(place=lambda d: d["task"].map(names.task_name))
     return comparison_observations(comparisons, lambda key: where, "on")

@@ -43,7 +43,11 @@ def results_block(reports: Path) -> str:
     table = (ROOT / reports / "lowresource.md").read_text().split("\n", 1)[1].strip()
     summary = (ROOT / reports / "README.md").read_text()
     observations = [line for line in section(summary, "Observations").splitlines() if line.startswith("- Low-resource")]
-    return (f"{section(summary, 'Runs')}\n\n{table}\n\nObservations ([{reports / 'README.md'}]({reports / 'README.md'})):\n\n"
+    cells = pd.read_csv(ROOT / reports / "lowresource.csv").dropna(subset=["still_improving"])
+    improving = "; ".join(f"{names.task_name(c.task)} {names.size_label(c.train_size)}: {c.label} "
+                          f"{round(c.still_improving * c.n)}/{c.n}" for c in cells.itertuples())
+    return (f"{section(summary, 'Runs')}\n\n{table}\n\nRuns still improving when their budget ended, per cell "
+            f"(lowresource.csv's still_improving × n): {improving}.\n\nObservations ([{reports / 'README.md'}]({reports / 'README.md'})):\n\n"
             + "\n".join(observations))
 
 
