@@ -38,7 +38,9 @@ def test_smoke_profile_runs_resumes_after_a_kill_and_builds_tables(local_data, t
     results = tmp_path / "results" / "smoke"  # where the profile puts its records, relative to the working dir
     profile = load_profile("smoke")
     order = [c.run_id for c in run_configs(profile, results_dir=str(results))]
-    sweep_in_a_process = ("from catalog.profile import load_profile; from experiments.sweep import run_sweep; "
+    # os.cpu_count: its worker trains on one thread (cpu_count // jobs), as the rest of this test's runs
+    sweep_in_a_process = ("import os; os.cpu_count = lambda: 1; "
+                          "from catalog.profile import load_profile; from experiments.sweep import run_sweep; "
                           f"run_sweep(load_profile('smoke'), results_dir={str(results)!r}, wandb_mode='offline')")
     process = subprocess.Popen([sys.executable, "-c", sweep_in_a_process], cwd=REPO, start_new_session=True,
                                env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.DEVNULL)
