@@ -13,6 +13,7 @@ import pandas as pd
 
 from analysis import names
 from analysis.figures import point_comparisons
+from analysis.significance import comparisons_of
 from analysis.tables import data_label, table_runs, row_labels
 
 
@@ -111,9 +112,7 @@ def benchmark_observations(records: pd.DataFrame, benchmark: str, comparisons: p
     runs = table_runs(records, benchmark)
     if runs.empty:
         return []
-    shown = set(zip(runs["backbone"], runs["task"], runs["train_size"].fillna(-1)))
-    cells = zip(comparisons["backbone"], comparisons["task"], comparisons["train_size"].fillna(-1))
-    comparisons = comparisons[pd.Series([cell in shown for cell in cells], index=comparisons.index, dtype=bool)]
+    comparisons = comparisons_of(comparisons, runs)
     where = f"{names.BENCHMARK_NAMES.get(benchmark, benchmark)} ({data_label(records, benchmark)})"
     comparisons = comparisons.assign(place=lambda d: d["task"].map(names.task_name))
     return comparison_observations(comparisons, lambda key: where, "on")

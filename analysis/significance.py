@@ -130,6 +130,14 @@ def paired_comparisons(records: pd.DataFrame, references=REFERENCES, alpha: floa
     return frame[COLUMNS]
 
 
+def comparisons_of(comparisons: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """The family's comparisons of the cells ``records`` hold (one table's share), family p kept."""
+    def cells(frame):  # full data (a NaN train_size) as -1, so that it equals itself
+        return zip(frame["backbone"], frame["task"], frame["train_size"].fillna(-1))
+    shown = set(cells(records))
+    return comparisons[np.array([cell in shown for cell in cells(comparisons)], dtype=bool)]
+
+
 def cell_marks(comparisons: pd.DataFrame) -> dict[tuple, str]:
     """(backbone, method, task, train size) -> its marks, e.g. ``"▲△"``; unmarked cells absent.
     A train size of None (full data) is the key's None."""

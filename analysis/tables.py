@@ -21,8 +21,8 @@ from scipy import stats as scipy_stats
 from analysis import names
 from catalog import task_score
 from analysis.records import RecordError
-from analysis.significance import (NOT_CONVERGED_MARK, REFERENCES, STATISTICS, cell_marks, marks_note,
-                                   paired_comparisons)
+from analysis.significance import (NOT_CONVERGED_MARK, REFERENCES, STATISTICS, cell_marks, comparisons_of,
+                                   marks_note, paired_comparisons)
 from catalog.curves import NOT_CONVERGED_SHARE, STILL_IMPROVING_DELTA, converged
 
 MISSING = "—"
@@ -298,7 +298,7 @@ def benchmark_table(records: pd.DataFrame, benchmark: str, comparisons: pd.DataF
     columns = metric_columns(full, tasks)
     stats, scores = metric_stats(full), task_scores(records, benchmark)
     improving = score_cells(full).set_index(["backbone", "method", "task"])["still_improving"]
-    comparisons = paired_comparisons(records) if comparisons is None else comparisons
+    comparisons = comparisons_of(paired_comparisons(records) if comparisons is None else comparisons, full)
     marks = cell_marks(comparisons)
     keys = row_keys(full)  # the paper's rows first, then those beyond it (catalog order)
     labels = {key: label + (BEYOND_MARK if key[1] in names.BEYOND_PAPER else "")
