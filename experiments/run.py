@@ -86,6 +86,7 @@ class RunConfig:
     superglue_dir: str | None = None
     hf_data_dir: str | None = None
     save_trained_weights: bool = True
+    resume_checkpoint_interval_s: float = 60.0  # last.ckpt after an epoch, at most this often; 0: every epoch
     wandb_project: str = "compacter-bench"
     wandb_mode: str | None = None          # None: online if W&B is configured, else offline; or "disabled"
     accelerator: str = "auto"
@@ -94,7 +95,8 @@ class RunConfig:
     limit_train_batches: int | float | None = None   # for smoke tests only
 
     IDENTITY_EXCLUDES = ("profile", "results_dir", "glue_dir", "superglue_dir", "hf_data_dir",
-                         "save_trained_weights", "wandb_project", "wandb_mode", "accelerator", "devices")
+                         "save_trained_weights", "resume_checkpoint_interval_s", "wandb_project", "wandb_mode",
+                         "accelerator", "devices")
     # Fields added after runs were published: left out of the identity while unset, so those runs keep their ids.
     IDENTITY_WHEN_SET = ("val_check_steps", "val_size")
 
@@ -116,6 +118,9 @@ class RunConfig:
         if self.val_check_steps is not None and (self.val_check_steps < 1 or self.val_every_n_epochs != 1):
             raise ValueError(f"val_check_steps={self.val_check_steps} must be >= 1 and replaces val_every_n_epochs "
                              f"(set to {self.val_every_n_epochs}): set one of them")
+        if self.resume_checkpoint_interval_s < 0:
+            raise ValueError(f"resume_checkpoint_interval_s must be >= 0 seconds (0: after every epoch), "
+                             f"got {self.resume_checkpoint_interval_s}")
         if self.val_size is not None and self.val_size < 1:
             raise ValueError(f"val_size must be a positive number of examples or null (all), got {self.val_size}")
 

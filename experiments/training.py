@@ -1,7 +1,8 @@
 """The body of one run: build data and model, fit with Lightning, test the best checkpoint.
 
 While the run trains, ``<results>/checkpoints/<run_id>/`` holds the best checkpoint (for
-test) and ``last.ckpt``, written after every epoch with the full training state (trained
+test) and ``last.ckpt``, written after an epoch (at most every ``resume_checkpoint_interval_s``
+seconds) with the full training state (trained
 tensors only, optimizer, scheduler, loop counters, RNG and batch-order state): a killed run
 that is started again continues from it. ``experiments.run`` deletes the folder once the
 record is written. With ``devices > 1`` Lightning's DDP runs one process per device; the
@@ -145,7 +146,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
     model = build_model(config, task, backbone)
     module = build_module(config, task, model, tokenizer)
     directory = checkpoint_dir(config)
-    best, last = checkpoint_callbacks(directory)
+    best, last = checkpoint_callbacks(directory, config.resume_checkpoint_interval_s)
     stats = TrainingStats()
     trainer = build_trainer(config, logger, [best, last, stats, RngState()])
     discarded = discard_unloadable(directory / "last.ckpt", config)

@@ -17,7 +17,8 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow  # trains models: make test-fast leaves these out
 
 SETTINGS = dict(batch_size=16, eval_batch_size=64, warmup_steps=0, max_source_length=64, learning_rate=1e-2,
-                method_options={"reduction_factor": 8, "n": 4}, wandb_mode="disabled", accelerator="cpu")
+                method_options={"reduction_factor": 8, "n": 4}, wandb_mode="disabled", accelerator="cpu",
+                resume_checkpoint_interval_s=0)  # these epochs last a second: a resume point after each
 
 
 def run_command(backbone, results, train_size=64, **settings):
