@@ -64,7 +64,30 @@ def describe_runs(records: pd.DataFrame, planned: list[tuple] | None = None) -> 
         lines.append(f"- dates: {_date(start)} to {_date(end)}")
     seconds = records["wall_time_s"].sum()
     lines.append(f"- total wall time: {seconds / 3600:.2f} h ({seconds:,.0f} s, sum of wall_time_s)")
-    return lines
+    return lines + describe_overhead(records)
+
+
+# The parts of a run's time outside its optimizer steps that its record times (``seconds``).
+OVERHEAD_PARTS = ("validation", "test", "setup")
+
+
+def describe_overhead(records: pd.DataFrame) -> list[str]:
+    """Where a run's time outside its optimizer steps goes, as medians over the runs that timed
+    every part; "the rest" is what no part times: checkpoint writes, Lightning's loop, W&B,
+    provenance (medians of parts do not add up to the median of the whole)."""
+    columns = [f"seconds.{part}" for part in OVERHEAD_PARTS]
+    if not set(columns) <= set(records.columns):
+        return []
+    timed = records.dropna(subset=["outside_steps_s", *columns])
+    if timed.empty:
+        return []
+    outside, passes = timed["outside_steps_s"], timed["val_curve"].map(len)
+    rest = outside - timed[columns].sum(axis=1)
+    parts = ", ".join(f"{part} {timed[column].median():.1f} s" for part, column in zip(OVERHEAD_PARTS, columns))
+    return [f"- time outside optimizer steps per run: median {outside.median():.1f} s over {len(timed)} runs "
+            f"(range {outside.min():.1f}–{outside.max():.1f} s); medians of its parts: {parts}, the rest "
+            f"{rest.median():.1f} s (checkpoint writes, Lightning's loop, W&B); validation passes per run: "
+            f"{passes.min()}–{passes.max()}"]
 
 
 def describe_provenance(records: pd.DataFrame) -> list[str]:

@@ -157,3 +157,25 @@ def test_cli_reads_wandb_through_the_public_api(tmp_path, monkeypatch):
     assert api.calls == [("me/compacter", {"group": "cpu"})]  # profile = W&B group
     assert "84.0 (n=1)" in (out / "glue.md").read_text()
     assert "wandb:me/compacter" in (out / "README.md").read_text()
+
+
+def test_the_runs_section_says_where_the_median_run_spends_its_time_outside_optimizer_steps(tmp_path):
+    from analysis.readme import describe_overhead
+
+    # outside = wall - train: 30, 10, 80 s; the rest = outside - validation - test - setup: 3, 1, 35 s
+    timings = {"a": (100, 70, 20, 6, 1, 10), "b": (50, 40, 5, 3, 1, 10), "c": (230, 150, 35, 8, 2, 15)}
+    write(tmp_path, *[record(run_id=run, seed=i, wall_time_s=wall, train_time_s=train,
+                             seconds={"setup": setup, "train": train, "validation": validation, "test": test},
+                             val_curve=[[step, 50.0] for step in range(passes)])
+                      for i, (run, (wall, train, validation, test, setup, passes)) in enumerate(timings.items())])
+    assert describe_overhead(load_records(tmp_path)) == [
+        "- time outside optimizer steps per run: median 30.0 s over 3 runs (range 10.0–80.0 s); medians of its "
+        "parts: validation 20.0 s, test 6.0 s, setup 1.0 s, the rest 3.0 s (checkpoint writes, Lightning's loop, "
+        "W&B); validation passes per run: 10–15"]
+
+
+def test_records_that_do_not_time_their_parts_give_no_overhead_line(tmp_path):
+    from analysis.readme import describe_overhead
+
+    write(tmp_path, record(train_time_s=100.0))
+    assert describe_overhead(load_records(tmp_path)) == []
