@@ -287,9 +287,20 @@ def died_record(config: RunConfig, cause: str) -> RunRecord:
     return record
 
 
+def worker_threads(jobs: int) -> int:
+    """torch threads per local worker: OMP_NUM_THREADS when the caller set it (a shared machine, a
+    test suite that runs several sweeps at once), else the cores shared out between the ``jobs``."""
+    if "OMP_NUM_THREADS" in os.environ:
+        value = os.environ["OMP_NUM_THREADS"]
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"OMP_NUM_THREADS={value!r} is not a positive number of threads; unset it to "
+                             f"share the {os.cpu_count()} cores between the {jobs} worker(s)")
+        return int(value)
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
 def _run_locally(todo: list[RunConfig], jobs: int, finished) -> None:
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    supervise(todo, jobs, run_logged, (threads,), on_result=finished,
+    supervise(todo, jobs, run_logged, (worker_threads(jobs),), on_result=finished,
               on_death=lambda config, cause: finished(config, died_record(config, cause)))
 
 

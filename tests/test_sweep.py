@@ -13,7 +13,8 @@ import yaml
 from analysis.build_reports import main as build_reports
 from catalog.profile import Profile, load_profile
 from experiments.run import make_run_config
-from experiments.sweep import SlurmOptions, profile_digest, run_configs, run_sweep, with_step_budget
+from experiments.sweep import (SlurmOptions, profile_digest, run_configs, run_sweep, with_step_budget,
+                               worker_threads)
 from experiments.wandb_sweep import agent_run, sweep_definition
 from experiments.wandb_sweep import main as wandb_sweep_main
 from tests.conftest import REPO
@@ -156,6 +157,17 @@ def test_a_local_sweep_refuses_runs_on_several_devices(tmp_path):
         defaults={**TINY_DEFAULTS, "devices": 2})
     with pytest.raises(ValueError, match="use several devices.*--launcher slurm --gpus-per-run N"):
         run_sweep(profile, results_dir=str(tmp_path))
+
+
+def test_local_workers_take_the_threads_omp_num_threads_sets_else_share_the_cores(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert (worker_threads(jobs=2), worker_threads(jobs=3), worker_threads(jobs=16)) == (4, 2, 1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert worker_threads(jobs=2) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "zero")
+    with pytest.raises(ValueError, match="OMP_NUM_THREADS='zero' is not a positive number of threads"):
+        worker_threads(jobs=2)
 
 
 def test_the_cpu_profile_runs_five_seeds_each_drawing_its_subset_with_a_curve_of_ten_or_more_points():
