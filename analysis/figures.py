@@ -122,8 +122,16 @@ def score_axis_label(task: str) -> str:
 
 
 def lowresource_figure(points: pd.DataFrame, path: str | Path, chance: pd.DataFrame | None = None) -> Path:
-    """Write the PNG: log-x axis with the sizes as ticks, mean line and 95% t-interval band
-    over seeds per method; ``chance`` (``chance_points``) adds the majority class, dashed."""
+    """Write the PNG of ``lowresource_plot``."""
+    path = Path(path)
+    lowresource_plot(points, chance).savefig(path, dpi=120)
+    return path
+
+
+def lowresource_plot(points: pd.DataFrame, chance: pd.DataFrame | None = None) -> Figure:
+    """Log-x axis with the sizes as ticks, per method the mean line and its 95% t-interval over
+    seeds (a band between sizes, a bar at each size: a one-size panel has no band);
+    ``chance`` (``chance_points``) adds the majority class, dashed."""
     tasks = names.order_tasks(points["task"])
     ncols = min(3, len(tasks))
     nrows = math.ceil(len(tasks) / ncols)
@@ -146,6 +154,8 @@ def lowresource_figure(points: pd.DataFrame, path: str | Path, chance: pd.DataFr
                 band = curve["halfwidth"].notna()  # one seed has no interval
                 axis.fill_between(x[band], (curve["mean"] - curve["halfwidth"])[band],
                                   (curve["mean"] + curve["halfwidth"])[band], color=colour, alpha=0.15, linewidth=0)
+                axis.errorbar(x[band], curve["mean"][band], yerr=curve["halfwidth"][band], fmt="none", capsize=3,
+                              color=colour)
             full = data[(data["label"] == label) & data["train_size"].isna()]
             if not full.empty:
                 axis.errorbar([full_x * dodge], full["mean"], yerr=full["halfwidth"].fillna(0), marker="s",
@@ -170,6 +180,4 @@ def lowresource_figure(points: pd.DataFrame, path: str | Path, chance: pd.DataFr
     figure.legend(list(handles.values()), list(handles), loc="outside lower center",
                   ncols=min(len(handles), 6) or 1)
     figure.suptitle("Low-resource: test score vs training examples (mean and 95% t-interval over seeds)")
-    path = Path(path)
-    figure.savefig(path, dpi=120)
-    return path
+    return figure

@@ -5,12 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.collections
 import matplotlib.image
 import pandas as pd
 import pytest
 
 from analysis.build_reports import main
-from analysis.figures import lowresource_figure, lowresource_points, lowresource_table
+from analysis.figures import lowresource_figure, lowresource_plot, lowresource_points, lowresource_table
 from analysis.records import normalise, to_frame
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -64,6 +65,17 @@ def test_lowresource_points_aggregate_seeds_and_add_full_data(tmp_path):
     path = lowresource_figure(points, tmp_path / "low.png")
     assert path.read_bytes()[:8] == PNG_MAGIC
     assert matplotlib.image.imread(path).ndim == 3
+
+
+def test_a_panel_with_one_training_size_draws_each_methods_interval():
+    points = pd.DataFrame({"task": "stsb", "train_size": pd.array([1000, 1000], dtype="Int64"), "n": 5,
+                           "label": ["Compacter", "Finetuning"], "mean": [81.6, 81.6], "halfwidth": [0.6, 3.1]})
+    (axis,) = [a for a in lowresource_plot(points).axes if a.get_visible()]
+    # the error bars' vertical segments: one per method, from mean - halfwidth to mean + halfwidth
+    spans = sorted(tuple(round(y, 6) for y in segment[:, 1]) for collection in axis.collections
+                   if isinstance(collection, matplotlib.collections.LineCollection)
+                   for segment in collection.get_segments())
+    assert spans == [(78.5, 84.7), (81.0, 82.2)]
 
 
 def test_cli_writes_every_report_and_readme(tmp_path, capsys):
