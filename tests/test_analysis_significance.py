@@ -199,3 +199,18 @@ def test_one_holm_family_gives_a_comparison_shown_in_two_tables_one_p_and_one_ma
     sst2, rte = (compacter[[c for c in compacter.index if c.startswith(name)][0]] for name in ("SST-2", "RTE"))
     assert (sst2.endswith("▲"), rte.endswith("▲"), point["marks"]) == (False, True, "")
     assert "over the 3 comparison(s) of this build" in " ".join(results.tables["glue"].notes)
+
+
+def test_a_tables_note_counts_the_pairs_and_unsettled_comparisons_of_its_own_cells_only():
+    # GLUE's size (1000): 5 pairs, converged; at 100 (the low-resource table only): 3 pairs, 2 of 3
+    # compacter runs still improving. One family of 2; the GLUE note speaks of its 5 pairs and
+    # withholds no verdict, the low-resource one of its 3 pairs and its unsettled comparison.
+    records = pd.concat([frame({"sst2": BETTER}, train_size=1000),
+                         with_curves(frame({"sst2": BETTER[:3]}, train_size=100), "compacter", {1, 2})],
+                        ignore_index=True)
+    results = Results(records)
+    glue = " ".join(note for note in results.tables["glue"].notes if note)
+    low = " ".join(note for note in lowresource_table(results.points, records).notes if note)
+    assert "5 pairs, Holm-corrected over the 2 comparison(s) of this build" in glue and "no verdict" not in glue
+    assert "3–5 pairs, Holm-corrected over the 2 comparison(s)" in low
+    assert "1 comparison(s) involve a cell marked" in low
