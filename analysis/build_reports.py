@@ -126,7 +126,7 @@ def build(records: pd.DataFrame, profile: str, sources: list[str], out: Path,
         links.append("- [Low-resource](lowresource.md) ([csv](lowresource.csv)), figure: "
                      "![low-resource](lowresource.png) (full-data runs: rightmost unconnected point, \"full\")")
         observations += readme.lowresource_observations(points)
-    efficiency_report = None if efficiency is None else efficiency_table(efficiency)
+    efficiency_report = None if efficiency is None else efficiency_table(efficiency, records)
     if efficiency_report is None:
         links.append("- efficiency: not generated (no `--efficiency` CSV given)")
     else:

@@ -23,7 +23,6 @@ point's hover text carries the marks of the low-resource table (the same compari
 from __future__ import annotations
 
 import base64
-import dataclasses
 import functools
 import gzip
 import html
@@ -295,17 +294,9 @@ def benchmark_views(results: Results) -> list[dict]:
 RATIOS = (("train_step_ratio", "train step"), ("peak_mem_ratio", "peak memory"), ("infer_ratio", "inference"))
 
 
-def own_rows(table: Table, records: pd.DataFrame) -> Table:
-    """The efficiency table's rows of the (backbone, method) pairs the profile ran: ``make bench``
-    writes one CSV for every profile, and it may measure pairs this profile never ran."""
-    ran = set(zip(records["backbone"], records["method"]))
-    keep = [pair in ran for pair in zip(table.numbers["backbone"], table.numbers["method"])]
-    return dataclasses.replace(table, numbers=table.numbers[keep].reset_index(drop=True),
-                               cells=table.cells[keep].reset_index(drop=True))
-
-
 def efficiency_view(table: Table | None) -> dict:
-    """The efficiency figure and table, or why there is none."""
+    """The efficiency figure and table (``efficiency_table`` of the profile's records: its own pairs), or why
+    there is none."""
     if table is None:
         return {"absent": "No efficiency CSV was given to the report (--efficiency)."}
     if table.numbers.empty:
@@ -415,7 +406,7 @@ def dashboard_data(results: Results, profile: str, sources: list[str],
         "learning": learning_panels(results, colours),
         "pareto_axes": [{"value": field, "label": title, "type": kind} for field, (title, kind) in PARETO_AXES.items()],
         "tables": benchmark_views(results),
-        "efficiency": efficiency_view(None if efficiency is None else own_rows(efficiency, records)),
+        "efficiency": efficiency_view(efficiency),
         "runs": run_rows(records, planned),
         "template": pio.templates[pio.templates.default].to_plotly_json(),
     }

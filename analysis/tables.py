@@ -392,8 +392,10 @@ EFFICIENCY_COLUMNS = (
 )  # required; a benchmark of several rounds adds rounds, <ratio>_lo/_hi, *_vs_finetune, train_overlaps
 
 
-def efficiency_table(path: str | Path) -> Table:
-    """The efficiency benchmark's CSV (measured apart from the runs), in method order."""
+def efficiency_table(path: str | Path, records: pd.DataFrame | None = None) -> Table:
+    """The efficiency benchmark's CSV (measured apart from the runs), in method order; with
+    ``records``, only the (backbone, method) pairs they ran: ``make bench`` writes one CSV for
+    every profile, and it may measure pairs a profile never ran."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"efficiency file not found: {path}")
@@ -404,6 +406,9 @@ def efficiency_table(path: str | Path) -> Table:
     missing = [column for column in EFFICIENCY_COLUMNS if column not in frame.columns]
     if missing:
         raise RecordError(f"{path}: efficiency CSV lacks column(s) {', '.join(missing)}")
+    if records is not None:
+        ran = set(zip(records["backbone"], records["method"]))
+        frame = frame[[pair in ran for pair in zip(frame["backbone"], frame["method"])]]
     frame = frame.loc[sorted(frame.index, key=lambda i: (
         names.method_sort_key(str(frame.at[i, "method"])), str(frame.at[i, "backbone"]),
         str(frame.at[i, "device"])))].reset_index(drop=True)
@@ -431,7 +436,8 @@ def efficiency_table(path: str | Path) -> Table:
            for header, (column, spec) in measured.items()},
     })
     sort_by = {"Backbone": "backbone", "Device": "device", **{header: column for header, (column, _) in measured.items()}}
-    notes = (f"Copied from {path.name}, measured by the efficiency benchmark, not by the runs; "
+    notes = (f"Copied from {path.name}, measured by the efficiency benchmark (make bench), not by the runs"
+             + ("" if records is None else ", for the (backbone, method) pairs this profile ran") + "; "
              "ratios are relative to finetune; [lo, hi]: the ratio's range over the benchmark's rounds "
              "(where it overlaps 1.0 or another method's, the two are indistinguishable).",)
     return Table("efficiency", "Efficiency", frame, cells, notes, sort_by)

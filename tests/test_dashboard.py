@@ -363,7 +363,8 @@ def test_filters_and_efficiency_view_hold_only_the_profiles_own_backbones_and_me
 
     results = Results(to_frame(normalise(r, r["run_id"]) for r in synthetic_records()))
     (tmp_path / "efficiency.csv").write_text(EFFICIENCY_CSV)  # also measures t5-base, and LoRA
-    data = dashboard_data(results, "dash", ["test"], efficiency_table(tmp_path / "efficiency.csv"))
+    own = efficiency_table(tmp_path / "efficiency.csv", results.records)
+    data = dashboard_data(results, "dash", ["test"], own)
     assert [option["value"] for option in data["facets"]["backbone"]] == ["minilm"]
     assert [option["value"] for option in data["facets"]["method"]] == ["finetune", "adapter", "compacter"]
     ran = [("minilm", "finetune"), ("minilm", "compacter")]
@@ -372,8 +373,9 @@ def test_filters_and_efficiency_view_hold_only_the_profiles_own_backbones_and_me
             for method in trace["meta"]["methods"]]
     assert bars == ran
     (tmp_path / "other.csv").write_text("\n".join(line for line in EFFICIENCY_CSV.splitlines() if "minilm" not in line))
-    other = dashboard_data(results, "dash", ["test"], efficiency_table(tmp_path / "other.csv"))["efficiency"]
-    assert other == {"absent": "The efficiency CSV measured none of this profile's (backbone, method) pairs."}
+    other = efficiency_table(tmp_path / "other.csv", results.records)
+    assert dashboard_data(results, "dash", ["test"], other)["efficiency"] == {
+        "absent": "The efficiency CSV measured none of this profile's (backbone, method) pairs."}
 
 
 def test_efficiency_ratios_are_on_log_axes_that_always_show_finetunes_one():
@@ -392,3 +394,10 @@ def test_efficiency_ratios_are_on_log_axes_that_always_show_finetunes_one():
     assert all(axis["range"][0] < 0 < math.log10(19.6) < axis["range"][1] for axis in axes)  # decades: log10(1) = 0
     assert sorted((shape["xref"], shape["x0"], shape["x1"]) for shape in layout["shapes"]) == [
         ("x", 1.0, 1.0), ("x2", 1.0, 1.0), ("x3", 1.0, 1.0)]
+
+
+def test_the_profiles_efficiency_report_and_observations_hold_only_the_pairs_it_ran(dashboard):
+    reports = dashboard.parent
+    efficiency, summary = (reports / "efficiency.md").read_text(), (reports / "README.md").read_text()
+    assert "| Compacter " in efficiency and "t5-base" not in efficiency and "LoRA" not in efficiency
+    assert "Lowest training step time on minilm/cpu: Compacter" in summary and "t5-base" not in summary
