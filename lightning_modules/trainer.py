@@ -104,7 +104,8 @@ class ResumePoint(ModelCheckpoint):
         self._written_at = self._clock()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if self._clock() - self._written_at >= self.min_interval_s:
+        # rank zero's clock decides for all: under DDP saving is collective, and ranks' clocks differ
+        if trainer.strategy.broadcast(self._clock() - self._written_at >= self.min_interval_s):
             super().on_train_epoch_end(trainer, pl_module)
             self._written_at = self._clock()
 
