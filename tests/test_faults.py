@@ -66,6 +66,13 @@ def finish(process, timeout=300):
     return process.returncode, out, err
 
 
+def rerun_here(tmp_path, profile, monkeypatch):
+    """The same sweep CLI again, in this process: the rerun that resumes needs no process of its own
+    (the fault, and a sweep that leaves nothing alive, are the first sweep's), which costs ~10 s of imports."""
+    monkeypatch.chdir(tmp_path)
+    return sweep_main(["--profile", str(profile), "--jobs", "2"])
+
+
 def results_of(tmp_path, profile):
     configs = run_configs(load_profile(str(profile)), results_dir=str(tmp_path / "results" / profile.stem))
     return {c.run_id: c for c in configs}
@@ -96,7 +103,7 @@ def test_two_sweeps_of_one_profile_at_once_train_each_cell_once(tiny_berts, shar
 
 @pytest.mark.slow
 def test_a_sigkilled_worker_is_a_failed_run_the_sweep_ends_and_one_rerun_resumes_it(tiny_berts, shared_data,
-                                                                                    tmp_path):
+                                                                                    local_data, tmp_path, monkeypatch):
     profile = write_profile(tmp_path, "oom", tiny_berts["no_dropout"], seeds=[1], long_seeds=[3])
     configs = results_of(tmp_path, profile)
     (long,) = (c for c in configs.values() if c.epochs == LONG["epochs"])
@@ -112,8 +119,7 @@ def test_a_sigkilled_worker_is_a_failed_run_the_sweep_ends_and_one_rerun_resumes
     assert last.is_file(), "the dead run's checkpoint is kept for its retry"
     assert {read_record(c.record_path).status for c in configs.values() if c is not long} == {"ok"}
 
-    rc, _, err = finish(start_sweep(tmp_path, profile, shared_data, "--jobs", "2"))
-    assert rc == 0, err[-2000:]
+    assert rerun_here(tmp_path, profile, monkeypatch) == 0
     resumed = read_record(long.record_path)
     assert resumed.status == "ok" and resumed.resumed_at_epoch >= 1
     assert resumed.epochs == LONG["epochs"]
@@ -121,7 +127,8 @@ def test_a_sigkilled_worker_is_a_failed_run_the_sweep_ends_and_one_rerun_resumes
 
 @pytest.mark.slow
 def test_sigterm_to_the_sweep_stops_its_workers_within_the_grace_and_the_rerun_resumes(tiny_berts, shared_data,
-                                                                                      tmp_path):
+                                                                                      local_data, tmp_path,
+                                                                                      monkeypatch):
     profile = write_profile(tmp_path, "term", tiny_berts["no_dropout"], seeds=[], long_seeds=[2, 3])
     configs = results_of(tmp_path, profile)
     longs = list(configs.values())
@@ -139,8 +146,7 @@ def test_sigterm_to_the_sweep_stops_its_workers_within_the_grace_and_the_rerun_r
     assert not any(c.record_path.exists() for c in longs), "an interrupted run writes no record"
     assert all(last.is_file() for last in lasts), "their last checkpoints are kept"
 
-    rc, _, err = finish(start_sweep(tmp_path, profile, shared_data, "--jobs", "2"))
-    assert rc == 0, err[-2000:]
+    assert rerun_here(tmp_path, profile, monkeypatch) == 0
     records = [read_record(c.record_path) for c in configs.values()]
     assert {r.status for r in records} == {"ok"}
     assert all(r.resumed_at_epoch for r in records), "the stopped runs resumed from their checkpoints"
