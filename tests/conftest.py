@@ -144,21 +144,13 @@ def one_thread_per_run(request, monkeypatch):
         torch.set_num_threads(threads)
 
 
-# The longest slow tests (measured on the 2-core VM) start first, so that the suite's
-# wall time is not one long test started last (with --maxschedchunk=1 in pyproject, xdist hands
-# the tests out one by one, in this order).
-LONGEST_FIRST = ("test_the_smoke_grid_runs_resumes", "test_a_killed_run_resumes", "test_sigterm_to_the_sweep",
-                 "test_a_slurm_sweep", "test_ddp_on_two_cpu", "test_two_sweeps_of_one_profile",
-                 "test_a_failed_ddp_rank", "test_two_runs_in_one_worker", "test_a_sigkilled_worker",
-                 "test_the_run_cli_trains", "test_a_garbage_last_checkpoint", "test_a_truncated_record")
-
-
+# Slow tests start in the order of the seconds their marker states (`slow(seconds=N)`: the test's time
+# in a whole-suite run on the 2-core VM), the longest first, so that the suite's wall time is not one
+# long test started last (with --maxschedchunk=1 in pyproject, xdist hands the tests out one by one,
+# in this order). The time sits on the test itself, so a renamed test keeps its place.
 def pytest_collection_modifyitems(config, items):
     def rank(item):
-        name = item.originalname if hasattr(item, "originalname") else item.name
-        for i, prefix in enumerate(LONGEST_FIRST):
-            if name.startswith(prefix):
-                return (0, i)
-        return (1 if item.get_closest_marker("slow") else 2, 0)
+        slow = item.get_closest_marker("slow")
+        return (0, -slow.kwargs.get("seconds", 0)) if slow else (1, 0)
 
     items.sort(key=rank)  # stable: the order within each rank is pytest's

@@ -33,7 +33,7 @@ def records(directory):
     return {p.stem: json.loads(p.read_text()) for p in directory.glob("*.json")}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=95)
 def test_the_smoke_grid_runs_resumes_after_a_kill_and_builds_tables(local_data, tiny_checkpoints, tmp_path,
                                                                     monkeypatch):
     """The smoke profile's grid (three methods on CB and COPA, W&B offline) on a tiny BERT encoder (each
@@ -105,7 +105,7 @@ def test_failing_runs_are_recorded_and_the_sweep_goes_on_in_parallel(local_data,
     assert all(f"logs/{r.run_id}.log" in str(log) and "100000" in log.read_text() for r, log in failed)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=38)
 def test_two_runs_in_one_worker_each_carry_their_own_peak_memory(local_data, tiny_berts, tmp_path):
     """Full fine-tuning of MiniLM (22.7M weights, AdamW's two moments) first, then a tiny BERT: a
     process-lifetime peak would give the second run the first one's peak."""
@@ -119,7 +119,7 @@ def test_two_runs_in_one_worker_each_carry_their_own_peak_memory(local_data, tin
     assert big["peak_mem_mb"] - tiny["peak_mem_mb"] > 200, (big["peak_mem_mb"], tiny["peak_mem_mb"])
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=91)
 def test_a_slurm_sweep_through_submitit_writes_the_same_records(local_data, tiny_berts, tmp_path):
     """submitit's local executor: each pending run is one array task in its own process."""
     profile = Profile(name="slurm", description="", blocks=[
