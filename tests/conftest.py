@@ -3,11 +3,13 @@ never copied in); a run that lacks them skips those tests locally but fails in C
 a silent skip would hide that nothing was checked."""
 
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from experiments.backbones import minilm_path
@@ -39,6 +41,21 @@ def fixtures_dir() -> Path:
     return FIXTURES
 
 
+def once_per_session(tmp_path_factory, name: str, make):
+    """``make(folder)``, computed once however many xdist workers ask (a session fixture runs once per
+    worker): the first computes it under a lock, in a folder every worker sees, and pickles it for the
+    others (each waits on the lock instead of computing it again beside the one that does)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' basetemps share this folder
+    folder, value = root / name, root / f"{name}.pickle"
+    with FileLock(f"{folder}.lock"):
+        if not value.is_file():
+            folder.mkdir(exist_ok=True)
+            value.write_bytes(pickle.dumps(make(folder)))
+        return pickle.loads(value.read_bytes())
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory) -> dict[str, str]:
     """Tiny random BERT and T5 checkpoints on disk ({"bert": path, "t5": path})."""
@@ -68,18 +85,20 @@ def pretrained(tiny_checkpoints, tmp_path_factory) -> dict[str, Pretraining]:
     from experiments.backbones import load_model, resolve
     from tests.tiny_runs import tiny_run
 
-    root = tmp_path_factory.mktemp("pretrained")
-    out = {}
-    for arch, path in tiny_checkpoints.items():
-        config, record = tiny_run("finetune", path, "synthetic_count", root / "runs", learning_rate=1e-3, epochs=5,
-                                  save_trained_weights=True)
-        assert record.status == "ok", record.traceback
-        trained = root / "runs" / "trained" / config.run_id
-        model = compacter.load_trained(load_model(resolve(path), "regression"), trained)
-        (model.bert if arch == "bert" else model).save_pretrained(root / arch)
-        AutoTokenizer.from_pretrained(path).save_pretrained(root / arch)
-        out[arch] = Pretraining(config, record, trained, str(root / arch))
-    return out
+    def pretrain(root):
+        out = {}
+        for arch, path in tiny_checkpoints.items():
+            config, record = tiny_run("finetune", path, "synthetic_count", root / "runs", learning_rate=1e-3,
+                                      epochs=5, save_trained_weights=True)
+            assert record.status == "ok", record.traceback
+            trained = root / "runs" / "trained" / config.run_id
+            model = compacter.load_trained(load_model(resolve(path), "regression"), trained)
+            (model.bert if arch == "bert" else model).save_pretrained(root / arch)
+            AutoTokenizer.from_pretrained(path).save_pretrained(root / arch)
+            out[arch] = Pretraining(config, record, trained, str(root / arch))
+        return out
+
+    return once_per_session(tmp_path_factory, "pretrained", pretrain)
 
 
 @pytest.fixture(scope="session")
@@ -125,21 +144,13 @@ def one_thread_per_run(request, monkeypatch):
         torch.set_num_threads(threads)
 
 
-# The longest slow tests (measured on the 2-core VM) start first, so that the suite's
-# wall time is not one long test started last (with --maxschedchunk=1 in pyproject, xdist hands
-# the tests out one by one, in this order).
-LONGEST_FIRST = ("test_smoke_profile_runs_resumes", "test_a_killed_run_resumes", "test_sigterm_to_the_sweep",
-                 "test_a_slurm_sweep", "test_ddp_on_two_cpu", "test_two_sweeps_of_one_profile",
-                 "test_a_failed_ddp_rank", "test_two_runs_in_one_worker", "test_a_sigkilled_worker",
-                 "test_the_run_cli_trains", "test_a_garbage_last_checkpoint", "test_a_truncated_record")
-
-
+# Slow tests start in the order of the seconds their marker states (`slow(seconds=N)`: the test's time
+# in a whole-suite run on the 2-core VM), the longest first, so that the suite's wall time is not one
+# long test started last (with --maxschedchunk=1 in pyproject, xdist hands the tests out one by one,
+# in this order). The time sits on the test itself, so a renamed test keeps its place.
 def pytest_collection_modifyitems(config, items):
     def rank(item):
-        name = item.originalname if hasattr(item, "originalname") else item.name
-        for i, prefix in enumerate(LONGEST_FIRST):
-            if name.startswith(prefix):
-                return (0, i)
-        return (1 if item.get_closest_marker("slow") else 2, 0)
+        slow = item.get_closest_marker("slow")
+        return (0, -slow.kwargs.get("seconds", 0)) if slow else (1, 0)
 
     items.sort(key=rank)  # stable: the order within each rank is pytest's

@@ -67,6 +67,13 @@ def finish(process, timeout=300):
     return process.returncode, out, err
 
 
+def rerun_here(tmp_path, profile, monkeypatch):
+    """The same sweep CLI again, in this process: the rerun that resumes needs no process of its own
+    (the fault, and a sweep that leaves nothing alive, are the first sweep's), which costs ~10 s of imports."""
+    monkeypatch.chdir(tmp_path)
+    return sweep_main(["--profile", str(profile), "--jobs", "2"])
+
+
 def results_of(tmp_path, profile):
     configs = run_configs(load_profile(str(profile)), results_dir=str(tmp_path / "results" / profile.stem))
     return {c.run_id: c for c in configs}
@@ -84,7 +91,7 @@ def trainings(config):
     return (Path(config.results_dir) / "logs" / f"{config.run_id}.log").read_text().count("GPU available")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=62)
 def test_two_sweeps_of_one_profile_at_once_train_each_cell_once(tiny_berts, shared_data, tmp_path):
     profile = write_profile(tmp_path, "twice", tiny_berts["no_dropout"], seeds=[1, 2, 3])
     sweeps = [start_sweep(tmp_path, profile, shared_data) for _ in range(2)]
@@ -95,9 +102,9 @@ def test_two_sweeps_of_one_profile_at_once_train_each_cell_once(tiny_berts, shar
     assert {run_id: trainings(c) for run_id, c in configs.items()} == dict.fromkeys(configs, 1)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=96)
 def test_a_sigkilled_worker_is_a_failed_run_the_sweep_ends_and_one_rerun_resumes_it(tiny_berts, shared_data,
-                                                                                    tmp_path):
+                                                                                    local_data, tmp_path, monkeypatch):
     profile = write_profile(tmp_path, "oom", tiny_berts["no_dropout"], seeds=[1], long_seeds=[3])
     configs = results_of(tmp_path, profile)
     (long,) = (c for c in configs.values() if c.epochs == LONG["epochs"])
@@ -113,16 +120,16 @@ def test_a_sigkilled_worker_is_a_failed_run_the_sweep_ends_and_one_rerun_resumes
     assert last.is_file(), "the dead run's checkpoint is kept for its retry"
     assert {read_record(c.record_path).status for c in configs.values() if c is not long} == {"ok"}
 
-    rc, _, err = finish(start_sweep(tmp_path, profile, shared_data, "--jobs", "2"))
-    assert rc == 0, err[-2000:]
+    assert rerun_here(tmp_path, profile, monkeypatch) == 0
     resumed = read_record(long.record_path)
     assert resumed.status == "ok" and resumed.resumed_at_epoch >= 1
     assert resumed.epochs == LONG["epochs"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=92)
 def test_sigterm_to_the_sweep_stops_its_workers_within_the_grace_and_the_rerun_resumes(tiny_berts, shared_data,
-                                                                                      tmp_path):
+                                                                                      local_data, tmp_path,
+                                                                                      monkeypatch):
     profile = write_profile(tmp_path, "term", tiny_berts["no_dropout"], seeds=[], long_seeds=[2, 3])
     configs = results_of(tmp_path, profile)
     longs = list(configs.values())
@@ -140,8 +147,7 @@ def test_sigterm_to_the_sweep_stops_its_workers_within_the_grace_and_the_rerun_r
     assert not any(c.record_path.exists() for c in longs), "an interrupted run writes no record"
     assert all(last.is_file() for last in lasts), "their last checkpoints are kept"
 
-    rc, _, err = finish(start_sweep(tmp_path, profile, shared_data, "--jobs", "2"))
-    assert rc == 0, err[-2000:]
+    assert rerun_here(tmp_path, profile, monkeypatch) == 0
     records = [read_record(c.record_path) for c in configs.values()]
     assert {r.status for r in records} == {"ok"}
     assert all(r.resumed_at_epoch for r in records), "the stopped runs resumed from their checkpoints"
@@ -156,7 +162,7 @@ def tiny_profile(backbone, seeds, **settings):
         defaults={**TINY, **settings}, method_settings={"compacter": {"method_options": {"reduction_factor": 8, "n": 4}}})
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=22)
 def test_a_truncated_record_is_named_moved_aside_and_its_run_done_again(tiny_berts, local_data, tmp_path, capfd):
     profile = tiny_profile(tiny_berts["no_dropout"], seeds=[1, 2])
     truncated, intact = run_configs(profile, results_dir=str(tmp_path))
@@ -175,7 +181,7 @@ def test_a_truncated_record_is_named_moved_aside_and_its_run_done_again(tiny_ber
     assert f"{truncated.record_path}: corrupt run record" in capfd.readouterr().err, "the file is named"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=30)
 def test_a_garbage_last_checkpoint_is_moved_aside_the_run_starts_over_and_its_record_says_so(
         tiny_berts, local_data, tmp_path):
     profile = tiny_profile(tiny_berts["no_dropout"], seeds=[1], epochs=2)
@@ -235,7 +241,7 @@ def test_an_empty_data_file_is_named(task, folder, name, content, shared_data, t
         load_splits(task, glue_dir=tmp_path / "glue", superglue_dir=tmp_path / "superglue")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=26)
 def test_the_plan_piped_into_a_reader_that_stops_ends_quietly():
     plan = subprocess.Popen([sys.executable, "-m", "experiments.sweep", "--profile", "smoke", "--dry-run", "--json"],
                             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,

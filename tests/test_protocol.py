@@ -13,6 +13,7 @@ from experiments.run import make_run_config
 from catalog.profile import Profile, load_profile
 from experiments.sweep import main, run_configs
 from lightning_modules.module import lr_schedule
+from tests.conftest import once_per_session
 from catalog.sources import load_splits
 
 pytestmark = pytest.mark.slow  # expands the paper grid (1248 runs): make test-fast leaves these out
@@ -43,8 +44,9 @@ LOW_RESOURCE = {"tasks": {"cola", "sst2", "qqp", "stsb", "mnli", "qnli"}, "sizes
 
 
 @pytest.fixture(scope="module")
-def paper():
-    return run_configs(load_profile("paper"))
+def paper(tmp_path_factory):
+    """The paper's ~1300 run configs (half a minute to build): once for all xdist workers."""
+    return once_per_session(tmp_path_factory, "paper-plan", lambda folder: run_configs(load_profile("paper")))
 
 
 # beyond the paper: peft's rows on the full-data protocol, at their method configs' rates
@@ -124,6 +126,7 @@ def test_paper_lite_is_a_slice_of_the_paper_plan_with_the_steps_its_estimate_cou
     assert per_method == dict.fromkeys(["finetune", "adapter", "compacter", "compacterpp"], 3835 + 5 * 800)
 
 
+@pytest.mark.slow(seconds=60)
 def test_plan_as_json_lines_has_each_runs_resolved_config_and_status(tmp_path, monkeypatch, capsys, paper):
     monkeypatch.chdir(tmp_path)  # records go to results/paper relative to the working directory
     done = next(c for c in paper if c.method == "compacter" and c.task == "cb")

@@ -178,7 +178,7 @@ def test_the_cli_rejects_bad_input_with_exit_2_and_writes_nothing(args, message,
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=21)
 def test_the_run_cli_trains_and_prints_its_record(tiny_checkpoints, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "experiments.run", "--backbone", tiny_checkpoints["t5"], "--method", "adapter",

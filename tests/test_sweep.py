@@ -34,16 +34,26 @@ def records(directory):
     return {p.stem: json.loads(p.read_text()) for p in directory.glob("*.json")}
 
 
-@pytest.mark.slow
-def test_smoke_profile_runs_resumes_after_a_kill_and_builds_tables(local_data, tmp_path, monkeypatch):
-    results = tmp_path / "results" / "smoke"  # where the profile puts its records, relative to the working dir
-    profile = load_profile("smoke")
-    order = [c.run_id for c in run_configs(profile, results_dir=str(results))]
+@pytest.mark.slow(seconds=95)
+def test_the_smoke_grid_runs_resumes_after_a_kill_and_builds_tables(local_data, tiny_checkpoints, tmp_path,
+                                                                    monkeypatch):
+    """The smoke profile's grid (three methods on CB and COPA, W&B offline) on a tiny BERT encoder (each
+    task adds its head): MiniLM would add a minute of training that checks nothing more (the smoke
+    profile itself plans in test_run.py)."""
+    monkeypatch.chdir(tmp_path)  # records go to results/<profile>/, where `make smoke` and a W&B agent put them
+    smoke = load_profile("smoke")
+    path = tmp_path / "tiny-smoke.yaml"
+    path.write_text(yaml.safe_dump({"runs": [{**smoke.blocks[0], "backbones": [tiny_checkpoints["bert"]]}],
+                                    "defaults": {**smoke.defaults, "wandb_mode": "offline", "max_source_length": 64},
+                                    "methods": TINY_COMPACTER}))
+    profile = load_profile(str(path))
+    results = tmp_path / "results" / profile.name
+    order = [c.run_id for c in run_configs(profile)]
     # os.cpu_count: its worker trains on one thread (cpu_count // jobs), as the rest of this test's runs
     sweep_in_a_process = ("import os; os.cpu_count = lambda: 1; "
                           "from catalog.profile import load_profile; from experiments.sweep import run_sweep; "
-                          f"run_sweep(load_profile('smoke'), results_dir={str(results)!r}, wandb_mode='offline')")
-    process = subprocess.Popen([sys.executable, "-c", sweep_in_a_process], cwd=REPO, start_new_session=True,
+                          f"run_sweep(load_profile({str(path)!r}))")
+    process = subprocess.Popen([sys.executable, "-c", sweep_in_a_process], cwd=tmp_path, start_new_session=True,
                                env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.DEVNULL)
     third_log = results / "logs" / f"{order[2]}.log"
     deadline = time.monotonic() + 600
@@ -58,7 +68,7 @@ def test_smoke_profile_runs_resumes_after_a_kill_and_builds_tables(local_data, t
     assert process.returncode == -signal.SIGKILL, "the sweep was killed, not finished"
     mtimes = {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
 
-    assert run_sweep(profile, results_dir=str(results), wandb_mode="offline") == []
+    assert run_sweep(profile) == []
     assert {p.name: p.stat().st_mtime_ns for p in results.glob("*.json") if p.name in mtimes} == mtimes, (
         "completed runs are not run again")
     done = records(results)
@@ -70,17 +80,16 @@ def test_smoke_profile_runs_resumes_after_a_kill_and_builds_tables(local_data, t
     assert not (results / "checkpoints").exists()
 
     mtimes = {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
-    assert run_sweep(profile, results_dir=str(results), wandb_mode="offline") == []
+    assert run_sweep(profile) == []
     assert {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")} == mtimes, "nothing left to run"
 
     out = tmp_path / "reports"
-    assert build_reports(["--results", str(results), "--out", str(out), "--profile", "smoke"]) == 0
+    assert build_reports(["--results", str(results), "--out", str(out), "--profile", profile.name]) == 0
     table = (out / "superglue.md").read_text()
     assert all(name in table for name in ("Finetuning", "Adapter", "Compacter", "CB (acc)", "COPA (acc)"))
     assert (out / "lowresource.png").stat().st_size > 0
 
-    monkeypatch.chdir(tmp_path)  # an agent runs the profile's cells as configured: results/smoke/
-    assert agent_run({"profile": "smoke", "profile_digest": profile_digest(profile), "cell": 0}) is None, \
+    assert agent_run({"profile": str(path), "profile_digest": profile_digest(profile), "cell": 0}) is None, \
         "a W&B agent skips a cell whose record is ok"
 
 
@@ -97,7 +106,7 @@ def test_failing_runs_are_recorded_and_the_sweep_goes_on_in_parallel(local_data,
     assert all(f"logs/{r.run_id}.log" in str(log) and "100000" in log.read_text() for r, log in failed)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=38)
 def test_two_runs_in_one_worker_each_carry_their_own_peak_memory(local_data, tiny_berts, tmp_path):
     """Full fine-tuning of MiniLM (22.7M weights, AdamW's two moments) first, then a tiny BERT: a
     process-lifetime peak would give the second run the first one's peak."""
@@ -111,7 +120,7 @@ def test_two_runs_in_one_worker_each_carry_their_own_peak_memory(local_data, tin
     assert big["peak_mem_mb"] - tiny["peak_mem_mb"] > 200, (big["peak_mem_mb"], tiny["peak_mem_mb"])
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=91)
 def test_a_slurm_sweep_through_submitit_writes_the_same_records(local_data, tiny_berts, tmp_path):
     """submitit's local executor: each pending run is one array task in its own process."""
     profile = Profile(name="slurm", description="", blocks=[
