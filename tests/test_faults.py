@@ -24,8 +24,9 @@ from tests.test_sweep import local_data  # noqa: F401 — the fixture
 TINY = {"wandb_mode": "disabled", "save_trained_weights": False, "batch_size": 16, "warmup_steps": 0,
         "max_source_length": 32, "accelerator": "cpu", "epochs": 1,
         "resume_checkpoint_interval_s": 0}  # these epochs last a second: a resume point after each
-# ~1 s per epoch here (one step, one checkpoint); long enough to be caught running, short to finish on rerun
-LONG = {"epochs": 16, "val_every_n_epochs": 16}
+# a step and a checkpoint per epoch: long enough that both workers of a 2-job sweep are caught mid-run
+# even when one starts seconds after the other (16 epochs were not, on a loaded VM), short on rerun
+LONG = {"epochs": 40, "val_every_n_epochs": 40}
 
 
 def write_profile(tmp_path, name, backbone, seeds, long_seeds=()):
