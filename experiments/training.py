@@ -2,9 +2,8 @@
 
 While the run trains, ``<results>/checkpoints/<run_id>/`` holds the best checkpoint (for
 test) and ``last.ckpt``, written after an epoch (at most every ``resume_checkpoint_interval_s``
-seconds) with the full training state (trained
-tensors only, optimizer, scheduler, loop counters, RNG and batch-order state): a killed run
-that is started again continues from it. ``experiments.run`` deletes the folder once the
+seconds) with the full training state (trained tensors only, optimizer, scheduler, loop
+counters, RNG and batch-order state): a killed run that is started again continues from it. ``experiments.run`` deletes the folder once the
 record is written. With ``devices > 1`` Lightning's DDP runs one process per device; the
 caller writes the record on rank zero only.
 """
@@ -16,6 +15,7 @@ import ctypes
 import gc
 import logging
 import os
+import platform
 import shutil
 import signal
 import threading
@@ -84,11 +84,9 @@ class PeakMemory:
 def release_freed_heap() -> None:
     """glibc keeps freed heap pages mapped for reuse, so after a large run the resident set stays
     near its peak; ``malloc_trim`` hands them back. Elsewhere (not glibc) a no-op: the sample
-    then includes what the allocator kept."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    then includes what the allocator kept. (The glibc check is measure.keep_freed_memory's.)"""
+    if platform.libc_ver()[0] == "glibc":
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def checkpoint_dir(config) -> Path:

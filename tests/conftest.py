@@ -128,14 +128,13 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 @pytest.fixture(autouse=True)
 def one_thread_per_run(request, monkeypatch):
-    """In slow tests: this process trains on one thread, the subprocesses it starts inherit
-    OMP_NUM_THREADS=1, and a sweep's workers get cpu_count // jobs = 1 thread each."""
+    """In slow tests: this process trains on one thread, and the subprocesses and sweep workers it
+    starts inherit OMP_NUM_THREADS=1 (a sweep's workers take the threads it sets)."""
     if request.node.get_closest_marker("slow") is None:
         yield
         return
     for name, value in ONE_THREAD.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(os, "cpu_count", lambda: 1)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

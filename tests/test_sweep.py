@@ -49,9 +49,8 @@ def test_the_smoke_grid_runs_resumes_after_a_kill_and_builds_tables(local_data, 
     profile = load_profile(str(path))
     results = tmp_path / "results" / profile.name
     order = [c.run_id for c in run_configs(profile)]
-    # os.cpu_count: its worker trains on one thread (cpu_count // jobs), as the rest of this test's runs
-    sweep_in_a_process = ("import os; os.cpu_count = lambda: 1; "
-                          "from catalog.profile import load_profile; from experiments.sweep import run_sweep; "
+    # its worker trains on the one thread OMP_NUM_THREADS sets (one_thread_per_run), as this test's other runs
+    sweep_in_a_process = ("from catalog.profile import load_profile; from experiments.sweep import run_sweep; "
                           f"run_sweep(load_profile({str(path)!r}))")
     process = subprocess.Popen([sys.executable, "-c", sweep_in_a_process], cwd=tmp_path, start_new_session=True,
                                env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.DEVNULL)
