@@ -5,14 +5,14 @@ objects from the ``TaskSpec`` entries (formats, source layouts), ``analysis`` ta
 metric order and benchmarks from them. This module imports nothing beyond the standard library,
 and no module of the package imports Lightning or the training code, so ``analysis`` can use it
 (``tests/test_analysis_reports.py`` holds that). Beside it: the tasks' behaviour (``tasks``,
-``metrics``, ``sources``, ``chance``), the run record (``record``) and the profile (``profile``).
+``metrics``, ``sources``, ``chance``), the run record (``record``), the profile (``profile``) and the backbones' names (``backbones``).
 A table shared by both sides rather than fields copied into each run record: old records need no
 migration, and a display name fixed here fixes every report.
 
 Adding a task is one ``TaskSpec`` in ``TASKS`` (plus, only if its raw examples need
 task-specific cleaning, a view function in ``catalog/tasks.py``). Adding a method config is one
 ``MethodSpec`` in ``METHODS`` next to its YAML file in ``experiments/configs/methods/`` (and, for
-new math, its entry in ``compacter.METHODS``).
+new math, its config in ``compacter.configs`` and its apply function in ``compacter.api``).
 """
 
 from __future__ import annotations

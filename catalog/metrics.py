@@ -16,8 +16,6 @@ import string
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
-from sklearn.metrics import f1_score, matthews_corrcoef
 
 INVALID_SCORE = -1.0  # the paper's stand-in for an unparsable STS-B prediction
 
@@ -35,6 +33,10 @@ def classification_scores(
     names: Sequence[str], predictions: Sequence[int | None], golds: Sequence[int], num_classes: int
 ) -> dict[str, float]:
     """``accuracy``, ``f1`` (binary, positive class 1), ``macro_f1`` and ``mcc``, ×100."""
+    # scipy and scikit-learn are imported where a score is computed: a sweep's supervisor reads
+    # the tasks (and so this module) without them
+    from sklearn.metrics import f1_score, matthews_corrcoef
+
     golds_arr = np.asarray(golds, dtype=np.int64)
     preds = _as_labels(predictions, golds, num_classes)
     functions = {
@@ -59,6 +61,8 @@ def _correlation(function, predictions: np.ndarray, golds: np.ndarray) -> float:
 
 def regression_scores(predictions: Sequence[float | None], golds: Sequence[float]) -> dict[str, float]:
     """STS-B: ``pearson`` and ``spearman`` correlation, ×100."""
+    from scipy import stats
+
     preds = np.asarray([INVALID_SCORE if p is None else p for p in predictions], dtype=np.float64)
     golds_arr = np.asarray(golds, dtype=np.float64)
     return {
@@ -72,6 +76,8 @@ def multirc_scores(
 ) -> dict[str, float]:
     """MultiRC: ``f1a`` (binary F1 over all answers) and ``em`` (a question counts only if
     every one of its answers is right), ×100."""
+    from sklearn.metrics import f1_score
+
     preds = _as_labels(predictions, golds, 2)
     by_question: dict[int, list[bool]] = collections.defaultdict(list)
     for pred, gold, group in zip(preds, golds, groups):

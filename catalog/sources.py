@@ -22,9 +22,6 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import datasets
-import torch
-
 from catalog.tasks import TASKS, Task, get_task
 
 HUB_DATASETS = {"glue": "nyu-mll/glue", "superglue": "aps/super_glue"}
@@ -223,6 +220,8 @@ def synthetic_examples(task: str, split: str) -> list[dict]:
     ``synthetic_count`` scores how often (0-5, uniform). A model that reads its input
     learns either in seconds; one that does not stays at chance (50%, correlation 0).
     """
+    import torch  # here, as in every reader: a sweep's supervisor imports this module without torch
+
     task = get_task(task)
     if split not in SYNTHETIC_SIZES:
         raise ValueError(f"synthetic tasks have splits {', '.join(SYNTHETIC_SIZES)}; got {split!r}")
@@ -273,6 +272,8 @@ def _parquet_reader(task: str, root: Path) -> Callable[[str], list[dict]]:
     task = get_task(task)
 
     def read(split: str) -> list[dict]:
+        import datasets
+
         files = _parquet_files(root, split)
         if not files:
             raise FileNotFoundError(
@@ -296,6 +297,8 @@ def _hub_reader(task: str) -> Callable[[str], list[dict]]:
     task = get_task(task)
 
     def read(split: str) -> list[dict]:
+        import datasets
+
         rows = datasets.load_dataset(repo, config, split=split).to_list()
         return [_normalize(task, row, f"{repo}/{config}[{split}] row {i}") for i, row in enumerate(rows)]
 
@@ -355,6 +358,8 @@ def source_files(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=No
 def seeded_permutation(n: int, seed: int) -> list[int]:
     """The paper's shuffle (``torch.randperm`` with a seeded generator), so that splits and
     low-resource subsets match its runs example for example."""
+    import torch
+
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
 
 

@@ -7,7 +7,6 @@ so one config and one injection routine serve all seven (paper §2-3, Table 1).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable
 
 from torch import nn
@@ -20,53 +19,11 @@ from compacter.adapters import (
     lowrank_projection,
     phm_projection,
 )
+from compacter.configs import AdapterConfig
 from compacter.phm import SharedPHMRules, indivisible
 from compacter.sites import Site, find_sites, is_layer_norm, num_layers
-
-# method -> (placement, projection)
-ADAPTER_VARIANTS = {
-    "adapter": ("all", "linear"),
-    "pfeiffer": ("attention", "linear"),      # the paper's code: one adapter, after self-attention
-    "adapterdrop": ("upper", "linear"),
-    "lowrank": ("all", "lowrank"),
-    "phm": ("all", "phm"),
-    "compacter": ("all", "compacter"),
-    "compacterpp": ("feedforward", "compacter"),
-}
-DEFAULT_N = {"phm": 12}  # the paper's PHM-Adapter row uses n = 12; Compacter uses 4
-
 # AdapterDrop on T5-base keeps layers 5-11 of 12: the upper 7/12 of each stack.
 ADAPTERDROP_KEPT_SHARE = 7 / 12
-
-
-@dataclass(frozen=True)
-class AdapterConfig:
-    method: str = "adapter"
-    reduction_factor: int = 32
-    activation: str = "gelu_new"
-    n: int | None = None                 # hypercomplex dimension; None = the method's paper default
-    shared_rules_init_std: float = 1e-4  # Compacter's shared A ~ N(0, 1e-4), as the paper's code
-    train_layer_norms: bool = True       # the paper trains the backbone's layer norms too
-
-    def __post_init__(self) -> None:
-        if self.method not in ADAPTER_VARIANTS:
-            raise ValueError(f"unknown adapter method {self.method!r}; choose one of {', '.join(ADAPTER_VARIANTS)}")
-        if self.reduction_factor < 1:
-            raise ValueError(f"reduction_factor must be a positive integer, got {self.reduction_factor}")
-        if self.n is not None and self.n < 1:
-            raise ValueError(f"n must be a positive integer, got {self.n}")
-
-    @property
-    def placement(self) -> str:
-        return ADAPTER_VARIANTS[self.method][0]
-
-    @property
-    def projection(self) -> str:
-        return ADAPTER_VARIANTS[self.method][1]
-
-    @property
-    def hypercomplex_n(self) -> int:
-        return self.n if self.n is not None else DEFAULT_N.get(self.method, 4)
 
 
 def apply_adapters(model: nn.Module, config: AdapterConfig) -> list[nn.Module]:

@@ -6,7 +6,8 @@
     compacter.save_trained(model, "run/")     # kilobytes: trained tensors + method config
     compacter.load_trained(fresh_model, "run/")
 
-Every method is a (config dataclass, apply function) pair in ``METHODS``. The apply
+Every method is a (config dataclass, apply function) pair in ``METHODS``, the configs
+``compacter.configs`` declares (importable without torch) and the functions here. The apply
 function changes the model in place and returns what it made trainable; this module
 then freezes everything else (by object, never by parameter-name patterns) and records
 on the model what changed (``model.compacter_applied``: modules wrapped and added, the
@@ -27,19 +28,16 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from compacter.adapter_methods import ADAPTER_VARIANTS, AdapterConfig, apply_adapters
-from compacter.bitfit import BitFitConfig, apply_bitfit
-from compacter.intrinsic import IntrinsicConfig, apply_intrinsic
-from compacter.peft_methods import PeftMethodConfig, apply_peft
-from compacter.prompt import PromptConfig, apply_prompt
+from compacter.adapter_methods import apply_adapters
+from compacter.bitfit import apply_bitfit
+from compacter.configs import (CONFIGS, AdapterConfig, BitFitConfig, FinetuneConfig, IntrinsicConfig,
+                               PeftMethodConfig, PromptConfig)
+from compacter.intrinsic import apply_intrinsic
+from compacter.peft_methods import apply_peft, load_peft_checkpoint, peft_checkpoint
+from compacter.prompt import apply_prompt
 
 TRAINED_WEIGHTS = "trained.safetensors"
 METHOD_CONFIG = "method_config.json"
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    method: str = "finetune"
 
 
 def apply_finetune(model: nn.Module, config: FinetuneConfig) -> list[nn.Module]:
@@ -47,14 +45,19 @@ def apply_finetune(model: nn.Module, config: FinetuneConfig) -> list[nn.Module]:
 
 
 Trainable = Iterable[nn.Module | nn.Parameter]
-METHODS: dict[str, tuple[type, Callable[[nn.Module, Any], Trainable]]] = {
-    "finetune": (FinetuneConfig, apply_finetune),
-    **{name: (AdapterConfig, apply_adapters) for name in ADAPTER_VARIANTS},
-    "bitfit": (BitFitConfig, apply_bitfit),
-    "prompt": (PromptConfig, apply_prompt),
-    "intrinsic": (IntrinsicConfig, apply_intrinsic),
-    "peft": (PeftMethodConfig, apply_peft),  # any peft tuner; its options are peft's config (lora, ia3, …)
+APPLY: dict[type, Callable[[nn.Module, Any], Trainable]] = {
+    FinetuneConfig: apply_finetune,
+    AdapterConfig: apply_adapters,
+    BitFitConfig: apply_bitfit,
+    PromptConfig: apply_prompt,
+    IntrinsicConfig: apply_intrinsic,
+    PeftMethodConfig: apply_peft,
 }
+METHODS: dict[str, tuple[type, Callable[[nn.Module, Any], Trainable]]] = {
+    name: (config, APPLY[config]) for name, config in CONFIGS.items()}
+# a method whose checkpoint is more than its trained parameters (peft's: fixed random buffers, its
+# own key names): (what to save given the trained tensors, how to load it back)
+CHECKPOINTS = {PeftMethodConfig: (peft_checkpoint, load_peft_checkpoint)}
 
 
 @dataclass(frozen=True)
@@ -185,15 +188,12 @@ def _numel(params: Iterable[torch.Tensor]) -> int:
 
 
 def trained_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Only the tensors the applied method trains, by their names in ``model`` (shared ones once).
-
-    A method whose checkpoint is more than its trained parameters (peft's: fixed random buffers,
-    its own key names) says so by a ``checkpoint(model, trained)`` method on its config, and
-    loads it back by ``load_checkpoint(model, tensors)``."""
+    """Only the tensors the applied method trains, by their names in ``model`` (shared ones once),
+    or what the method's entry in ``CHECKPOINTS`` saves instead."""
     config = _applied(model).config
     params = dict(model.named_parameters())
     trained = {name: params[name].detach() for name in _applied(model).trained}
-    return config.checkpoint(model, trained) if hasattr(config, "checkpoint") else trained
+    return CHECKPOINTS[type(config)][0](model, trained) if type(config) in CHECKPOINTS else trained
 
 
 def save_trained(model: nn.Module, directory: str | Path) -> Path:
@@ -226,8 +226,8 @@ def load_trained(model: nn.Module, directory: str | Path) -> nn.Module:
         missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
         raise ValueError(f"saved weights do not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     config = model.compacter_applied.config
-    if hasattr(config, "load_checkpoint"):
-        config.load_checkpoint(model, tensors)
+    if type(config) in CHECKPOINTS:
+        CHECKPOINTS[type(config)][1](model, tensors)
     else:
         model.load_state_dict(tensors, strict=False)
     return model

@@ -11,18 +11,12 @@ outputs unchanged until training moves it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from transformers.models.t5.modeling_t5 import T5Stack
 
+from compacter.configs import BitFitConfig
 from compacter.sites import is_layer_norm
-
-
-@dataclass(frozen=True)
-class BitFitConfig:
-    method: str = "bitfit"
 
 
 class BiasAdded(nn.Module):

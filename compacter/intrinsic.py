@@ -31,28 +31,13 @@ is trained directly by ``compacter.apply``, as for every other method.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from compacter.configs import IntrinsicConfig
 from compacter.eval_cache import EvalCache
 from compacter.fastfood import FastfoodProjection
-
-
-@dataclass(frozen=True)
-class IntrinsicConfig:
-    method: str = "intrinsic"
-    intrinsic_dim: int = 20000   # trained numbers in all: θ_d plus, with SAID, one λ per tensor
-    said: bool = True            # structure-aware (SAID): train one scale per tensor; False = DID
-    projection_seed: int = 0     # seeds B, Π, G of every Fastfood map: a saved task needs only θ_d, λ
-
-    def __post_init__(self) -> None:
-        if self.method != "intrinsic":
-            raise ValueError(f"IntrinsicConfig is for method 'intrinsic', got {self.method!r}")
-        if self.intrinsic_dim < 1:
-            raise ValueError(f"intrinsic_dim must be a positive integer, got {self.intrinsic_dim}")
 
 
 class IntrinsicVector(nn.Module):

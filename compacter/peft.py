@@ -36,7 +36,8 @@ from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING, PEFT_TYPE_TO_PREFIX_MAPPIN
 from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer
 from torch import nn
 
-from compacter.adapter_methods import ADAPTER_VARIANTS, AdapterConfig, adapter_maker, chosen_sites, new_shared_rules
+from compacter.adapter_methods import adapter_maker, chosen_sites, new_shared_rules
+from compacter.configs import ADAPTER_VARIANTS, AdapterConfig
 from compacter.adapters import on_output
 from compacter.sites import find_sites, is_layer_norm
 

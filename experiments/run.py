@@ -43,11 +43,12 @@ from typing import Any, Mapping
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from catalog.record import RecordError, RunRecord
+from catalog.backbones import check_pooling
 from catalog.methods import method_config
-from experiments.provenance import provenance
-from experiments.backbones import check_pooling
+from catalog.record import RecordError, RunRecord
 from catalog.tasks import get_task
+from compacter.configs import CONFIGS
+from experiments.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -160,14 +161,12 @@ def make_run_config(method: str, *layers: Mapping[str, Any], **overrides: Any) -
 
 def method_options_of(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """``options`` checked, typed and completed by the method's config dataclass
-    (``compacter.METHODS``), the one source of their defaults: every option enters the run's
+    (``compacter.configs``), the one source of their defaults: every option enters the run's
     identity, so a changed default is a different run, and a method YAML states only what
     differs from the dataclass."""
-    import compacter
-
-    if method not in compacter.METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(compacter.METHODS)}")
-    schema = compacter.METHODS[method][0]
+    if method not in CONFIGS:
+        raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(CONFIGS)}")
+    schema = CONFIGS[method]
     if "method" in options:  # the dataclass's own field, set from the method's name
         raise ValueError(f"method {method!r}: 'method' is not a method option; valid options: "
                          f"{', '.join(sorted(_fields(schema) - {'method'}))}")

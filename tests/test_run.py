@@ -192,14 +192,20 @@ def test_the_run_cli_trains_and_prints_its_record(tiny_checkpoints, tmp_path):
     assert record["status"] == "ok" and record["task"] == "synthetic" and record["train_examples"] == 32
 
 
-@pytest.mark.slow
-def test_the_sweep_cli_lists_a_profiles_runs_without_running_them():
-    result = subprocess.run([sys.executable, "-m", "experiments.sweep", "--profile", "smoke", "--dry-run"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+TRAINING_LIBRARIES = {"torch", "transformers", "lightning", "peft", "datasets", "scipy", "sklearn"}
+
+
+def test_the_sweep_cli_lists_a_profiles_runs_without_running_them_or_importing_torch():
+    """The sweep's supervisor (and ``make plan``) checks and lists runs with none of the training
+    libraries, which cost ~10 s per process to import; its workers import them."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "experiments.sweep", "--profile", "smoke",
+                             "--dry-run"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     assert lines[-1].startswith("6 runs in profile smoke")
     assert sum(" minilm-" in line for line in lines) == 6
+    imported = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "experiments.run" in imported and imported.isdisjoint(TRAINING_LIBRARIES), imported & TRAINING_LIBRARIES
 
 
 @pytest.mark.slow
