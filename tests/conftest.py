@@ -8,12 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 from filelock import FileLock
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from experiments.backbones import minilm_path
-
+# torch & co. are imported in the fixtures that use them: the xdist controller, which loads this
+# file but runs no test, starts ~8 s sooner without them
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -105,6 +103,11 @@ def pretrained(tiny_checkpoints, tmp_path_factory) -> dict[str, Pretraining]:
 def tiny_berts(tmp_path_factory):
     """Tiny random BERTs with BERT's dropout (resume must restore its RNG) and without (so devices=1
     and devices=2 compute the same gradients)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from experiments.backbones import minilm_path
+
     root, paths = tmp_path_factory.mktemp("backbones"), {}
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
     for name, dropout in {"dropout": 0.1, "no_dropout": 0.0}.items():
@@ -120,19 +123,18 @@ def tiny_berts(tmp_path_factory):
 
 # ---------------------------------------------------------------- the suite's speed on few cores
 
-# One thread per process that trains in a slow test: `pytest -n auto` already runs a test per
-# core, and a tiny model on two threads beside another busy process loses most of its time to
-# their sync (measured: a 3-epoch tiny-BERT run 56 s on two threads, 14 s on one).
+# One thread per test process: `pytest -n auto` already runs a test per core, and a tiny model on
+# two threads beside another busy process loses most of its time to their sync (measured: a 3-epoch
+# tiny-BERT run 56 s on two threads, 14 s on one; make test-fast 90 s -> 76 s).
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @pytest.fixture(autouse=True)
 def one_thread_per_run(request, monkeypatch):
-    """In slow tests: this process trains on one thread, and the subprocesses and sweep workers it
-    starts inherit OMP_NUM_THREADS=1 (a sweep's workers take the threads it sets)."""
-    if request.node.get_closest_marker("slow") is None:
-        yield
-        return
+    """The test trains on one thread, and the subprocesses and sweep workers it starts inherit
+    OMP_NUM_THREADS=1 (a sweep's workers take the threads it sets)."""
+    import torch
+
     for name, value in ONE_THREAD.items():
         monkeypatch.setenv(name, value)
     threads = torch.get_num_threads()
