@@ -7,7 +7,7 @@
     model.save_pretrained("out/")                                     # adapter_config.json + weights, A once
     model = peft.PeftModel.from_pretrained(fresh_backbone, "out/")    # after ``import compacter.peft``
 
-``method`` picks one of ``compacter.adapter_methods.ADAPTER_VARIANTS`` (``compacter``,
+``method`` picks one of ``compacter.configs.ADAPTER_VARIANTS`` (``compacter``,
 ``compacterpp``, ``phm``, ``adapter`` = Houlsby, ``pfeiffer``, ``lowrank``, ``adapterdrop``); the
 layers and their math are the ones ``compacter.apply`` injects, so the same weights give the
 same logits either way (tests/test_compacter_peft.py).
