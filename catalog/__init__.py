@@ -5,7 +5,8 @@ objects from the ``TaskSpec`` entries (formats, source layouts), ``analysis`` ta
 metric order and benchmarks from them. This module imports nothing beyond the standard library,
 and no module of the package imports Lightning or the training code, so ``analysis`` can use it
 (``tests/test_analysis_reports.py`` holds that). Beside it: the tasks' behaviour (``tasks``,
-``metrics``, ``sources``, ``chance``), the run record (``record``), the profile (``profile``) and the backbones' names (``backbones``).
+``metrics``, ``sources``, ``chance``), the run record (``record``), the profile (``profile``) and
+the backbones' names (``backbones``).
 A table shared by both sides rather than fields copied into each run record: old records need no
 migration, and a display name fixed here fixes every report.
 

@@ -3,9 +3,9 @@ peft_config={"peft_type": "IA3", ...})`` — LoRA, DoRA, (IA)³, LoHa, VeRA, OFT
 
 The options *are* peft's config (a method YAML writes ``method: peft`` and
 ``method_options: {peft_config: {peft_type: IA3, ...}}``); nothing of a method is re-implemented.
-``compacter.configs.PeftMethodConfig`` resolves them into peft's complete config (its defaults filled, JSON-plain,
-without ``peft_version``), which is what enters the run's identity; the record's provenance
-holds the peft version.
+``compacter.configs.PeftMethodConfig`` resolves them into peft's complete config (its defaults
+filled, JSON-plain, without ``peft_version``), which is what enters the run's identity; the
+record's provenance holds the peft version.
 
 One path for every tuner: ``peft.get_peft_model`` injects its layers into the model *in place*
 (so module names, ``model.base_model`` — where the suite finds the task head — and counting

@@ -3,9 +3,9 @@
 While the run trains, ``<results>/checkpoints/<run_id>/`` holds the best checkpoint (for
 test) and ``last.ckpt``, written after an epoch (at most every ``resume_checkpoint_interval_s``
 seconds) with the full training state (trained tensors only, optimizer, scheduler, loop
-counters, RNG and batch-order state): a killed run that is started again continues from it. ``experiments.run`` deletes the folder once the
-record is written. With ``devices > 1`` Lightning's DDP runs one process per device; the
-caller writes the record on rank zero only.
+counters, RNG and batch-order state): a killed run that is started again continues from it.
+``experiments.run`` deletes the folder once the record is written. With ``devices > 1``
+Lightning's DDP runs one process per device; the caller writes the record on rank zero only.
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @pytest.fixture(autouse=True)
-def one_thread_per_run(request, monkeypatch):
+def one_thread_per_run(monkeypatch):
     """The test trains on one thread, and the subprocesses and sweep workers it starts inherit
     OMP_NUM_THREADS=1 (a sweep's workers take the threads it sets)."""
     import torch
