@@ -46,6 +46,23 @@ def optimizer_steps(examples: int, batch_size: int, accumulate_grad_batches: int
     return math.ceil(max(batches, 1) / accumulate_grad_batches) * epochs
 
 
+def lr_schedule(total_steps: int, warmup_steps: int, warmup_ratio: float | None, clamped: bool) -> dict:
+    """The learning-rate schedule of a run of ``total_steps`` optimizer steps (for the optimizer, the run's
+    record and the sweep's plan): linear warm-up over ``warmup_ratio`` of the steps when set, else over
+    ``warmup_steps`` — shortened to the run only when ``clamped`` — then linear decay to 0. The paper's
+    schedule (Hugging Face's, 500 steps) is not clamped: a run shorter than its warm-up ends before the
+    peak rate, and ``peak_lr_fraction`` says how far it got."""
+    if warmup_ratio is not None:
+        warmup, kind = round(warmup_ratio * total_steps), f"{warmup_ratio:g} of the steps"
+    else:
+        warmup = min(warmup_steps, total_steps) if clamped else warmup_steps
+        kind = f"{warmup_steps} steps" + (", clamped to the run" if clamped else "")
+    # Step k (0-based) runs at k / warmup of the peak rate while k < warmup (Hugging Face's schedule).
+    peak = 1.0 if total_steps > warmup else (total_steps - 1) / warmup
+    return {"schedule": f"linear warm-up ({kind}), then linear decay to 0", "warmup_steps": warmup,
+            "optimizer_steps": total_steps, "peak_lr_fraction": round(peak, 4)}
+
+
 class RunRecord(BaseModel):
     """One run's record. Identity and status are always there; the rest once the run trained."""
 

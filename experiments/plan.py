@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from catalog.record import optimizer_steps as count_optimizer_steps
+from catalog.record import lr_schedule, optimizer_steps as count_optimizer_steps
 from catalog.tasks import get_task
 from experiments.run import RunConfig, record_status
 
@@ -44,8 +44,6 @@ def optimizer_steps(config: RunConfig) -> int | None:
 
 def plan_entry(config: RunConfig) -> dict[str, Any]:
     """One run of the plan: its identity, status, steps, learning-rate schedule and record path."""
-    from lightning_modules.module import lr_schedule
-
     steps = optimizer_steps(config)
     return {
         "run_id": config.run_id, "profile": config.profile, "status": record_status(config),

@@ -15,6 +15,7 @@ import torch.distributed as dist
 from transformers import get_linear_schedule_with_warmup
 
 from catalog import task_score
+from catalog.record import lr_schedule
 from catalog.tasks import Task
 
 
@@ -121,23 +122,6 @@ class TaskModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint):
         self.val_history.update(checkpoint.get("val_history", {}))
-
-
-def lr_schedule(total_steps: int, warmup_steps: int, warmup_ratio: float | None, clamped: bool) -> dict:
-    """The learning-rate schedule of a run of ``total_steps`` optimizer steps (for the optimizer, the run's
-    record and the sweep's plan): linear warm-up over ``warmup_ratio`` of the steps when set, else over
-    ``warmup_steps`` — shortened to the run only when ``clamped`` — then linear decay to 0. The paper's
-    schedule (Hugging Face's, 500 steps) is not clamped: a run shorter than its warm-up ends before the
-    peak rate, and ``peak_lr_fraction`` says how far it got."""
-    if warmup_ratio is not None:
-        warmup, kind = round(warmup_ratio * total_steps), f"{warmup_ratio:g} of the steps"
-    else:
-        warmup = min(warmup_steps, total_steps) if clamped else warmup_steps
-        kind = f"{warmup_steps} steps" + (", clamped to the run" if clamped else "")
-    # Step k (0-based) runs at k / warmup of the peak rate while k < warmup (Hugging Face's schedule).
-    peak = 1.0 if total_steps > warmup else (total_steps - 1) / warmup
-    return {"schedule": f"linear warm-up ({kind}), then linear decay to 0", "warmup_steps": warmup,
-            "optimizer_steps": total_steps, "peak_lr_fraction": round(peak, 4)}
 
 
 def _model_inputs(batch: dict) -> dict:

@@ -69,10 +69,11 @@ def finish(process, timeout=300):
 
 
 def rerun_here(tmp_path, profile, monkeypatch):
-    """The same sweep CLI again, in this process: the rerun that resumes needs no process of its own
-    (the fault, and a sweep that leaves nothing alive, are the first sweep's), which costs ~10 s of imports."""
+    """The same sweep CLI again, in this process and with one worker: the rerun that resumes needs no
+    process of its own, nor two workers (the fault, and a sweep that leaves nothing alive, are the
+    first sweep's), and each costs ~7 s of imports."""
     monkeypatch.chdir(tmp_path)
-    return sweep_main(["--profile", str(profile), "--jobs", "2"])
+    return sweep_main(["--profile", str(profile), "--jobs", "1"])
 
 
 def results_of(tmp_path, profile):
@@ -242,7 +243,6 @@ def test_an_empty_data_file_is_named(task, folder, name, content, shared_data, t
         load_splits(task, glue_dir=tmp_path / "glue", superglue_dir=tmp_path / "superglue")
 
 
-@pytest.mark.slow(seconds=26)
 def test_the_plan_piped_into_a_reader_that_stops_ends_quietly():
     plan = subprocess.Popen([sys.executable, "-m", "experiments.sweep", "--profile", "smoke", "--dry-run", "--json"],
                             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,

@@ -12,7 +12,7 @@ from experiments.run import identity_fields, write_record
 from experiments.run import make_run_config
 from catalog.profile import Profile, load_profile
 from experiments.sweep import main, run_configs
-from lightning_modules.module import lr_schedule
+from catalog.record import lr_schedule
 from tests.conftest import once_per_session
 from catalog.sources import load_splits
 

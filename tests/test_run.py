@@ -10,9 +10,10 @@ import pytest
 import torch
 
 import compacter
+from catalog.record import lr_schedule
 from experiments.plan import optimizer_steps
 from experiments.run import main, make_run_config
-from lightning_modules.module import NonFiniteLossError, TaskModule, lr_schedule
+from lightning_modules.module import NonFiniteLossError, TaskModule
 from catalog.tasks import get_task
 from tests.conftest import REPO
 from tests.tiny_models import tiny_bert, tiny_inputs
@@ -178,16 +179,15 @@ def test_the_cli_rejects_bad_input_with_exit_2_and_writes_nothing(args, message,
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.slow(seconds=21)
-def test_the_run_cli_trains_and_prints_its_record(tiny_checkpoints, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "experiments.run", "--backbone", tiny_checkpoints["t5"], "--method", "adapter",
-         "--task", "synthetic", "--train-size", "32", "--results-dir", str(tmp_path),
-         "--set", "epochs=1", "batch_size=16", "wandb_mode=disabled", "save_trained_weights=false",
-         "method_options={reduction_factor: 8}"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    path = result.stdout.strip().splitlines()[-1].removeprefix("record: ")
+@pytest.mark.slow(seconds=8)
+def test_the_run_cli_trains_and_prints_its_record(tiny_checkpoints, tmp_path, capsys):
+    """In this process: the CLI is ``main``; ``python -m experiments.run`` runs as a process in the
+    kill-and-resume test (tests/test_long_runs.py), and another would cost ~7 s of imports."""
+    assert main(["--backbone", tiny_checkpoints["t5"], "--method", "adapter", "--task", "synthetic",
+                 "--train-size", "32", "--results-dir", str(tmp_path),
+                 "--set", "epochs=1", "batch_size=16", "wandb_mode=disabled", "save_trained_weights=false",
+                 "method_options={reduction_factor: 8}"]) == 0
+    path = capsys.readouterr().out.strip().splitlines()[-1].removeprefix("record: ")
     record = json.loads(open(path).read())
     assert record["status"] == "ok" and record["task"] == "synthetic" and record["train_examples"] == 32
 
@@ -195,27 +195,21 @@ def test_the_run_cli_trains_and_prints_its_record(tiny_checkpoints, tmp_path):
 TRAINING_LIBRARIES = {"torch", "transformers", "lightning", "peft", "datasets", "scipy", "sklearn"}
 
 
-def test_the_sweep_cli_lists_a_profiles_runs_without_running_them_or_importing_torch():
-    """The sweep's supervisor (and ``make plan``) checks and lists runs with none of the training
-    libraries, which cost ~10 s per process to import; its workers import them."""
+@pytest.mark.parametrize("form", [[], ["--json"]], ids=["text", "json"])
+def test_the_sweep_cli_lists_a_profiles_runs_without_running_them_or_importing_torch(form):
+    """The sweep's supervisor and ``make plan`` (text or JSON lines) check and list runs with none of
+    the training libraries, which cost ~7 s per process to import; its workers import them."""
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "experiments.sweep", "--profile", "smoke",
-                             "--dry-run"], cwd=REPO, capture_output=True, text=True, timeout=300)
+                             "--dry-run", *form], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
-    assert lines[-1].startswith("6 runs in profile smoke")
-    assert sum(" minilm-" in line for line in lines) == 6
+    if form:
+        assert [json.loads(line)["backbone"] for line in lines] == ["minilm"] * 6
+    else:
+        assert lines[-1].startswith("6 runs in profile smoke")
+        assert sum(" minilm-" in line for line in lines) == 6
     imported = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "experiments.run" in imported and imported.isdisjoint(TRAINING_LIBRARIES), imported & TRAINING_LIBRARIES
-
-
-@pytest.mark.slow
-def test_the_param_table_cli_writes_the_table(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "experiments.param_table", "--backbones", "t5-base",
-                             "--methods", "compacter", "compacterpp", "--out", str(tmp_path)],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    table = (tmp_path / "params.md").read_text()
-    assert "0.073" in table and "0.047" in table  # the paper's T5-base percentages
 
 
 @pytest.mark.slow
