@@ -301,7 +301,8 @@ def worker_threads(jobs: int) -> int:
 
 def _run_locally(todo: list[RunConfig], jobs: int, finished) -> None:
     supervise(todo, jobs, run_logged, (worker_threads(jobs),), on_result=finished,
-              on_death=lambda config, cause: finished(config, died_record(config, cause)))
+              on_death=lambda config, cause: finished(config, died_record(config, cause)),
+              preload=["experiments.training"])
 
 
 def _run_on_slurm(todo: list[RunConfig], options: SlurmOptions, finished) -> None:
@@ -310,7 +311,9 @@ def _run_on_slurm(todo: list[RunConfig], options: SlurmOptions, finished) -> Non
     array = _submit(todo, options, Path(todo[0].results_dir) / "slurm")
     config_of = {job.job_id: config for job, config in zip(array, todo)}
     try:
-        for job in submitit.helpers.as_completed(array):
+        # each second, not submitit's 10: job states come from its cache (SLURM's sacct is asked at
+        # most every few minutes), so a finished run is counted at once for the cost of a lookup
+        for job in submitit.helpers.as_completed(array, poll_frequency=1):
             finished(config_of[job.job_id], _job_record(job, config_of[job.job_id]))
     except KeyboardInterrupt:
         left = [job for job in array if not job.done()]

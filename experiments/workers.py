@@ -4,14 +4,21 @@
 finishes the task it held, so a sweep waited forever for its result. Here each worker gets
 one job at a time over its own pipe, and the supervisor waits on the pipes and on the
 processes' sentinels together: a sentinel without a result is a dead worker, reported as
-such, and a new worker takes the next job. Workers are long-lived (importing torch & co.
-costs seconds per process) and spawned (no forked torch/OpenMP state).
+such, and a new worker takes the next job.
+
+Workers are long-lived and forked by multiprocessing's forkserver, a process that imported the
+caller's ``preload`` modules (torch & co., ~7 s per process) once and never computed with them:
+a worker starts in a fraction of a second, and inherits no OpenMP pool or CUDA context. The
+server lives as long as the process that started it (a sweep's CLI; a test process, for all
+the sweeps it runs), so each worker is handed what spawn would give it: the supervisor's
+environment and standard streams as they are when the worker starts.
 
 Each worker leads its own process group, so stopping it also stops what it started (W&B's
 service process), and a terminal's Ctrl-C reaches the supervisor alone, which stops the
 workers: SIGTERM (Lightning ends the fit at the next batch), then SIGKILL after a grace
-period. A worker whose supervisor dies without stopping it gets SIGKILL from the kernel
-(``PR_SET_PDEATHSIG``), so nothing outlives a sweep.
+period. A worker whose supervisor dies without stopping it kills its process group, and one
+whose forkserver dies gets SIGKILL from the kernel (``PR_SET_PDEATHSIG``), so nothing outlives
+a sweep.
 """
 
 from __future__ import annotations
@@ -21,9 +28,12 @@ import ctypes
 import multiprocessing
 import multiprocessing.util
 import os
+import select
 import signal
 import sys
+import threading
 import time
+from multiprocessing import reduction
 from multiprocessing.connection import wait
 from typing import Any, Callable, Iterable
 
@@ -46,12 +56,17 @@ def death_cause(exitcode: int | None) -> str:
     return f"worker exited with code {exitcode} without a result"
 
 
-def _serve(conn, target: Callable, args: tuple) -> None:
+def _serve(conn, target: Callable, args: tuple, supervisor: int, environ: dict, streams: tuple) -> None:
     os.setpgrp()
     if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the supervisor died before prctl took effect
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: the forkserver's death
+        if os.getppid() == 1:  # the forkserver died before prctl took effect
             return
+        _die_with(supervisor)
+    os.environ.clear(), os.environ.update(environ)
+    for fd, stream in zip((1, 2), streams):
+        copy = stream.detach()
+        os.dup2(copy, fd), os.close(copy)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the supervisor decides when to stop
     # SIGTERM ends the worker at once but through Python's exit (Lightning runs its teardown, the
     # run writes no record, finalizers unregister the worker's semaphores), whatever it is doing
@@ -61,6 +76,17 @@ def _serve(conn, target: Callable, args: tuple) -> None:
             conn.send(target(job, *args))
     except SystemExit as stop:  # SIGTERM, once the run has unwound (Lightning's teardown, its log and lock)
         exit_now(stop.code)
+
+
+def _die_with(supervisor: int) -> None:
+    """SIGKILL to this worker's process group (it, and what it started) once ``supervisor`` exits:
+    the kernel's parent-death signal names the forkserver, the worker's parent, not the supervisor."""
+    try:
+        exited = os.pidfd_open(supervisor)  # readable once the process has exited
+    except ProcessLookupError:  # already gone
+        os.killpg(0, signal.SIGKILL)
+    threading.Thread(target=lambda: (select.select([exited], [], []), os.killpg(0, signal.SIGKILL)),
+                     name="supervisor-exit", daemon=True).start()
 
 
 def exit_now(code: int) -> None:
@@ -75,19 +101,32 @@ def exit_now(code: int) -> None:
 class _Worker:
     def __init__(self, context, target: Callable, args: tuple) -> None:
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, target, args), daemon=True)
+        self.process = context.Process(target=_serve, daemon=True, args=(
+            child, target, args, os.getpid(), dict(os.environ), _Streams()))
         self.process.start()
         child.close()
         self.job: Any = None
 
 
+class _Streams:
+    """The supervisor's stdout and stderr as the worker starts, sent with it (pickled as copies of
+    the two file descriptors): the forkserver's are the ones its starter had back then."""
+
+    def __reduce__(self):
+        return tuple, ((reduction.DupFd(1), reduction.DupFd(2)),)
+
+
 def supervise(jobs: Iterable, parallel: int, target: Callable, args: tuple,
-              on_result: Callable[[Any, dict], None], on_death: Callable[[Any, str], None]) -> None:
-    """``target(job, *args)`` for every job in up to ``parallel`` workers; ``on_result(job, result)``
-    as each ends, ``on_death(job, cause)`` for a job whose worker died. SIGTERM or SIGINT raise
-    ``Interrupted`` once every worker is stopped."""
+              on_result: Callable[[Any, dict], None], on_death: Callable[[Any, str], None],
+              preload: Iterable[str] = ()) -> None:
+    """``target(job, *args)`` for every job in up to ``parallel`` workers (its result never None, which
+    reads as no result yet); ``on_result(job, result)`` as each ends, ``on_death(job, cause)`` for a
+    job whose worker died. SIGTERM or SIGINT raise ``Interrupted`` once every worker is stopped.
+    ``preload``: modules the forkserver imports before it forks the first worker (what ``target``
+    imports; later calls in this process share that server)."""
     pending, workers = collections.deque(jobs), []
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(preload))
 
     def interrupt(signum, frame):
         raise Interrupted(signum, [w.job for w in workers if w.job is not None])

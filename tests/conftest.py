@@ -25,6 +25,20 @@ def shared_data() -> Path:
     return path
 
 
+def alive_in_session(sid: int) -> list[int]:
+    """Processes of the session ``sid`` that are alive: what a sweep started in its own session left."""
+    import psutil
+
+    alive = []
+    for process in psutil.process_iter():
+        try:
+            if os.getsid(process.pid) == sid and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process.pid)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return alive
+
+
 def missing(message: str) -> None:
     """Something a test needs is not installed: fail on CI (env CI set), where a silent skip would
     hide that nothing was checked; skip elsewhere."""

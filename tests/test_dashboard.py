@@ -173,7 +173,7 @@ def column(page, table: str, index: int) -> list[str]:
     return page.eval_on_selector_all(f"#{table} tbody tr", f"rows => rows.map(r => r.cells[{index}].textContent)")
 
 
-@pytest.mark.slow(seconds=12)
+@pytest.mark.slow(seconds=6)
 def test_dashboard_draws_every_view_offline_and_filters_act(dashboard, browser, tmp_path):
     assert dashboard.stat().st_size < 5_000_000
     page, errors, requests = open_page(browser, dashboard)
@@ -213,7 +213,7 @@ def test_dashboard_draws_every_view_offline_and_filters_act(dashboard, browser, 
     page.close()
 
 
-@pytest.mark.slow(seconds=13)
+@pytest.mark.slow(seconds=11)
 def test_pareto_x_axis_is_the_readers_choice_and_kept_in_the_link(dashboard, browser):
     page, errors, _ = open_page(browser, dashboard)
     first = "document.querySelector('#pareto-plots .js-plotly-plot')"
@@ -233,7 +233,7 @@ def test_pareto_x_axis_is_the_readers_choice_and_kept_in_the_link(dashboard, bro
     again.close()
 
 
-@pytest.mark.slow(seconds=10)
+@pytest.mark.slow(seconds=7)
 def test_dashboard_tables_sort_by_any_column_and_screenshot_shows_marks(dashboard, browser):
     page, errors, _ = open_page(browser, dashboard, "#size=100")
     assert errors == []
@@ -256,7 +256,7 @@ def test_dashboard_tables_sort_by_any_column_and_screenshot_shows_marks(dashboar
     page.close()
 
 
-@pytest.mark.slow(seconds=5)
+@pytest.mark.slow(seconds=3)
 def test_committed_cpu_dashboard_opens_offline_with_all_views(browser):
     path = REPO / "reports" / "cpu" / "dashboard.html"
     page, errors, requests = open_page(browser, path)
@@ -325,7 +325,7 @@ def test_efficiency_bars_carry_the_ratio_range_over_rounds_where_the_csv_has_one
     assert train["error_x"]["array"] == pytest.approx([0.0, 0.15])
 
 
-@pytest.mark.slow(seconds=7)
+@pytest.mark.slow(seconds=8)
 def test_learning_curves_draw_each_runs_curve_under_the_filters_and_mark_cells_not_converged(dashboard, browser):
     page, errors, _ = open_page(browser, dashboard)
     assert errors == []

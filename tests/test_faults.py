@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 import torch
 import yaml
@@ -18,7 +17,7 @@ import yaml
 from catalog.record import RunRecord
 from experiments.run import identity_fields, read_record, write_record
 from experiments.sweep import run_configs, load_profile, main as sweep_main, run_sweep
-from tests.conftest import REPO
+from tests.conftest import REPO, alive_in_session
 from tests.test_sweep import local_data  # noqa: F401 — the fixture
 
 TINY = {"wandb_mode": "disabled", "save_trained_weights": False, "batch_size": 16, "warmup_steps": 0,
@@ -48,23 +47,12 @@ def start_sweep(tmp_path, profile, shared_data, *args):
                             start_new_session=True)
 
 
-def in_session(sid):
-    alive = []
-    for process in psutil.process_iter():
-        try:
-            if os.getsid(process.pid) == sid and process.status() != psutil.STATUS_ZOMBIE:
-                alive.append(process.pid)
-        except (ProcessLookupError, psutil.Error):
-            pass
-    return alive
-
-
 def finish(process, timeout=300):
     out, err = process.communicate(timeout=timeout)
     deadline = time.monotonic() + 20
-    while in_session(process.pid) and time.monotonic() < deadline:
+    while alive_in_session(process.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert in_session(process.pid) == [], "no process the sweep started outlives it"
+    assert alive_in_session(process.pid) == [], "no process the sweep started outlives it"
     return process.returncode, out, err
 
 
@@ -93,7 +81,7 @@ def trainings(config):
     return (Path(config.results_dir) / "logs" / f"{config.run_id}.log").read_text().count("GPU available")
 
 
-@pytest.mark.slow(seconds=62)
+@pytest.mark.slow(seconds=18)
 def test_two_sweeps_of_one_profile_at_once_train_each_cell_once(tiny_berts, shared_data, tmp_path):
     profile = write_profile(tmp_path, "twice", tiny_berts["no_dropout"], seeds=[1, 2, 3])
     sweeps = [start_sweep(tmp_path, profile, shared_data) for _ in range(2)]
@@ -104,7 +92,7 @@ def test_two_sweeps_of_one_profile_at_once_train_each_cell_once(tiny_berts, shar
     assert {run_id: trainings(c) for run_id, c in configs.items()} == dict.fromkeys(configs, 1)
 
 
-@pytest.mark.slow(seconds=96)
+@pytest.mark.slow(seconds=24)
 def test_a_sigkilled_worker_is_a_failed_run_the_sweep_ends_and_one_rerun_resumes_it(tiny_berts, shared_data,
                                                                                     local_data, tmp_path, monkeypatch):
     profile = write_profile(tmp_path, "oom", tiny_berts["no_dropout"], seeds=[1], long_seeds=[3])
@@ -128,7 +116,7 @@ def test_a_sigkilled_worker_is_a_failed_run_the_sweep_ends_and_one_rerun_resumes
     assert resumed.epochs == LONG["epochs"]
 
 
-@pytest.mark.slow(seconds=92)
+@pytest.mark.slow(seconds=25)
 def test_sigterm_to_the_sweep_stops_its_workers_within_the_grace_and_the_rerun_resumes(tiny_berts, shared_data,
                                                                                       local_data, tmp_path,
                                                                                       monkeypatch):
@@ -164,7 +152,7 @@ def tiny_profile(backbone, seeds, **settings):
         defaults={**TINY, **settings}, method_settings={"compacter": {"method_options": {"reduction_factor": 8, "n": 4}}})
 
 
-@pytest.mark.slow(seconds=22)
+@pytest.mark.slow(seconds=1)
 def test_a_truncated_record_is_named_moved_aside_and_its_run_done_again(tiny_berts, local_data, tmp_path, capfd):
     profile = tiny_profile(tiny_berts["no_dropout"], seeds=[1, 2])
     truncated, intact = run_configs(profile, results_dir=str(tmp_path))
@@ -183,7 +171,7 @@ def test_a_truncated_record_is_named_moved_aside_and_its_run_done_again(tiny_ber
     assert f"{truncated.record_path}: corrupt run record" in capfd.readouterr().err, "the file is named"
 
 
-@pytest.mark.slow(seconds=30)
+@pytest.mark.slow(seconds=2)
 def test_a_garbage_last_checkpoint_is_moved_aside_the_run_starts_over_and_its_record_says_so(
         tiny_berts, local_data, tmp_path):
     profile = tiny_profile(tiny_berts["no_dropout"], seeds=[1], epochs=2)

@@ -36,7 +36,7 @@ def data_env(shared_data):
     return {**os.environ, "GLUE_DIR": str(shared_data / "glue"), "PYTHONPATH": str(REPO)}
 
 
-@pytest.mark.slow(seconds=60)
+@pytest.mark.slow(seconds=17)
 def test_a_killed_run_resumes_from_its_last_epoch_and_leaves_one_record(tiny_berts, shared_data, tmp_path,
                                                                         monkeypatch):
     results, epochs, backbone = tmp_path / "killed", 3, tiny_berts["dropout"]
@@ -73,7 +73,7 @@ def test_a_killed_run_resumes_from_its_last_epoch_and_leaves_one_record(tiny_ber
     assert (record["val"], record["test"], record["best_epoch"], record["train_loss_per_epoch"]) == (
         never_stopped.val, never_stopped.test, never_stopped.best_epoch, never_stopped.train_loss_per_epoch)
 
-@pytest.mark.slow(seconds=51)
+@pytest.mark.slow(seconds=22)
 def test_ddp_on_two_cpu_processes_writes_one_record_equal_to_one_device(tiny_berts, shared_data, tmp_path):
     """Full-batch training (the global batch is the whole training set): every step's gradient is the
     mean over the same 32 examples whether one process computes it or two gloo ranks average their
@@ -97,7 +97,7 @@ def test_ddp_on_two_cpu_processes_writes_one_record_equal_to_one_device(tiny_ber
     assert (trained["one"]["classifier.bias"].abs() > 1e-3).any(), "training moved the weights"
 
 
-@pytest.mark.slow(seconds=53)
+@pytest.mark.slow(seconds=18)
 def test_a_failed_ddp_rank_ends_the_run_in_seconds_and_its_record_names_the_rank(tiny_berts, shared_data, tmp_path):
     """Rank 1 alone fails in its first training step (a sitecustomize on the path that every rank
     imports); rank 0 would otherwise wait in its next collective for gloo's 30-minute timeout."""

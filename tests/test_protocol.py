@@ -126,7 +126,7 @@ def test_paper_lite_is_a_slice_of_the_paper_plan_with_the_steps_its_estimate_cou
     assert per_method == dict.fromkeys(["finetune", "adapter", "compacter", "compacterpp"], 3835 + 5 * 800)
 
 
-@pytest.mark.slow(seconds=60)
+@pytest.mark.slow(seconds=22)
 def test_plan_as_json_lines_has_each_runs_resolved_config_and_status(tmp_path, monkeypatch, capsys, paper):
     monkeypatch.chdir(tmp_path)  # records go to results/paper relative to the working directory
     done = next(c for c in paper if c.method == "compacter" and c.task == "cb")

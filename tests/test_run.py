@@ -179,7 +179,7 @@ def test_the_cli_rejects_bad_input_with_exit_2_and_writes_nothing(args, message,
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.slow(seconds=8)
+@pytest.mark.slow(seconds=1)
 def test_the_run_cli_trains_and_prints_its_record(tiny_checkpoints, tmp_path, capsys):
     """In this process: the CLI is ``main``; ``python -m experiments.run`` runs as a process in the
     kill-and-resume test (tests/test_long_runs.py), and another would cost ~7 s of imports."""

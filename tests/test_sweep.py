@@ -17,7 +17,7 @@ from experiments.sweep import (SlurmOptions, profile_digest, run_configs, run_sw
                                worker_threads)
 from experiments.wandb_sweep import agent_run, sweep_definition
 from experiments.wandb_sweep import main as wandb_sweep_main
-from tests.conftest import REPO
+from tests.conftest import REPO, alive_in_session
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def records(directory):
     return {p.stem: json.loads(p.read_text()) for p in directory.glob("*.json")}
 
 
-@pytest.mark.slow(seconds=95)
+@pytest.mark.slow(seconds=26)
 def test_the_smoke_grid_runs_resumes_after_a_kill_and_builds_tables(local_data, tiny_checkpoints, tmp_path,
                                                                     monkeypatch):
     """The smoke profile's grid (three methods on CB and COPA, W&B offline) on a tiny BERT encoder (each
@@ -60,8 +60,12 @@ def test_the_smoke_grid_runs_resumes_after_a_kill_and_builds_tables(local_data, 
     while not (third_log.is_file() and third_log.stat().st_size) and process.poll() is None \
             and time.monotonic() < deadline:
         time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGKILL)  # the sweep and its worker, in the middle of the third run
+    process.kill()  # the sweep alone, in the middle of the third run: its worker and forkserver follow it
     process.wait()
+    deadline = time.monotonic() + 20
+    while alive_in_session(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive_in_session(process.pid) == [], "no process the sweep started outlives it"
     first = records(results)
     assert sorted(first) == sorted(order[:2]), "the killed run leaves no record"
     assert process.returncode == -signal.SIGKILL, "the sweep was killed, not finished"
@@ -105,7 +109,7 @@ def test_failing_runs_are_recorded_and_the_sweep_goes_on_in_parallel(local_data,
     assert all(f"logs/{r.run_id}.log" in str(log) and "100000" in log.read_text() for r, log in failed)
 
 
-@pytest.mark.slow(seconds=38)
+@pytest.mark.slow(seconds=9)
 def test_two_runs_in_one_worker_each_carry_their_own_peak_memory(local_data, tiny_berts, tmp_path):
     """Full fine-tuning of MiniLM (22.7M weights, AdamW's two moments) first, then a tiny BERT: a
     process-lifetime peak would give the second run the first one's peak."""
@@ -119,7 +123,7 @@ def test_two_runs_in_one_worker_each_carry_their_own_peak_memory(local_data, tin
     assert big["peak_mem_mb"] - tiny["peak_mem_mb"] > 200, (big["peak_mem_mb"], tiny["peak_mem_mb"])
 
 
-@pytest.mark.slow(seconds=91)
+@pytest.mark.slow(seconds=36)
 def test_a_slurm_sweep_through_submitit_writes_the_same_records(local_data, tiny_berts, tmp_path):
     """submitit's local executor: each pending run is one array task in its own process."""
     profile = Profile(name="slurm", description="", blocks=[
