@@ -107,6 +107,13 @@ class _Worker:
         child.close()
         self.job: Any = None
 
+    def hand(self, job: Any) -> None:
+        self.job = job
+        try:
+            self.conn.send(job)
+        except ConnectionError:  # the worker died (as it started, say): its sentinel tells below
+            pass
+
 
 class _Streams:
     """The supervisor's stdout and stderr as the worker starts, sent with it (pickled as copies of
@@ -136,18 +143,16 @@ def supervise(jobs: Iterable, parallel: int, target: Callable, args: tuple,
         while pending or any(w.job is not None for w in workers):
             for worker in workers:
                 if worker.job is None and pending:
-                    worker.job = pending.popleft()
-                    worker.conn.send(worker.job)
+                    worker.hand(pending.popleft())
             while pending and len(workers) < parallel:
                 workers.append(_Worker(context, target, args))
-                workers[-1].job = pending.popleft()
-                workers[-1].conn.send(workers[-1].job)
+                workers[-1].hand(pending.popleft())
             busy = [w for w in workers if w.job is not None]
             wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
             for worker in busy:
                 try:
                     result = worker.conn.recv() if worker.conn.poll() else None
-                except EOFError:
+                except (EOFError, ConnectionError):  # a worker that died; one that never read its job resets
                     result = None
                 if result is not None:
                     job, worker.job = worker.job, None
