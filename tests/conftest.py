@@ -4,6 +4,7 @@ a silent skip would hide that nothing was checked."""
 
 import os
 import pickle
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,16 @@ def shared_data() -> Path:
     return path
 
 
-def alive_in_session(sid: int) -> list[int]:
-    """Processes of the session ``sid`` that are alive: what a sweep started in its own session left."""
+def assert_session_ends(sid: int, within_s: float = 20) -> None:
+    """Every process of the session ``sid`` (a sweep started in a session of its own, and all it
+    started) is gone within ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while _alive_in_session(sid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _alive_in_session(sid) == [], "no process the sweep started outlives it"
+
+
+def _alive_in_session(sid: int) -> list[int]:
     import psutil
 
     alive = []

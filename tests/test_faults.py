@@ -17,7 +17,7 @@ import yaml
 from catalog.record import RunRecord
 from experiments.run import identity_fields, read_record, write_record
 from experiments.sweep import run_configs, load_profile, main as sweep_main, run_sweep
-from tests.conftest import REPO, alive_in_session
+from tests.conftest import REPO, assert_session_ends
 from tests.test_sweep import local_data  # noqa: F401 — the fixture
 
 TINY = {"wandb_mode": "disabled", "save_trained_weights": False, "batch_size": 16, "warmup_steps": 0,
@@ -49,10 +49,7 @@ def start_sweep(tmp_path, profile, shared_data, *args):
 
 def finish(process, timeout=300):
     out, err = process.communicate(timeout=timeout)
-    deadline = time.monotonic() + 20
-    while alive_in_session(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert alive_in_session(process.pid) == [], "no process the sweep started outlives it"
+    assert_session_ends(process.pid)
     return process.returncode, out, err
 
 

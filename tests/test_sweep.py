@@ -17,7 +17,7 @@ from experiments.sweep import (SlurmOptions, profile_digest, run_configs, run_sw
                                worker_threads)
 from experiments.wandb_sweep import agent_run, sweep_definition
 from experiments.wandb_sweep import main as wandb_sweep_main
-from tests.conftest import REPO, alive_in_session
+from tests.conftest import REPO, assert_session_ends
 
 
 @pytest.fixture
@@ -62,10 +62,7 @@ def test_the_smoke_grid_runs_resumes_after_a_kill_and_builds_tables(local_data, 
         time.sleep(0.1)
     process.kill()  # the sweep alone, in the middle of the third run: its worker and forkserver follow it
     process.wait()
-    deadline = time.monotonic() + 20
-    while alive_in_session(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert alive_in_session(process.pid) == [], "no process the sweep started outlives it"
+    assert_session_ends(process.pid)
     first = records(results)
     assert sorted(first) == sorted(order[:2]), "the killed run leaves no record"
     assert process.returncode == -signal.SIGKILL, "the sweep was killed, not finished"
