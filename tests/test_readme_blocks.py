@@ -1,23 +1,51 @@
-"""The README's published numbers are generated from the committed reports (analysis.readme_blocks)."""
+"""The published numbers of the README and docs/ are generated from the committed reports
+(analysis.readme_blocks), each block in the file its definition names."""
+import shutil
+from pathlib import Path
+
 import pytest
 
 from analysis import readme_blocks
-from analysis.readme_blocks import REPO_README, main, render
+from analysis.readme_blocks import BLOCKS, ROOT, files, main, render
 
 
-def test_the_committed_readme_blocks_equal_what_the_committed_reports_generate(capsys):
+def test_the_committed_readme_and_docs_blocks_equal_what_the_committed_reports_generate(capsys):
     assert main(["--check"]) == 0, capsys.readouterr().out
 
 
+def copy_of_the_block_files(tmp_path):
+    for file in files():
+        (tmp_path / file).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / file, tmp_path / file)
+    return tmp_path
+
+
 def test_a_number_typed_into_a_block_is_found_and_rewritten(tmp_path, capsys):
-    readme = tmp_path / "README.md"
-    text = REPO_README.read_text()
+    readme = copy_of_the_block_files(tmp_path) / "README.md"
+    text = (ROOT / "README.md").read_text()
     start = text.index("<!-- generated: cpu-results -->")
     plus = text.index("±", start)  # the first score of the table: change its last digit
     readme.write_text(text[:plus - 2] + ("1" if text[plus - 2] != "1" else "2") + text[plus - 1:])
-    assert main(["--readme", str(readme), "--check"]) == 1
+    assert main(["--root", str(tmp_path), "--check"]) == 1
     assert "cpu-results" in capsys.readouterr().out
-    assert main(["--readme", str(readme)]) == 0 and readme.read_text() == text
+    assert main(["--root", str(tmp_path)]) == 0 and readme.read_text() == text
+
+
+def test_a_block_lives_in_the_file_its_definition_names(tmp_path, capsys):
+    """The rates block moved to docs/results.md: there it is checked (a missing one is named), its
+    link is relative to docs/, and in the README it is an error."""
+    assert (BLOCKS["cpu-probe-rates"].file, BLOCKS["cpu-results"].file) == (Path("docs/results.md"), Path("README.md"))
+    results = copy_of_the_block_files(tmp_path) / "docs" / "results.md"
+    text = results.read_text()
+    assert "[reports/cpu-probe.md](../reports/cpu-probe.md)" in text
+    for marker in ("<!-- generated: cpu-probe-rates -->", "<!-- end: cpu-probe-rates -->"):
+        text = text.replace(marker, "")
+    results.write_text(text)
+    assert main(["--root", str(tmp_path), "--check"]) == 1
+    assert "docs/results.md: lacks the generated blocks cpu-probe-rates" in capsys.readouterr().out
+    belongs = r"README.md: block 'cpu-probe-rates' belongs in docs/results.md"
+    with pytest.raises(ValueError, match=belongs):
+        render("<!-- generated: cpu-probe-rates -->\nx\n<!-- end: cpu-probe-rates -->\n", file=Path("README.md"))
 
 
 def test_an_unknown_block_names_the_known_ones():
