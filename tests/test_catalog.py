@@ -47,7 +47,7 @@ def test_adding_a_task_is_one_catalog_entry(toy_task, tmp_path):
     for name, cells in rows.items():
         lines = ["text\tanswer"] + [f"{cells[i]}\t{cells[i + 1]}" for i in range(0, len(cells), 2)]
         (tmp_path / "TOY" / name).write_text("\n".join(lines) + "\n")
-    splits = load_splits("toy", glue_dir=tmp_path)
+    splits = load_splits(tasks.get_task("toy"), glue_dir=tmp_path)
     assert [len(splits[s]) for s in ("train", "validation", "test")] == [4, 2, 2]
     assert {"sentence": "a cat", "label": 1, "idx": 0} in splits["train"]
     assert tasks.get_task("toy").text_to_text(splits["train"][0], add_prefix=True)[0].startswith("toy sentence: ")

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from catalog.tasks import TASKS, get_task, stsb_target, supported_tasks
+from catalog.scoring import stsb_target
+from catalog.tasks import TASKS, get_task, supported_tasks
 
 GLUE = ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"]
 SUPERGLUE = ["boolq", "cb", "copa", "multirc", "record", "wic", "wsc"]
