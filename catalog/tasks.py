@@ -27,6 +27,7 @@ import catalog
 from catalog import rows, scoring
 from catalog.scoring import Scoring
 
+
 def _same(example: dict) -> dict:
     return example
 
@@ -92,7 +93,7 @@ class Task(catalog.TaskSpec):
 
     @property
     def is_span(self) -> bool:
-        """ReCoRD: the target is free text, gold answers live under ``answers``."""
+        """ReCoRD: the target is free text, gold answers live under ``answers`` (its scoring says so)."""
         return self.scoring.free_text
 
     def supports(self, model_kind: str) -> bool:
