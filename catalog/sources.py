@@ -25,8 +25,9 @@ from pathlib import Path
 from catalog.tasks import TASKS, Task
 
 HUB_DATASETS = {"glue": "nyu-mll/glue", "superglue": "aps/super_glue"}
-# Every reader is handed the ``Task``: where it lives in a local copy (``Task.tsv``, ``Task.jsonl``),
-# which fields its examples keep (``Task.fields``), its jsonl rows, ids and gold fields are its own.
+# Each reader is handed a ``Task`` and reads everything task-specific off it: its local layout
+# (``Task.tsv``, ``Task.jsonl``), the fields its examples keep (``Task.fields``), its jsonl row
+# format (``Task.jsonl_rows``), ids (``Task.example_ids``) and gold fields (``Task.scoring``).
 _TSV_FILES = {"train": "train.tsv", "validation": "dev.tsv",
               "validation_matched": "dev_matched.tsv", "validation_mismatched": "dev_mismatched.tsv"}
 _JSONL_FILES = {"train": "train.jsonl", "validation": "val.jsonl"}
