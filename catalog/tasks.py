@@ -86,6 +86,11 @@ class Task(catalog.TaskSpec):
     example_ids: Callable[[object], dict] = dataclasses.field(default=rows.number_id, repr=False)
     scoring: Scoring | None = None
 
+    @classmethod
+    def from_spec(cls, spec: catalog.TaskSpec, **behaviour) -> Task:
+        """The task of a ``catalog.TASKS`` entry, with the behaviour it does not share with the plain tasks."""
+        return cls(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(catalog.TaskSpec)}, **behaviour)
+
     def __post_init__(self):
         super().__post_init__()
         if self.scoring is None:  # frozen: set once, here
@@ -171,10 +176,6 @@ class TaskRegistry(Mapping[str, Task]):
         return len(self._tasks)
 
 
-def _entry(spec: catalog.TaskSpec, **behaviour) -> Task:
-    return Task(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(catalog.TaskSpec)}, **behaviour)
-
-
 # The behaviour of the tasks that are not plain (examples as they are, one jsonl line one row, one
 # number as the id, scored by label or score), beside their ``catalog.TASKS`` entries.
 _BEHAVIOUR = {
@@ -186,7 +187,7 @@ _BEHAVIOUR = {
                    scoring=scoring.ANSWERS),
     "wsc": dict(view=_wsc_view, jsonl_rows=rows.wsc_rows),
 }
-TASKS = TaskRegistry(_entry(spec, **_BEHAVIOUR.get(spec.name, {})) for spec in catalog.TASKS)
+TASKS = TaskRegistry(Task.from_spec(spec, **_BEHAVIOUR.get(spec.name, {})) for spec in catalog.TASKS)
 
 
 def get_task(name: str) -> Task:

@@ -29,17 +29,18 @@ def test_analysis_names_and_orders_tasks_from_the_catalog():
 
 @pytest.fixture
 def toy_task(monkeypatch):
-    """``catalog.TASKS`` with one more entry, as a contributor would add it (modules re-read it)."""
+    """``catalog.TASKS`` with one more entry, as a contributor would add it: registered as the task
+    registry builds its entries, and re-read by the analysis names (an import-time table)."""
     spec = catalog.TaskSpec("toy", "Toy", "glue", ("accuracy",), ("no", "yes"), "classification",
                             fields=("sentence",), source_fields=("sentence",), encoder_fields=(("sentence",), ()),
                             tsv=catalog.Tsv("TOY", {"sentence": "text"}, "answer"), train_examples=4)
     monkeypatch.setattr(catalog, "TASKS", (*catalog.TASKS, spec))
-    for module in (tasks, names):
-        importlib.reload(module)
+    importlib.reload(names)
+    tasks.TASKS.register(tasks.Task.from_spec(spec))
     yield spec
+    tasks.TASKS.unregister("toy")
     monkeypatch.undo()
-    for module in (tasks, names):
-        importlib.reload(module)
+    importlib.reload(names)
 
 
 def test_adding_a_task_is_one_catalog_entry(toy_task, tmp_path):
