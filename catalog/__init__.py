@@ -10,8 +10,9 @@ the backbones' names (``backbones``).
 A table shared by both sides rather than fields copied into each run record: old records need no
 migration, and a display name fixed here fixes every report.
 
-Adding a task is one ``TaskSpec`` in ``TASKS`` (plus, only if its raw examples need
-task-specific cleaning, a view function in ``catalog/tasks.py``). Adding a method config is one
+Adding a task is one ``TaskSpec`` in ``TASKS`` (plus, only if it reads, shows or scores unlike
+the plain tasks, its behaviour in ``catalog/tasks.py``: view, jsonl rows, ids, scoring; or one whole
+``Task`` registered with ``catalog.tasks.TASKS.register``). Adding a method config is one
 ``MethodSpec`` in ``METHODS`` next to its YAML file in ``experiments/configs/methods/`` (and, for
 new math, its config in ``compacter.configs`` and its apply function in ``compacter.api``).
 """

@@ -19,71 +19,38 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-from catalog.tasks import TASKS, Task, get_task
+from catalog.tasks import TASKS, Task
 
 HUB_DATASETS = {"glue": "nyu-mll/glue", "superglue": "aps/super_glue"}
-# Where each task lives in a local copy (``Task.tsv``, ``Task.jsonl``) and which fields its examples
-# keep (``Task.fields``) are part of its entry in ``catalog.TASKS``.
+# Each reader is handed a ``Task`` and reads everything task-specific off it: its local layout
+# (``Task.tsv``, ``Task.jsonl``), the fields its examples keep (``Task.fields``), its jsonl row
+# format (``Task.jsonl_rows``), ids (``Task.example_ids``) and gold fields (``Task.scoring``).
 _TSV_FILES = {"train": "train.tsv", "validation": "dev.tsv",
               "validation_matched": "dev_matched.tsv", "validation_mismatched": "dev_mismatched.tsv"}
 _JSONL_FILES = {"train": "train.jsonl", "validation": "val.jsonl"}
 
 
 def _with_layout(layout: str) -> list[str]:
+    """The registered tasks a local copy of ``layout`` holds, for an error message."""
     return [name for name, task in TASKS.items() if getattr(task, layout)]
 
 
-def original_splits(task: str) -> tuple[str, ...]:
+def original_splits(task: Task) -> tuple[str, ...]:
     """The labelled splits of the original release that the paper's split rule reads."""
-    return ("train", *(get_task(task).eval_splits or ("validation",)))
+    return ("train", *(task.eval_splits or ("validation",)))
 
 
 # ---------------------------------------------------------------- normalisation
-
-def _parse_label(task: Task, value) -> int | float:
-    if task.encoder_head == "regression":  # STS-B's similarity score
-        return float(value)
-    labels = task.labels
-    if isinstance(value, bool):
-        index = int(value)
-    elif isinstance(value, int):
-        index = value
-    elif isinstance(value, str) and value in labels:
-        index = labels.index(value)
-    elif isinstance(value, str) and value.isdigit():
-        index = int(value)
-    else:
-        raise ValueError(f"label {value!r} is not one of {labels} or an index into them")
-    if not 0 <= index < len(labels):
-        raise ValueError(f"label {value!r} out of range for {len(labels)} classes {labels}")
-    return index
-
-
-# A Hub row's ``idx`` -> the example's ids, where it is not one number: MultiRC's answer within its
-# question (the group its EM is computed over), ReCoRD's query within its passage.
-EXAMPLE_IDS: dict[str, Callable[[dict], dict]] = {
-    "multirc": lambda idx: {"idx": int(idx["answer"]), "group": int(idx["question"])},
-    "record": lambda idx: {"idx": int(idx["query"]), "passage_idx": int(idx["passage"])},
-}
-
-
-def _example_ids(idx) -> dict:
-    return {"idx": int(idx)}
-
 
 def _normalize(task: Task, row: dict, where: str) -> dict:
     """A Hub-shaped row -> the example dict every consumer sees; errors name ``where``."""
     try:
         example = {name: row[name] for name in task.fields}
-        if task.is_span:  # ReCoRD: gold answers, picked among the passage's entities
-            example["entities"] = list(example["entities"])
-            example["answers"] = [str(a) for a in row["answers"]]
-        else:
-            example["label"] = _parse_label(task, row["label"])
-        example.update(EXAMPLE_IDS.get(task.name, _example_ids)(row["idx"]))
+        example.update(task.scoring.gold(task, row))
+        example.update(task.example_ids(row["idx"]))
     except KeyError as err:
         raise ValueError(f"{where}: missing field {err}") from None
     except (TypeError, ValueError) as err:
@@ -93,13 +60,12 @@ def _normalize(task: Task, row: dict, where: str) -> dict:
 
 # ---------------------------------------------------------------- GLUE tsv
 
-def read_glue_tsv(task: str, path: str | os.PathLike) -> list[dict]:
+def read_glue_tsv(task: Task, path: str | os.PathLike) -> list[dict]:
     """One GLUE tsv file of the ``download_glue_data.py`` layout.
 
     Quoting is disabled (``csv.QUOTE_NONE``): GLUE sentences contain unbalanced quotes,
     and a quote-aware reader silently merges lines.
     """
-    task = get_task(task)
     fmt, path = task.tsv, Path(path)
     if fmt is None:
         raise ValueError(f"task {task.name!r} has no GLUE tsv format; valid: {', '.join(_with_layout('tsv'))}")
@@ -126,67 +92,13 @@ def read_glue_tsv(task: str, path: str | os.PathLike) -> list[dict]:
 
 # ---------------------------------------------------------------- SuperGLUE jsonl
 
-def _fix_wsc_span(text: str, span: str, index: int) -> str:
-    """Repair a span text that is not in the sentence, as the Hub's ``wsc.fixed`` does:
-    match the case of the word at ``index``, drop a trailing period and newlines."""
-    if span in text:
-        return span
-    words = text.split()
-    first_word = words[index] if index < len(words) else span
-    span = (span[0].lower() if first_word[:1].islower() else span[0].upper()) + span[1:]
-    return span.rstrip(".").replace("\n", " ")
-
-
-# One line of an official SuperGLUE jsonl file -> the Hub's rows, where they differ (else one row, as is).
-def _multirc_rows(obj: dict) -> Iterator[dict]:
-    """One line = one passage with questions with answers; a row per answer."""
-    for question in obj["passage"]["questions"]:
-        for answer in question["answers"]:
-            yield {"paragraph": obj["passage"]["text"], "question": question["question"],
-                   "answer": answer["text"], "label": answer["label"],
-                   "idx": {"paragraph": obj["idx"], "question": question["idx"], "answer": answer["idx"]}}
-
-
-def _record_rows(obj: dict) -> Iterator[dict]:
-    """One line = one passage with queries; a row per query."""
-    text = obj["passage"]["text"]
-    # the sorted set of entity texts, as the Hub's rows (and so the paper's inputs) list them
-    entities = sorted({text[e["start"]:e["end"] + 1] for e in obj["passage"]["entities"]})
-    for qa in obj["qas"]:
-        yield {"passage": text, "query": qa["query"], "entities": entities,
-               "answers": sorted({a["text"] for a in qa.get("answers", [])}),
-               "idx": {"passage": obj["idx"], "query": qa["idx"]}}
-
-
-def _wsc_rows(obj: dict) -> Iterator[dict]:
-    target = obj["target"]
-    row = {**obj, **target}
-    for k in ("span1", "span2"):
-        row[f"{k}_text"] = _fix_wsc_span(obj["text"], target[f"{k}_text"], target[f"{k}_index"])
-    yield row
-
-
-def _rte_rows(obj: dict) -> Iterator[dict]:
-    """SuperGLUE's RTE names GLUE's sentence1/sentence2 premise/hypothesis."""
-    yield {"sentence1": obj["premise"], "sentence2": obj["hypothesis"], "label": obj["label"], "idx": obj["idx"]}
-
-
-def _same_row(obj: dict) -> Iterator[dict]:
-    yield obj
-
-
-JSONL_ROWS: dict[str, Callable[[dict], Iterator[dict]]] = {
-    "multirc": _multirc_rows, "record": _record_rows, "wsc": _wsc_rows, "rte": _rte_rows}
-
-
-def read_superglue_jsonl(task: str, path: str | os.PathLike) -> list[dict]:
-    """One official SuperGLUE jsonl file (also FewGLUE's, same format)."""
-    path, task = Path(path), get_task(task)
+def read_superglue_jsonl(task: Task, path: str | os.PathLike) -> list[dict]:
+    """One official SuperGLUE jsonl file (also FewGLUE's, same format), a line into rows by ``task.jsonl_rows``."""
+    path = Path(path)
     if task.jsonl is None:
         raise ValueError(f"task {task.name!r} has no SuperGLUE jsonl format; valid: {', '.join(_with_layout('jsonl'))}")
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; expected a SuperGLUE jsonl of task {task.name!r}")
-    rows_of = JSONL_ROWS.get(task.name, _same_row)
     examples: list[dict] = []
     with path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
@@ -195,7 +107,7 @@ def read_superglue_jsonl(task: str, path: str | os.PathLike) -> list[dict]:
             where = f"{path}:{line_number}"
             try:
                 obj = json.loads(line)
-                rows = list(rows_of(obj))
+                rows = list(task.jsonl_rows(obj))
             except json.JSONDecodeError as err:
                 raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
             except (KeyError, TypeError, IndexError) as err:
@@ -212,7 +124,7 @@ SYNTHETIC_MARKER = "yes"
 SYNTHETIC_SIZES = {"train": 512, "validation": 256}  # validation is halved into val / test
 
 
-def synthetic_examples(task: str, split: str) -> list[dict]:
+def synthetic_examples(task: Task, split: str) -> list[dict]:
     """Generated examples of the ``synthetic`` tasks, the same on every call.
 
     A sentence is 8 words drawn from ``SYNTHETIC_WORDS``, some of them replaced by
@@ -222,7 +134,6 @@ def synthetic_examples(task: str, split: str) -> list[dict]:
     """
     import torch  # here, as in every reader: a sweep's supervisor imports this module without torch
 
-    task = get_task(task)
     if split not in SYNTHETIC_SIZES:
         raise ValueError(f"synthetic tasks have splits {', '.join(SYNTHETIC_SIZES)}; got {split!r}")
     generator = torch.Generator().manual_seed(list(SYNTHETIC_SIZES).index(split))
@@ -240,14 +151,14 @@ def synthetic_examples(task: str, split: str) -> list[dict]:
 
 # ---------------------------------------------------------------- sources
 
-def _local_layout(task: str, benchmark: str) -> tuple[str, dict[str, str], Callable, str]:
+def _local_layout(task: Task, benchmark: str) -> tuple[str, dict[str, str], Callable, str]:
     """(folder, split -> file name, reader, layout name) of a local copy of ``benchmark``."""
     if benchmark == "glue":
-        return get_task(task).tsv.folder, _TSV_FILES, read_glue_tsv, "download_glue_data.py"
-    return get_task(task).jsonl, _JSONL_FILES, read_superglue_jsonl, "SuperGLUE"
+        return task.tsv.folder, _TSV_FILES, read_glue_tsv, "download_glue_data.py"
+    return task.jsonl, _JSONL_FILES, read_superglue_jsonl, "SuperGLUE"
 
 
-def _local_reader(task: str, root: Path, benchmark: str) -> Callable[[str], list[dict]]:
+def _local_reader(task: Task, root: Path, benchmark: str) -> Callable[[str], list[dict]]:
     folder, files, read, layout = _local_layout(task, benchmark)
     if not (root / folder).is_dir():
         wanted = ", ".join(files[s] for s in original_splits(task))
@@ -268,9 +179,7 @@ def _parquet_files(root: Path, split: str) -> list[Path]:
     return sorted(root.glob(f"{split}-*.parquet")) or sorted(root.glob(f"{split}.parquet"))
 
 
-def _parquet_reader(task: str, root: Path) -> Callable[[str], list[dict]]:
-    task = get_task(task)
-
+def _parquet_reader(task: Task, root: Path) -> Callable[[str], list[dict]]:
     def read(split: str) -> list[dict]:
         import datasets
 
@@ -286,15 +195,13 @@ def _parquet_reader(task: str, root: Path) -> Callable[[str], list[dict]]:
     return read
 
 
-def hub_location(task: str) -> tuple[str, str]:
+def hub_location(task: Task) -> tuple[str, str]:
     """(dataset repo, config) a task is read from on the Hub."""
-    spec = get_task(task)
-    return HUB_DATASETS[spec.benchmark], spec.hub_config or spec.name
+    return HUB_DATASETS[task.benchmark], task.hub_config or task.name
 
 
-def _hub_reader(task: str) -> Callable[[str], list[dict]]:
+def _hub_reader(task: Task) -> Callable[[str], list[dict]]:
     repo, config = hub_location(task)
-    task = get_task(task)
 
     def read(split: str) -> list[dict]:
         import datasets
@@ -305,23 +212,22 @@ def _hub_reader(task: str) -> Callable[[str], list[dict]]:
     return read
 
 
-def _location(task: str, glue_dir, superglue_dir, hf_data_dir) -> tuple[str, Path | None, str | None]:
+def _location(task: Task, glue_dir, superglue_dir, hf_data_dir) -> tuple[str, Path | None, str | None]:
     """(kind, root folder, local layout's benchmark): the precedence ``resolve_source`` documents."""
-    spec = get_task(task)
-    if spec.benchmark == "synthetic":
+    if task.benchmark == "synthetic":
         return "synthetic", None, None
     env_glue, env_superglue = os.environ.get("GLUE_DIR"), os.environ.get("SUPERGLUE_DIR")
     for glue, superglue, parquet in ((glue_dir, superglue_dir, hf_data_dir), (env_glue, env_superglue, None)):
-        if glue is not None and spec.tsv:
+        if glue is not None and task.tsv:
             return "local", Path(glue), "glue"
-        if superglue is not None and spec.jsonl:
+        if superglue is not None and task.jsonl:
             return "local", Path(superglue), "superglue"
         if parquet is not None:
             return "parquet", Path(parquet), None
     return "hub", None, None
 
 
-def resolve_source(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=None
+def resolve_source(task: Task, *, glue_dir=None, superglue_dir=None, hf_data_dir=None
                    ) -> tuple[str, Callable[[str], list[dict]]]:
     """(kind, read) for ``task``: kind is ``"local"``, ``"parquet"``, ``"hub"`` (or
     ``"synthetic"`` for the generated tasks, which need no files); ``read``
@@ -341,7 +247,7 @@ def resolve_source(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=
     return kind, _hub_reader(task)
 
 
-def source_files(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=None) -> tuple[str, list[Path]]:
+def source_files(task: Task, *, glue_dir=None, superglue_dir=None, hf_data_dir=None) -> tuple[str, list[Path]]:
     """(kind, the local files ``load_splits`` reads for ``task``): no files for the Hub (see
     ``hub_location``) and the synthetic tasks; files that do not exist are listed all the same."""
     kind, root, benchmark = _location(task, glue_dir, superglue_dir, hf_data_dir)
@@ -363,7 +269,7 @@ def seeded_permutation(n: int, seed: int) -> list[int]:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
 
 
-def load_splits(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=None, seed: int = 42,
+def load_splits(task: Task, *, glue_dir=None, superglue_dir=None, hf_data_dir=None, seed: int = 42,
                 train_size: int | None = None, validation_size: int | None = None) -> dict[str, list[dict]]:
     """``{"train", "validation", "test"}`` examples of ``task`` by the paper's split rule.
 
@@ -374,12 +280,11 @@ def load_splits(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=Non
     _, read = resolve_source(task, glue_dir=glue_dir, superglue_dir=superglue_dir, hf_data_dir=hf_data_dir)
     train = read("train")
     train_is_shuffled = False
-    spec = get_task(task)
-    if spec.eval_splits:  # taken whole from the release (MNLI: mismatched to validate, matched to test)
-        validation, test = (read(split) for split in spec.eval_splits)
-    elif held_out := spec.validation_from_train:
+    if task.eval_splits:  # taken whole from the release (MNLI: mismatched to validate, matched to test)
+        validation, test = (read(split) for split in task.eval_splits)
+    elif held_out := task.validation_from_train:
         if len(train) <= held_out:
-            raise ValueError(f"{task} holds out {held_out} training examples as validation "
+            raise ValueError(f"{task.name} holds out {held_out} training examples as validation "
                              f"but its train split has only {len(train)}")
         order = seeded_permutation(len(train), seed)
         validation = [train[i] for i in order[:held_out]]
@@ -395,13 +300,13 @@ def load_splits(task: str, *, glue_dir=None, superglue_dir=None, hf_data_dir=Non
     return {"train": train, "validation": validation, "test": test}
 
 
-def _first_n(task: str, train: list[dict], n: int, seed: int, already_shuffled: bool) -> list[dict]:
+def _first_n(task: Task, train: list[dict], n: int, seed: int, already_shuffled: bool) -> list[dict]:
     """First ``n`` of the seeded shuffle; a large task's train split is already in that
     shuffled order (the remainder of the hold-out permutation), as in the paper's code."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"train_size must be a positive integer, got {n!r}")
     if n > len(train):
-        raise ValueError(f"train_size={n} but {task} has only {len(train)} training examples")
+        raise ValueError(f"train_size={n} but {task.name} has only {len(train)} training examples")
     if already_shuffled:
         return train[:n]
     return [train[i] for i in seeded_permutation(len(train), seed)[:n]]

@@ -1,8 +1,11 @@
-"""Task registry: how each GLUE / SuperGLUE task is shown to a model and scored.
+"""Task registry: how each GLUE / SuperGLUE task is read, shown to a model and scored.
 
 What a task is (names, benchmark, metrics, labels, fields, source layout) is one entry of
-``catalog.TASKS``; this module adds the behaviour every task shares, plus the view functions of
-the few tasks whose raw examples need cleaning.
+``catalog.TASKS``; its ``Task`` here adds what it does, as fields of the entry: its view (the
+cleaning its raw examples need), its jsonl row format and example ids (``catalog/rows.py``) and its
+scoring (``catalog/scoring.py``). Readers — sources, the DataModule, the LightningModule, chance —
+are handed a ``Task`` and use what it carries; only a name from a config or the command line is
+looked up, in ``TASKS`` (``get_task``), which a test or a plugin extends with ``TASKS.register``.
 
 The text-to-text format follows the paper's code (rabeehk/compacter ``seq2seq/data/tasks.py``):
 the source is ``field: value`` pairs joined by spaces, optionally led by the task name
@@ -17,12 +20,13 @@ Examples are plain dicts in the Hugging Face Hub field names (see ``sources.py``
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import catalog
-from catalog import metrics
+from catalog import rows, scoring
+from catalog.scoring import Scoring
+
 
 def _same(example: dict) -> dict:
     return example
@@ -65,25 +69,41 @@ def _copa_view(example: dict) -> dict:
     return {**example, "context": f"{example['premise']} What was the {example['question']}?"}
 
 
-def stsb_target(score: float) -> str:
-    """Round an STS-B score to T5's label grid 0.0, 0.2, …, 5.0 (``"3.4"``)."""
-    return f"{round(score * 5) / 5:.1f}"
-
-
 @dataclasses.dataclass(frozen=True)
 class Task(catalog.TaskSpec):
     """A task of ``catalog.TASKS`` (names, metrics, labels, formats, data layout) with its
     behaviour: the two input formats, target strings, prediction parsing and scoring.
 
     ``view``: task-specific cleaning applied before either format (markup, span marks).
+    ``jsonl_rows``: one line of its SuperGLUE jsonl -> the Hub's rows (one row, as is, by default).
+    ``example_ids``: a Hub row's ``idx`` -> the example's id fields (``{"idx": int}`` by default).
+    ``scoring``: gold fields, targets, parsing, metrics and chance (default: ``scoring.SCORE`` for
+    a regression head, else ``scoring.LABELS``).
     """
 
     view: Callable[[dict], dict] = dataclasses.field(default=_same, repr=False)
+    jsonl_rows: Callable[[dict], Iterator[dict]] = dataclasses.field(default=rows.same_row, repr=False)
+    example_ids: Callable[[object], dict] = dataclasses.field(default=rows.number_id, repr=False)
+    scoring: Scoring | None = None
+
+    @classmethod
+    def from_spec(cls, spec: catalog.TaskSpec, **behaviour) -> Task:
+        """The task of a ``catalog.TASKS`` entry, with the behaviour it does not share with the plain tasks."""
+        return cls(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(catalog.TaskSpec)}, **behaviour)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.scoring is None:  # frozen: set once, here
+            object.__setattr__(self, "scoring", scoring.SCORE if self.encoder_head == "regression" else scoring.LABELS)
 
     @property
     def is_span(self) -> bool:
-        """ReCoRD: the target is free text, gold answers live under ``answers``."""
-        return self.name == "record"
+        """ReCoRD: the target is free text, gold answers live under ``answers`` (its scoring says so)."""
+        return self.scoring.free_text
+
+    def supports(self, model_kind: str) -> bool:
+        """Whether a ``model_kind`` model (``"seq2seq"`` or ``"encoder"``) can learn it: encoders need a head."""
+        return model_kind == "seq2seq" or self.encoder_head is not None
 
     def text_to_text(self, example: dict, add_prefix: bool = False) -> tuple[str, str]:
         """(source, target) strings for T5; the target is the first answer for ReCoRD."""
@@ -92,11 +112,7 @@ class Task(catalog.TaskSpec):
     def training_targets(self, example: dict) -> list[str]:
         """Every target to train on: the paper repeats a ReCoRD example once per answer
         (``<unk>`` when it has none); every other task has exactly one target."""
-        if self.is_span:
-            return list(example["answers"]) or ["<unk>"]
-        if self.encoder_head == "regression":
-            return [stsb_target(example["label"])]
-        return [str(example["label"])]
+        return self.scoring.targets(self, example)
 
     def _source(self, example: dict, add_prefix: bool) -> str:
         view = self.view(example)
@@ -120,18 +136,7 @@ class Task(catalog.TaskSpec):
 
     def parse_prediction(self, text: str):
         """A generated string back to a label value; ``None`` if it is not one."""
-        text = text.strip()
-        if self.is_span:
-            return text or None
-        if self.encoder_head == "regression":
-            try:
-                value = float(text)
-            except ValueError:
-                return None
-            return value if math.isfinite(value) else None
-        if text.isdigit() and int(text) < len(self.labels):
-            return int(text)
-        return None
+        return self.scoring.parse(self, text.strip())
 
     def compute_metrics(self, predictions: list, examples: list[dict]) -> dict[str, float]:
         """Scores (×100) of ``predictions`` aligned with ``examples``; ``None`` counts as wrong."""
@@ -139,26 +144,55 @@ class Task(catalog.TaskSpec):
             raise ValueError(f"{len(predictions)} predictions for {len(examples)} examples")
         if not examples:
             raise ValueError(f"cannot score {self.name!r} on zero examples")
-        if self.is_span:
-            return metrics.record_scores(predictions, [ex["answers"] for ex in examples])
-        golds = [ex["label"] for ex in examples]
-        if self.encoder_head == "regression":
-            return metrics.regression_scores(predictions, golds)
-        if self.name == "multirc":
-            return metrics.multirc_scores(predictions, golds, [ex["group"] for ex in examples])
-        return metrics.classification_scores(self.metrics, predictions, golds, len(self.labels))
+        return self.scoring.score(self, predictions, examples)
 
 
-# The tasks whose raw examples need cleaning before either format; the rest use them as they are.
-VIEWS = {"copa": _copa_view, "multirc": _multirc_view, "record": _record_view, "wsc": _wsc_view}
-TASKS: dict[str, Task] = {
-    spec.name: Task(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(catalog.TaskSpec)},
-                    view=VIEWS.get(spec.name, _same))
-    for spec in catalog.TASKS}
+class TaskRegistry(Mapping[str, Task]):
+    """Every task by name, in the papers' column order: what a name from a config or the
+    command line is resolved against (``get_task``). ``register`` adds a task (a test's, a
+    plugin's) and ``unregister`` takes it away again, with no module reloaded."""
+
+    def __init__(self, tasks: Iterable[Task] = ()):
+        self._tasks: dict[str, Task] = {}
+        for task in tasks:
+            self.register(task)
+
+    def register(self, task: Task) -> Task:
+        if task.name in self._tasks:
+            raise ValueError(f"a task {task.name!r} is already registered")
+        self._tasks[task.name] = task
+        return task
+
+    def unregister(self, name: str) -> Task:
+        return self._tasks.pop(name)
+
+    def __getitem__(self, name: str) -> Task:
+        return self._tasks[name]
+
+    def __iter__(self):
+        return iter(self._tasks)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+
+# The behaviour of the tasks that are not plain (examples as they are, one jsonl line one row, one
+# number as the id, scored by label or score), beside their ``catalog.TASKS`` entries.
+_BEHAVIOUR = {
+    "rte": dict(jsonl_rows=rows.rte_rows),
+    "copa": dict(view=_copa_view),
+    "multirc": dict(view=_multirc_view, jsonl_rows=rows.multirc_rows, example_ids=rows.multirc_ids,
+                    scoring=scoring.GROUPED_LABELS),
+    "record": dict(view=_record_view, jsonl_rows=rows.record_rows, example_ids=rows.record_ids,
+                   scoring=scoring.ANSWERS),
+    "wsc": dict(view=_wsc_view, jsonl_rows=rows.wsc_rows),
+}
+TASKS = TaskRegistry(Task.from_spec(spec, **_BEHAVIOUR.get(spec.name, {})) for spec in catalog.TASKS)
 
 
 def get_task(name: str) -> Task:
-    """The task called ``name`` (lowercase id, e.g. ``"rte"``)."""
+    """The task called ``name`` (lowercase id, e.g. ``"rte"``): for names from a config or the
+    command line; code that has a ``Task`` passes it on."""
     try:
         return TASKS[name]
     except KeyError:
@@ -169,7 +203,7 @@ def supported_tasks(model_kind: str) -> list[str]:
     """Tasks usable with ``model_kind`` (``"seq2seq"`` or ``"encoder"``)."""
     if model_kind not in ("seq2seq", "encoder"):
         raise ValueError(f"unknown model_kind {model_kind!r}; valid: 'seq2seq', 'encoder'")
-    return [n for n, t in TASKS.items() if model_kind == "seq2seq" or t.encoder_head is not None]
+    return [n for n, t in TASKS.items() if t.supports(model_kind)]
 
 
 def unsupported_message(task: str, model_kind: str) -> str:

@@ -150,7 +150,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
     L.seed_everything(config.seed, workers=True, verbose=False)
     task, backbone = get_task(config.task), resolve(config.backbone)
     tokenizer = load_tokenizer(backbone)
-    data = build_data(config, backbone, tokenizer)
+    data = build_data(config, task, backbone, tokenizer)
     data.setup("fit")  # here rather than inside fit: its time is the record's, and the step count checked
     check_validation_steps(config, len(data.examples("train")))
     model = build_model(config, task, backbone)
@@ -219,9 +219,9 @@ def check_validation_steps(config, train_examples: int) -> None:
                          f"steps; valid: {[n for n in range(1, total + 1) if total % n == 0]}")
 
 
-def build_data(config, backbone, tokenizer) -> TaskDataModule:
+def build_data(config, task, backbone, tokenizer) -> TaskDataModule:
     return TaskDataModule(
-        config.task, tokenizer, backbone.kind, train_size=config.train_size, seed=config.seed,
+        task, tokenizer, backbone.kind, train_size=config.train_size, seed=config.seed,
         data_seed=config.data_seed, val_size=config.val_size, batch_size=config.batch_size,
         eval_batch_size=config.eval_batch_size,
         max_source_length=config.max_source_length, max_target_length=config.max_target_length,

@@ -25,7 +25,7 @@ from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from catalog.sources import hub_location, load_splits, resolve_source
-from catalog.tasks import get_task, supported_tasks, unsupported_message
+from catalog.tasks import Task, unsupported_message
 
 MODEL_KINDS = ("seq2seq", "encoder")
 SPLITS = ("train", "validation", "test")
@@ -64,7 +64,7 @@ class TaskDataModule(L.LightningDataModule):
     length-sorted mega-batches); validation and test run shortest first, always the same.
     """
 
-    def __init__(self, task: str, tokenizer, model_kind: str, train_size: int | None = None, seed: int = 42,
+    def __init__(self, task: Task, tokenizer, model_kind: str, train_size: int | None = None, seed: int = 42,
                  data_seed: int = 42, val_size: int | None = None, batch_size: int = 32, eval_batch_size: int = 64,
                  max_source_length: int = 128,
                  max_target_length: int = 8, add_task_prefix: bool = False, glue_dir=None, superglue_dir=None,
@@ -72,9 +72,9 @@ class TaskDataModule(L.LightningDataModule):
         super().__init__()
         if model_kind not in MODEL_KINDS:
             raise ValueError(f"unknown model_kind {model_kind!r}; valid: {', '.join(MODEL_KINDS)}")
-        self.task = get_task(task)
-        if task not in supported_tasks(model_kind):
-            raise ValueError(unsupported_message(task, model_kind))
+        if not task.supports(model_kind):
+            raise ValueError(unsupported_message(task.name, model_kind))
+        self.task = task
         self.tokenizer, self.model_kind = tokenizer, model_kind
         # data_seed draws the splits and the low-resource subset (the paper's fixed 42), seed the batch order
         self.train_size, self.seed, self.data_seed, self.val_size = train_size, seed, data_seed, val_size
@@ -91,14 +91,14 @@ class TaskDataModule(L.LightningDataModule):
 
     def prepare_data(self):
         """Download from the Hub when no local source is configured (once per node)."""
-        kind, _ = resolve_source(self.task.name, **self.source_dirs)
+        kind, _ = resolve_source(self.task, **self.source_dirs)
         if kind == "hub":  # fills the datasets cache only; setup() reads and normalises what it needs
-            datasets.load_dataset_builder(*hub_location(self.task.name)).download_and_prepare()
+            datasets.load_dataset_builder(*hub_location(self.task)).download_and_prepare()
 
     def setup(self, stage: str | None = None):
         if self._tokenized:  # Lightning calls setup once per stage; the splits do not change
             return
-        splits = load_splits(self.task.name, seed=self.data_seed, train_size=self.train_size,
+        splits = load_splits(self.task, seed=self.data_seed, train_size=self.train_size,
                              validation_size=self.val_size, **self.source_dirs)
         for split in SPLITS:
             self._examples[split] = splits[split]

@@ -217,6 +217,7 @@ def test_a_bad_profile_is_one_line_and_exit_2_before_anything_runs(problem, mode
 ], ids=["header-only tsv", "empty jsonl"])
 def test_an_empty_data_file_is_named(task, folder, name, content, shared_data, tmp_path):
     from catalog.sources import load_splits
+    from catalog.tasks import get_task
 
     copy = tmp_path / folder
     copy.mkdir(parents=True)
@@ -225,7 +226,7 @@ def test_an_empty_data_file_is_named(task, folder, name, content, shared_data, t
             (copy / source.name).write_bytes(source.read_bytes())
     (copy / name).write_text(content)
     with pytest.raises(ValueError, match=f"{copy / name}: no examples"):
-        load_splits(task, glue_dir=tmp_path / "glue", superglue_dir=tmp_path / "superglue")
+        load_splits(get_task(task), glue_dir=tmp_path / "glue", superglue_dir=tmp_path / "superglue")
 
 
 def test_the_plan_piped_into_a_reader_that_stops_ends_quietly():

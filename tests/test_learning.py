@@ -17,7 +17,8 @@ import compacter
 from experiments.backbones import load_model, load_tokenizer, resolve
 from experiments.training import build_data
 from lightning_modules.module import TaskModule
-from catalog.tasks import get_task, stsb_target
+from catalog.scoring import stsb_target
+from catalog.tasks import get_task
 from tests.tiny_runs import tiny_run
 
 pytestmark = pytest.mark.slow  # trains models: make test-fast leaves these out
@@ -51,8 +52,9 @@ def test_saved_trained_weights_reproduce_the_runs_test_predictions(arch, pretrai
     backbone = resolve(tiny_checkpoints[arch])
     model = compacter.load_trained(load_model(backbone, "regression"), trained)
     tokenizer = load_tokenizer(backbone)
-    data = build_data(config, backbone, tokenizer)  # the run's own data (prefix, lengths, seeds)
-    module = TaskModule(model, get_task("synthetic_count"), tokenizer, learning_rate=0.0)
+    task = get_task("synthetic_count")
+    data = build_data(config, task, backbone, tokenizer)  # the run's own data (prefix, lengths, seeds)
+    module = TaskModule(model, task, tokenizer, learning_rate=0.0)
     L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).test(module, datamodule=data,
                                                                                          verbose=False)
     assert module.last_predictions["test"] == record.test_predictions

@@ -15,6 +15,7 @@ from experiments.sweep import main, run_configs
 from catalog.record import lr_schedule
 from tests.conftest import once_per_session
 from catalog.sources import load_splits
+from catalog.tasks import get_task
 
 pytestmark = pytest.mark.slow  # expands the paper grid (1248 runs): make test-fast leaves these out
 
@@ -150,7 +151,7 @@ def test_plan_as_json_lines_has_each_runs_resolved_config_and_status(tmp_path, m
 
 def test_train_split_sizes_of_the_plan_are_the_real_ones(shared_data):
     for task in ("cola", "mrpc", "stsb", "rte", "sst2", "cb", "copa"):  # the train splits shared here
-        splits = load_splits(task, glue_dir=shared_data / "glue", superglue_dir=shared_data / "superglue")
+        splits = load_splits(get_task(task), glue_dir=shared_data / "glue", superglue_dir=shared_data / "superglue")
         assert len(splits["train"]) == plan.full_train_examples(task), task
 
 
@@ -173,7 +174,7 @@ def test_data_seed_draws_the_splits_and_seed_the_batch_order(shared_data, tmp_pa
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
 
     def data(**seeds):
-        dm = TaskDataModule("rte", tokenizer, "encoder", train_size=32, batch_size=8, glue_dir=shared_data / "glue",
+        dm = TaskDataModule(get_task("rte"), tokenizer, "encoder", train_size=32, batch_size=8, glue_dir=shared_data / "glue",
                             cache_dir=tmp_path, **seeds)
         dm.setup("fit")
         order = [int(i) for batch in dm.train_dataloader() for i in batch["example_id"]]

@@ -1,10 +1,12 @@
 """Task registry: text-to-text formats, prediction parsing and metrics on hand-computed cases."""
 
+import dataclasses
 import math
 
 import pytest
 
-from catalog.tasks import TASKS, get_task, stsb_target, supported_tasks
+from catalog.scoring import stsb_target
+from catalog.tasks import TASKS, get_task, supported_tasks
 
 GLUE = ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"]
 SUPERGLUE = ["boolq", "cb", "copa", "multirc", "record", "wic", "wsc"]
@@ -157,3 +159,16 @@ def test_record_f1_and_em_take_the_best_answer():
 def test_compute_metrics_rejects_misaligned_predictions():
     with pytest.raises(ValueError, match="2 predictions for 1 examples"):
         get_task("rte").compute_metrics([0, 1], _examples([0]))
+
+
+def test_the_registry_takes_a_new_task_once_and_forgets_it_when_unregistered():
+    rte = get_task("rte")
+    with pytest.raises(ValueError, match="'rte' is already registered"):
+        TASKS.register(rte)  # a second entry would silently shadow the first
+    copy = TASKS.register(dataclasses.replace(rte, name="rte_copy"))
+    try:
+        assert get_task("rte_copy") is copy and "rte_copy" in supported_tasks("encoder")
+    finally:
+        TASKS.unregister("rte_copy")
+    with pytest.raises(ValueError, match="unknown task 'rte_copy'"):
+        get_task("rte_copy")
