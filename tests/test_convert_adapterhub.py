@@ -14,6 +14,7 @@ from transformers import BertForSequenceClassification, BertModel
 import compacter
 from compacter.convert import from_adapterhub, load_adapterhub, read_adapterhub, to_adapterhub
 from compacter.convert.__main__ import main
+from tests.tiny_models import tiny_t5
 
 FIXTURES = Path(__file__).parent / "fixtures" / "adapterhub"
 # fixture -> our method: AdapterHub's Compacter as it ships (gelu), Compacter++ and Pfeiffer with
@@ -158,6 +159,13 @@ def test_export_refuses_methods_adapterhub_lacks(method, tmp_path):
     options = {"reduction_factor": 8, "train_layer_norms": False} if method != "bitfit" else {}
     compacter.save_trained(compacter.apply(base(), method, **options), tmp_path / "ours")
     with pytest.raises(ValueError, match="no AdapterHub counterpart"):
+        to_adapterhub(tmp_path / "ours", tmp_path / "hub", name="x")
+
+
+def test_export_refuses_a_t5_adapter(tmp_path):
+    compacter.save_trained(compacter.apply(tiny_t5(), "adapter", reduction_factor=8, train_layer_norms=False),
+                           tmp_path / "ours")
+    with pytest.raises(ValueError, match="outside BERT's layout.*block.0.layer.0.SelfAttention.adapter"):
         to_adapterhub(tmp_path / "ours", tmp_path / "hub", name="x")
 
 

@@ -94,11 +94,14 @@ def to_adapterhub(directory: str | Path, out: str | Path, *, name: str, model_na
     config, tensors = read_saved(directory)
     hub_config = to_hub_config(config)
     hub, rest = ours_to_hub(tensors, name, phm=config.projection != "linear")
-    norms = [key for key in rest if "LayerNorm" in key or "layer_norm" in key]
-    if norms:
-        raise ValueError(f"{directory} trained {len(norms)} layer-norm tensors ({norms[0]}, …): AdapterHub freezes the "
-                         "backbone's layer norms and its folder cannot carry them, so outputs would change. "
-                         "Train with train_layer_norms=False to export")
+    if config.train_layer_norms:
+        raise ValueError(f"{directory} trained the backbone's layer norms (train_layer_norms=True): AdapterHub "
+                         "freezes them and its folder cannot carry them, so outputs would change. Train with "
+                         "train_layer_norms=False to export")
+    outside = [key for key in rest if ".adapter." in key or key.startswith(SHARED_RULES)]
+    if outside:
+        raise ValueError(f"adapter tensors outside BERT's layout ({', '.join(outside[:2])}): only BERT-family "
+                         f"encoders ({MODEL_TYPE}) are mapped to AdapterHub")
     if rest and not drop_head:
         raise ValueError(f"{directory} holds tensors that are not adapter weights ({', '.join(rest[:3])}): a task "
                          "head, which AdapterHub keeps in its own head modules; pass drop_head=True "

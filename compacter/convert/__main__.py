@@ -9,11 +9,12 @@ from compacter.convert import from_adapterhub, to_adapterhub
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m compacter.convert",
-                                     description="Move a trained adapter between AdapterHub (adapters 1.3) and compacter.")
+    parser = argparse.ArgumentParser(
+        prog="python -m compacter.convert",
+        description="Move a trained adapter between AdapterHub (adapters 1.3) and compacter.")
     commands = parser.add_subparsers(dest="command", required=True)
-    inward = commands.add_parser("from-adapterhub", help="AdapterHub's save_adapter folder -> save_trained's folder "
-                                                         "(for the bare backbone: compacter.load_trained(AutoModel…))")
+    inward = commands.add_parser("from-adapterhub", help="AdapterHub's save_adapter folder -> save_trained's "
+                                 "folder (for the bare backbone: compacter.load_trained(AutoModel…))")
     inward.add_argument("directory")
     inward.add_argument("out")
     outward = commands.add_parser("to-adapterhub", help="save_trained's folder -> AdapterHub's save_adapter folder")

@@ -71,14 +71,15 @@ LEGACY_ACTIVATIONS = {"gelu": "gelu_new", "gelu_orig": "gelu"}
 def from_hub_config(saved: dict[str, Any]) -> tuple[AdapterConfig, tuple[str, ...]]:
     """Our config for an ``adapter_config.json`` (its whole content) and the training notes;
     ValueError naming every difference where the forward passes would differ."""
-    hub = saved.get("config") or {}
+    hub = {**BN_DEFAULTS, **(saved.get("config") or {})}  # as AdapterHub's from_dict fills what an older file lacks
     if saved.get("model_type") != MODEL_TYPE:
         raise ValueError(f"AdapterHub adapter for model type {saved.get('model_type')!r}: only {MODEL_TYPE!r} "
                          "(BERT-family encoders such as MiniLM) is mapped")
     if hub.get("architecture") is not None:
         raise ValueError(f"AdapterHub {hub['architecture']!r} adapter: only bottleneck adapters (Compacter, "
                          "Compacter++, PHM, Houlsby, Pfeiffer) have a counterpart here")
-    differences = [f"{key}={hub.get(key)!r} ({why})" for key, (ours, why) in _rules(hub).items() if hub.get(key) != ours]
+    differences = [f"{key}={hub.get(key)!r} ({why})" for key, (ours, why) in _rules(hub).items()
+                   if hub.get(key) != ours]
     method = _method(hub, differences)
     activation = _activation(hub, "version" in saved, differences)
     reduction = hub.get("reduction_factor")

@@ -42,7 +42,8 @@ def hub_to_ours(tensors: dict[str, torch.Tensor], name: str, phm: bool) -> dict[
             ours[SHARED_RULES] = tensor
         elif match := adapter.match(key):
             layer, site, projection, parameter = match.groups()
-            ours[f"encoder.layer.{layer}.{site}.dense.adapter.{PROJECTIONS[projection]}.{PARAMETERS[parameter]}"] = tensor
+            ours[f"encoder.layer.{layer}.{site}.dense.adapter.{PROJECTIONS[projection]}.{PARAMETERS[parameter]}"] = (
+                tensor)
         else:
             unknown.append(key)
     if unknown:
@@ -62,7 +63,8 @@ def ours_to_hub(tensors: dict[str, torch.Tensor], name: str, phm: bool) -> tuple
         elif match and match.group(4) in to_hub:
             layer, site, projection, parameter = match.groups()
             hub_projection = next(h for h, o in PROJECTIONS.items() if o == projection)
-            hub[f"{HUB_PREFIX}encoder.layer.{layer}.{site}.adapters.{name}.{hub_projection}.{to_hub[parameter]}"] = tensor
+            hub[f"{HUB_PREFIX}encoder.layer.{layer}.{site}.adapters.{name}.{hub_projection}.{to_hub[parameter]}"] = (
+                tensor)
         else:
             rest.append(key)
     return hub, rest
