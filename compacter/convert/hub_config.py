@@ -86,7 +86,7 @@ def from_hub_config(saved: dict[str, Any]) -> tuple[AdapterConfig, tuple[str, ..
     if not isinstance(reduction, (int, float)) or reduction != int(reduction):
         differences.append(f"reduction_factor={reduction!r} (ours is one integer for every layer)")
     if differences:
-        raise ValueError("this AdapterHub adapter computes something else than any method here: "
+        raise ValueError("this AdapterHub adapter computes something other than any method here: "
                          + "; ".join(differences))
     options = {"reduction_factor": int(reduction), "activation": activation, "train_layer_norms": False}
     if method in ("compacter", "compacterpp", "phm"):
