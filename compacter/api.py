@@ -198,29 +198,36 @@ def trained_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def save_trained(model: nn.Module, directory: str | Path) -> Path:
     """Write the trained tensors (safetensors) and the method config (JSON) to ``directory``."""
-    config = _applied(model).config
+    return write_saved(directory, _applied(model).config, trained_state_dict(model))
+
+
+def write_saved(directory: str | Path, config: Any, tensors: dict[str, torch.Tensor]) -> Path:
+    """The folder ``save_trained`` writes, from a method config and the tensors by their names in the
+    model (``compacter.convert`` writes converted adapters with it)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {name: t.contiguous().cpu() for name, t in trained_state_dict(model).items()}
-    save_file(tensors, str(directory / TRAINED_WEIGHTS))
+    save_file({name: t.contiguous().cpu() for name, t in tensors.items()}, str(directory / TRAINED_WEIGHTS))
     (directory / METHOD_CONFIG).write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     return directory
 
 
-def load_trained(model: nn.Module, directory: str | Path) -> nn.Module:
-    """Apply the saved method to a fresh backbone (if not applied yet) and load its trained tensors."""
+def read_saved(directory: str | Path) -> tuple[Any, dict[str, torch.Tensor]]:
+    """(method config, tensors) of a folder ``save_trained`` wrote."""
     directory = Path(directory)
     for needed in (TRAINED_WEIGHTS, METHOD_CONFIG):
         if not (directory / needed).is_file():
             raise FileNotFoundError(f"{directory / needed} not found; expected a directory written by save_trained")
     options = json.loads((directory / METHOD_CONFIG).read_text())
-    method = options.pop("method")
+    return make_config(options.pop("method"), **options), load_file(str(directory / TRAINED_WEIGHTS))
+
+
+def load_trained(model: nn.Module, directory: str | Path) -> nn.Module:
+    """Apply the saved method to a fresh backbone (if not applied yet) and load its trained tensors."""
+    saved, tensors = read_saved(directory)
     if not hasattr(model, "compacter_applied"):
-        apply(model, method, **options)
-    elif model.compacter_applied.config != make_config(method, **options):
-        raise ValueError(f"model has {model.compacter_applied.config}, the saved weights are for "
-                         f"{make_config(method, **options)}")
-    tensors = load_file(str(directory / TRAINED_WEIGHTS))
+        apply(model, saved.method, **method_options(saved))
+    elif model.compacter_applied.config != saved:
+        raise ValueError(f"model has {model.compacter_applied.config}, the saved weights are for {saved}")
     expected = set(trained_state_dict(model))
     if set(tensors) != expected:
         missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
@@ -231,6 +238,11 @@ def load_trained(model: nn.Module, directory: str | Path) -> nn.Module:
     else:
         model.load_state_dict(tensors, strict=False)
     return model
+
+
+def method_options(config: Any) -> dict[str, Any]:
+    """The options ``make_config`` takes to rebuild ``config``."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "method"}
 
 
 def _applied(model: nn.Module) -> Applied:
