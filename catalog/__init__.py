@@ -12,7 +12,7 @@ migration, and a display name fixed here fixes every report.
 
 Adding a task is one ``TaskSpec`` in ``TASKS`` (plus, only if its raw examples need
 task-specific cleaning, a view function in ``catalog/tasks.py``). Adding a method config is one
-``MethodSpec`` in ``METHODS`` next to its YAML file in ``experiments/configs/methods/`` (and, for
+``MethodSpec`` in ``METHODS`` next to its YAML file in ``catalog/configs/methods/`` (and, for
 new math, its config in ``compacter.configs`` and its apply function in ``compacter.api``).
 """
 
@@ -173,7 +173,7 @@ def task_score(metrics: Mapping[str, float]) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class MethodSpec:
-    """One method config (``experiments/configs/methods/<name>.yaml``) as the tables show it."""
+    """One method config (``catalog/configs/methods/<name>.yaml``) as the tables show it."""
 
     name: str
     display_name: str

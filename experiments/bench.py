@@ -1,7 +1,7 @@
 """`make bench`: training-step time, peak memory and eval latency of every method, × finetune.
 
 For each round, backbone and method a FRESH child process (``--child``) builds the
-backbone, applies the method with its default options (``configs/methods/<method>.yaml``)
+backbone, applies the method with its default options (``catalog/configs/methods/<method>.yaml``)
 and, on one fixed batch of seeded random token ids, runs
 
 1. in the first ``--memory-rounds`` round(s) only, a memory phase: two training steps (the
@@ -228,7 +228,7 @@ DEFAULT_METHODS = ("finetune", "adapter", "pfeiffer", "adapterdrop", "lowrank", 
 
 def method_settings(method: str) -> tuple[str, dict, float]:
     """The library method, its options and the learning rate of a method config
-    (``configs/methods/<method>.yaml``; ``lora.yaml`` names the library method ``peft``)."""
+    (``catalog/configs/methods/<method>.yaml``; ``lora.yaml`` names the library method ``peft``)."""
     config = method_config(method)
     return (config.get("method", method), dict(config.get("method_options") or {}),
             float(config.get("learning_rate", 3e-4)))
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", nargs="+", default=["minilm", "t5-base"], help="minilm, t5-base or a checkpoint")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
-                        help="method configs (experiments/configs/methods/); finetune is always measured too")
+                        help="method configs (catalog/configs/methods/); finetune is always measured too")
     parser.add_argument("--rounds", type=int, default=ROUNDS,
                         help=f"rounds of fresh processes, every method in each (default {ROUNDS}; see the docstring)")
     parser.add_argument("--memory-rounds", type=int, default=1,

@@ -4,7 +4,7 @@
         --set epochs=5 learning_rate=3e-3
 
 Settings are layered by OmegaConf (``make_run_config``): ``RunConfig``'s defaults, the
-method's YAML (experiments/configs/methods/), a profile's settings, then ``--set`` — a deep
+method's YAML (catalog/configs/methods/), a profile's settings, then ``--set`` — a deep
 merge onto ``RunConfig`` as a structured-config schema, so every value is typed (``3e-3`` is a
 number wherever it is written), an unknown key names the valid ones, a wrong type names the
 field, and ``--set method_options.n=8`` (or ``'method_options={n: 8}'``) changes one option and
