@@ -103,7 +103,7 @@ def pretrained(tiny_checkpoints, tmp_path_factory) -> dict[str, Pretraining]:
     from transformers import AutoTokenizer
 
     import compacter
-    from experiments.backbones import load_model, resolve
+    from experiments.run.backbones import load_model, resolve
     from tests.tiny_runs import tiny_run
 
     def pretrain(root):
@@ -129,7 +129,7 @@ def tiny_berts(tmp_path_factory):
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from experiments.backbones import minilm_path
+    from experiments.run.backbones import minilm_path
 
     root, paths = tmp_path_factory.mktemp("backbones"), {}
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())

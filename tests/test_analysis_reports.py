@@ -172,7 +172,7 @@ def test_missing_runs_are_the_planned_cells_without_a_record_when_the_grid_is_kn
 def test_the_reports_plan_the_cells_the_sweep_runs(profile):
     from analysis.build_reports import planned_cells
     from catalog.profile import load_profile
-    from experiments.sweep import run_configs
+    from experiments.sweep.grid import run_configs
 
     ran = [(c.backbone, c.method, c.task, c.train_size, c.seed) for c in run_configs(load_profile(profile))]
     assert planned_cells(profile) == list(dict.fromkeys(ran))

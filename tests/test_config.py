@@ -4,9 +4,10 @@ the valid keys or the field — through ``make_run_config``, ``--set`` and profi
 import pytest
 
 import catalog.profile
-from experiments.run import make_run_config, parse_overrides
+from experiments.run.config import make_run_config
+from experiments.run.layers import parse_overrides
 from catalog.profile import Profile, load_profile
-from experiments.sweep import run_configs
+from experiments.sweep.grid import run_configs
 
 
 # every option of the method's dataclass, as a run's identity records them
@@ -23,7 +24,7 @@ def test_method_yamls_state_only_what_differs_from_the_dataclass_defaults():
 def test_a_partial_method_options_override_keeps_prompt_rs_random_init():
     config = make_run_config("prompt_r", parse_overrides(["method_options={num_tokens: 20}"]))
     assert config.method_options == {"num_tokens": 20, "init": "random"}
-    assert (config.method, config.peft_method) == ("prompt_r", "prompt")
+    assert (config.method, config.library_method) == ("prompt_r", "prompt")
 
 
 def test_profile_layers_deep_merge_method_options():

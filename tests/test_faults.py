@@ -15,8 +15,11 @@ import torch
 import yaml
 
 from catalog.record import RunRecord
-from experiments.run import identity_fields, read_record, write_record
-from experiments.sweep import run_configs, load_profile, main as sweep_main, run_sweep
+from catalog.profile import Profile, load_profile
+from experiments.run.records import identity_fields, read_record, write_record
+from experiments.sweep.cli import main as sweep_main
+from experiments.sweep.grid import run_configs
+from experiments.sweep.supervisor import run_sweep
 from tests.conftest import REPO, assert_session_ends
 from tests.test_sweep import local_data  # noqa: F401 — the fixture
 
@@ -142,8 +145,6 @@ def test_sigterm_to_the_sweep_stops_its_workers_within_the_grace_and_the_rerun_r
 
 
 def tiny_profile(backbone, seeds, **settings):
-    from experiments.sweep import Profile
-
     return Profile(name="corrupt", description="", blocks=[
         {"backbones": [backbone], "methods": ["compacter"], "tasks": ["rte"], "train_sizes": [16], "seeds": seeds}],
         defaults={**TINY, **settings}, method_settings={"compacter": {"method_options": {"reduction_factor": 8, "n": 4}}})

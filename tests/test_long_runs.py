@@ -11,7 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from experiments.run import main as run_main, make_run_config, run
+from experiments.run.cli import main as run_main
+from experiments.run.config import make_run_config
+from experiments.run.execute import run
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow  # trains models: make test-fast leaves these out

@@ -228,7 +228,7 @@ def test_the_task_head_is_trained_even_when_the_checkpoint_carried_one():
 
 
 def test_load_model_marks_the_weights_from_pretrained_initialised(tiny_checkpoints):
-    from experiments.backbones import load_model, resolve
+    from experiments.run.backbones import load_model, resolve
 
     assert load_model(resolve(tiny_checkpoints["bert"]), "classification").compacter_new_weights == (
         "classifier.bias", "classifier.weight")

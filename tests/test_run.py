@@ -11,8 +11,9 @@ import torch
 
 import compacter
 from catalog.record import lr_schedule
-from experiments.plan import optimizer_steps
-from experiments.run import main, make_run_config
+from experiments.sweep.plan import optimizer_steps
+from experiments.run.cli import main
+from experiments.run.config import make_run_config
 from lightning_modules.module import NonFiniteLossError, TaskModule
 from catalog.tasks import get_task
 from tests.conftest import REPO
@@ -214,7 +215,7 @@ def test_the_sweep_cli_lists_a_profiles_runs_without_running_them_or_importing_t
 
 @pytest.mark.slow
 def test_the_committed_param_table_is_what_make_params_writes(tmp_path):
-    from experiments.param_table import main as param_table
+    from experiments.bench.params import main as param_table
 
     param_table(["--out", str(tmp_path)])
     for name in ("params.csv", "params.md"):

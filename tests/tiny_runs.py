@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from catalog.record import RunRecord
-from experiments.run import RunConfig, make_run_config, run
+from experiments.run.config import RunConfig, make_run_config
+from experiments.run.execute import run
 
 FAST = dict(batch_size=16, eval_batch_size=128, warmup_steps=0, max_source_length=32,
             wandb_mode="disabled", save_trained_weights=False)

@@ -10,7 +10,7 @@ import statistics
 from pathlib import Path
 from string import Template
 
-from experiments.measure import command_line, machine, now
+from experiments.bench.measure import command_line, machine, now
 
 ROUND_COLUMNS = ["round", "backbone", "method", "device", "threads", "trainable_params", "train_step_s",
                  "train_step_ratio", "peak_mem_mb", "peak_mem_ratio", "infer_s", "infer_ratio", "rss_before_train_mb",
