@@ -10,7 +10,7 @@ method from here, so none of them applies options that were not checked.
 
 peft's configs complete themselves (their defaults and ``__post_init__``), which needs peft and
 so torch. A process without torch (the sweep's supervisor, ``make plan``) asks a child
-interpreter instead, once per distinct options: the same function, the same installed peft, the
+interpreter instead (one per process, once per distinct options): the same function, the same installed peft, the
 same values, and the supervisor never imports a training library. Completing them in the worker
 instead would leave the supervisor without the runs' identities: completed options are part of
 every run id.
@@ -18,6 +18,7 @@ every run id.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import functools
 import json
@@ -97,23 +98,38 @@ def _completed(library_method: str, typed: dict[str, Any]) -> dict[str, Any]:
 
 @functools.cache
 def _completed_in_child(library_method: str, typed_json: str) -> dict[str, Any]:
-    """``_completed`` in a fresh interpreter (which may import peft and torch), as JSON both ways;
-    its ``ValueError`` (a refused peft option) is raised here with the same words."""
-    code = "from experiments.run.recipe import _child_main; _child_main()"
-    done = subprocess.run([sys.executable, "-c", code, library_method, typed_json], cwd=REPO,
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"completing {library_method} options in a child process failed:\n{done.stderr[-2000:]}")
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    """``_completed`` in the child interpreter (which may import peft and torch), as JSON lines both
+    ways; its ``ValueError`` (a refused peft option) is raised here with the same words."""
+    child = _child()
+    child.stdin.write(json.dumps([library_method, typed_json]) + "\n")
+    child.stdin.flush()
+    line = child.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the child process completing {library_method} options exited with code {child.wait()}")
+    answer = json.loads(line)
     if "error" in answer:
         raise ValueError(answer["error"])
     return answer["options"]
 
 
+@functools.cache
+def _child() -> subprocess.Popen:
+    """One child per process, started on first need: a plan with several peft rows imports peft
+    once, as an in-process completion would. It ends when this process closes its stdin (at exit)."""
+    code = "from experiments.run.recipe import _child_main; _child_main()"
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    atexit.register(lambda: (child.stdin.close(), child.wait()))
+    return child
+
+
 def _child_main() -> None:
-    library_method, typed_json = sys.argv[1:3]
-    try:
-        answer = {"options": _completed(library_method, json.loads(typed_json))}
-    except ValueError as error:
-        answer = {"error": str(error)}
-    print(json.dumps(answer))
+    """The child's loop: one ``[library_method, typed options JSON]`` per line in, one answer out."""
+    answers, sys.stdout = sys.stdout, sys.stderr  # what importing peft & co. might print is not an answer
+    for line in sys.stdin:
+        library_method, typed_json = json.loads(line)
+        try:
+            answer = {"options": _completed(library_method, json.loads(typed_json))}
+        except ValueError as error:
+            answer = {"error": str(error)}
+        print(json.dumps(answer), file=answers, flush=True)
