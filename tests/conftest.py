@@ -26,6 +26,13 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture
+def local_data(shared_data, monkeypatch):
+    """The shared data as a sweep finds it: through ``GLUE_DIR`` and ``SUPERGLUE_DIR`` (its runs' config)."""
+    monkeypatch.setenv("GLUE_DIR", str(shared_data / "glue"))
+    monkeypatch.setenv("SUPERGLUE_DIR", str(shared_data / "superglue"))
+
+
 def assert_session_ends(sid: int, within_s: float = 20) -> None:
     """Every process of the session ``sid`` (a sweep started in a session of its own, and all it
     started) is gone within ``within_s`` seconds."""

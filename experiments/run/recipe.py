@@ -67,6 +67,10 @@ def method_recipe(name: str, *layers: Mapping[str, Any]) -> Recipe:
     only the recipe's own settings (``RECIPE_SETTINGS``) are read from them."""
     from_file = method_config(name)
     library_method = from_file.pop("method", name)
+    other = sorted(set(from_file) - set(RECIPE_SETTINGS))
+    if other:  # what runs with the method, not how: per-method settings of a profile (``methods:``) hold it
+        raise ValueError(f"method config {name!r} sets {other}; a method config sets method and "
+                         f"{', '.join(RECIPE_SETTINGS)}, other run settings go in a profile's methods: section")
     own = [{key: layer[key] for key in RECIPE_SETTINGS if key in layer} for layer in layers]
     values = merged(_Settings, "run setting", [from_file, *own])
     return Recipe(name=name, library_method=library_method,
