@@ -44,7 +44,7 @@ test-fast:
 	$(PY) -m pytest -q -n auto -m "not slow"
 
 params:
-	$(PY) -m experiments.param_table
+	$(PY) -m experiments.bench.params
 
 # Run the profile's grid (skipping runs whose record is ok), then build its reports. A sweep
 # stopped by a signal (exit 130 / 143) or refused (2) builds none from its half-finished set
@@ -79,11 +79,11 @@ smoke:
 
 # W&B sweep (grid) over the same profile, for many machines: wandb sweep <file>; wandb agent <id>.
 sweep-wandb:
-	$(PY) -m experiments.wandb_sweep --profile $(PROFILE)
+	$(PY) -m experiments.sweep.wandb_sweep --profile $(PROFILE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
 
 bench:
 	$(PY) -m experiments.bench
-	$(PY) -m experiments.phm_microbench
+	$(PY) -m experiments.bench.phm_microbench

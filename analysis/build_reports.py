@@ -58,7 +58,7 @@ def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, str, list[str]]:
         frames.append(frame)
         sources.append(str(args.results))
     if args.from_wandb:
-        # a W&B run's group is its profile (experiments/run.py), so filter on the server side
+        # a W&B run's group is its profile (experiments/run/tracking.py), so filter on the server side
         filters = {"group": args.profile} if args.profile else None
         frames.append(load_wandb(args.from_wandb, filters=filters))
         sources.append(f"wandb:{args.from_wandb}")

@@ -80,7 +80,7 @@ def wandb_record(run: Any) -> dict[str, Any]:
     """Rebuild a record from a W&B run: fields from ``run.summary`` (final values) over
     ``run.config``. Scores may be logged nested (``test: {accuracy: ..}``) or flat
     (``test/accuracy``, ``test.accuracy``). The run's group, job type and id stand in for
-    profile, task and run id when the logged fields lack them (``experiments.run.make_wandb_logger``)."""
+    profile, task and run id when the logged fields lack them (``experiments.run.tracking.make_wandb_logger``)."""
     config = _as_dicts(run.config)
     record = {**config, **_as_dicts(run.summary)}
     for split in SCORE_FIELDS:

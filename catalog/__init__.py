@@ -13,7 +13,7 @@ migration, and a display name fixed here fixes every report.
 Adding a task is one ``TaskSpec`` in ``TASKS`` (plus, only if it reads, shows or scores unlike
 the plain tasks, its behaviour in ``catalog/tasks.py``: view, jsonl rows, ids, scoring; or one whole
 ``Task`` registered with ``catalog.tasks.TASKS.register``). Adding a method config is one
-``MethodSpec`` in ``METHODS`` next to its YAML file in ``experiments/configs/methods/`` (and, for
+``MethodSpec`` in ``METHODS`` next to its YAML file in ``catalog/configs/methods/`` (and, for
 new math, its config in ``compacter.configs`` and its apply function in ``compacter.api``).
 """
 
@@ -174,7 +174,7 @@ def task_score(metrics: Mapping[str, float]) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class MethodSpec:
-    """One method config (``experiments/configs/methods/<name>.yaml``) as the tables show it."""
+    """One method config (``catalog/configs/methods/<name>.yaml``) as the tables show it."""
 
     name: str
     display_name: str

@@ -1,5 +1,5 @@
 """The backbones a run can name and how an encoder head may pool, without torch: a sweep checks
-its profile's runs with these before anything loads (``experiments.backbones`` loads them)."""
+its profile's runs with these before anything loads (``experiments.run.backbones`` loads them)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A method's config: ``experiments/configs/methods/<name>.yaml``, read here, where training and
+"""A method's config: ``catalog/configs/methods/<name>.yaml``, read here, where training and
 analysis both can (this module needs no training code)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-METHOD_DIR = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "methods"
+METHOD_DIR = Path(__file__).resolve().parent / "configs" / "methods"
 
 
 def method_config(method: str) -> dict[str, Any]:

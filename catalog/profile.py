@@ -1,4 +1,4 @@
-"""A profile: a named grid of runs (``experiments/configs/profiles/<name>.yaml``), one type.
+"""A profile: a named grid of runs (``catalog/configs/profiles/<name>.yaml``), one type.
 
 The sweep, the plan and the reports all read profiles through this module; it needs no training
 code, so ``analysis`` can list a profile's planned cells without importing torch.
@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from omegaconf import OmegaConf
 
-PROFILE_DIR = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "profiles"
+PROFILE_DIR = Path(__file__).resolve().parent / "configs" / "profiles"
 BLOCK_KEYS = ("backbones", "methods", "tasks", "train_sizes", "seeds")
 BLOCK_OPTIONS = ("settings", "variants")
 SETTING_SECTIONS = ("defaults", "backbones", "methods", "tasks")  # what ``extends`` inherits

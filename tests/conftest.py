@@ -26,6 +26,13 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture
+def local_data(shared_data, monkeypatch):
+    """The shared data as a sweep finds it: through ``GLUE_DIR`` and ``SUPERGLUE_DIR`` (its runs' config)."""
+    monkeypatch.setenv("GLUE_DIR", str(shared_data / "glue"))
+    monkeypatch.setenv("SUPERGLUE_DIR", str(shared_data / "superglue"))
+
+
 def assert_session_ends(sid: int, within_s: float = 20) -> None:
     """Every process of the session ``sid`` (a sweep started in a session of its own, and all it
     started) is gone within ``within_s`` seconds."""
@@ -103,7 +110,7 @@ def pretrained(tiny_checkpoints, tmp_path_factory) -> dict[str, Pretraining]:
     from transformers import AutoTokenizer
 
     import compacter
-    from experiments.backbones import load_model, resolve
+    from experiments.run.backbones import load_model, resolve
     from tests.tiny_runs import tiny_run
 
     def pretrain(root):
@@ -129,7 +136,7 @@ def tiny_berts(tmp_path_factory):
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from experiments.backbones import minilm_path
+    from experiments.run.backbones import minilm_path
 
     root, paths = tmp_path_factory.mktemp("backbones"), {}
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())

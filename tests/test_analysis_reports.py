@@ -172,7 +172,7 @@ def test_missing_runs_are_the_planned_cells_without_a_record_when_the_grid_is_kn
 def test_the_reports_plan_the_cells_the_sweep_runs(profile):
     from analysis.build_reports import planned_cells
     from catalog.profile import load_profile
-    from experiments.sweep import run_configs
+    from experiments.sweep.grid import run_configs
 
     ran = [(c.backbone, c.method, c.task, c.train_size, c.seed) for c in run_configs(load_profile(profile))]
     assert planned_cells(profile) == list(dict.fromkeys(ran))
@@ -202,3 +202,20 @@ def test_a_build_computes_each_statistic_once(tmp_path, monkeypatch):
     one_size = [rec for rec in SWEEP if rec["train_size"] == 100]  # GLUE's table is the curve's one size
     assert main(["--results", str(write(tmp_path / "results", one_size)), "--out", str(tmp_path / "out")]) == 0
     assert calls == [4]
+
+
+@pytest.mark.slow
+def test_hostile_text_in_a_record_stays_text_in_every_report(tmp_path):
+    hostile = "</script><!--<script>window.pwned=1</script>"
+    (tmp_path / "results").mkdir()
+    failed = {**run("compacter", "rte", 3, 0.0, status="failed"), "error": f"RuntimeError: {hostile}"}
+    for record in [*SWEEP, failed]:
+        (tmp_path / "results" / f"{record['run_id']}.json").write_text(json.dumps(record))
+    assert main(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "out"), "--profile", "cpu"]) == 0
+    shown = {path.suffix: path.read_text() for path in (tmp_path / "out").glob("glue.*")}
+    assert "RuntimeError: &lt;/script>&lt;!--&lt;script>window.pwned=1&lt;/script>" in shown[".md"]
+    assert r"RuntimeError: \textless{}/script\textgreater{}\textless{}!--\textless{}script\textgreater{}" in shown[".tex"]
+    page = (tmp_path / "out" / "dashboard.html").read_text()
+    inlined = sum((REPO / "analysis" / name).read_text().count("<")
+                  for name in ("dashboard.html", "dashboard.css", "dashboard.js"))
+    assert "window.pwned" in page and page.count("<") == inlined, "the data adds no '<' to the page: no tag of its own"

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import compacter
-from experiments.run import RunConfig, make_run_config
-from experiments.backbones import MeanPooling, head_pooling, load_model, pool_mean, resolve
+from experiments.run.config import RunConfig, make_run_config
+from experiments.run.backbones import MeanPooling, head_pooling, load_model, pool_mean, resolve
 from tests.tiny_models import tiny_bert
 
 

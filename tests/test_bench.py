@@ -7,19 +7,22 @@ import math
 import pytest
 import torch
 
-from experiments.bench import MEMORY_STEPS, Workload, default_workload, measure, profile_table, schedule, single_round
-from experiments.bench_report import COLUMNS, ROUND_COLUMNS, pair_line, summarize, verdict, with_ratios, write_outputs
-from experiments.measure import in_fresh_process
+from experiments.bench.efficiency import MEMORY_STEPS, Workload, default_workload, measure, profile_table, schedule, single_round
+from experiments.bench.report import COLUMNS, ROUND_COLUMNS, pair_line, summarize, verdict, with_ratios, write_outputs
+from experiments.bench.measure import in_fresh_process
+from experiments.run.recipe import method_recipe
 from tests.tiny_models import tiny_bert
 
 TINY = Workload(batch=2, source_len=16, target_len=0, steps=1, warmup=1)
-OPTIONS = {"finetune": {}, "compacter": {"reduction_factor": 8, "n": 2}}
+# each method's recipe, its options fitted to the tiny BERT's hidden size
+RECIPES = {"finetune": method_recipe("finetune"),
+           "compacter": method_recipe("compacter", {"method_options": {"reduction_factor": 8, "n": 2}})}
 CPU = torch.device("cpu")
 
 
 def test_measure_gives_complete_rows_with_ratios_to_finetune():
-    rows = [{"round": 0, "backbone": "tiny-bert", **measure(tiny_bert(), method, OPTIONS[method], TINY, CPU)}
-            for method in OPTIONS]
+    rows = [{"round": 0, "backbone": "tiny-bert", **measure(tiny_bert(), recipe, TINY, CPU)}
+            for recipe in RECIPES.values()]
     table = with_ratios(rows)
     assert [list(row) for row in table] == [ROUND_COLUMNS, ROUND_COLUMNS]
     finetune, compacter = table
@@ -35,7 +38,7 @@ def test_measure_gives_complete_rows_with_ratios_to_finetune():
 
 
 def test_measure_without_memory_phase_measures_no_memory():
-    row = measure(tiny_bert(), "finetune", {}, TINY, CPU, memory_phase=False)
+    row = measure(tiny_bert(), RECIPES["finetune"], TINY, CPU, memory_phase=False)
     assert math.isnan(row["peak_mem_mb"]) and row["train_step_s"] > 0 and row["infer_s"] > 0
 
 
@@ -48,7 +51,7 @@ def test_rows_without_a_finetune_baseline_get_nan_ratios():
 
 def test_timed_steps_need_a_step_before_them():
     with pytest.raises(ValueError, match="warmup"):
-        measure(tiny_bert(), "finetune", {}, Workload(2, 16, 0, steps=1, warmup=0), CPU, memory_phase=False)
+        measure(tiny_bert(), RECIPES["finetune"], Workload(2, 16, 0, steps=1, warmup=0), CPU, memory_phase=False)
 
 
 def test_t5_intrinsic_gets_the_minimal_workload_on_cpu_only():

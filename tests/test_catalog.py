@@ -10,7 +10,7 @@ import compacter
 import catalog.tasks as tasks
 from catalog import scoring
 from analysis import names
-from experiments import plan
+from experiments.sweep import plan
 from catalog.methods import METHOD_DIR, method_config
 from catalog.sources import load_splits
 

@@ -1,12 +1,16 @@
 """Config layering (OmegaConf): deep merges, dotted overrides, typed values, errors that name
 the valid keys or the field — through ``make_run_config``, ``--set`` and profiles."""
 
+import json
+
 import pytest
 
 import catalog.profile
-from experiments.run import make_run_config, parse_overrides
+from experiments.run.config import make_run_config
+from experiments.run.layers import parse_overrides
+from experiments.run.recipe import _completed, _completed_in_child, method_recipe
 from catalog.profile import Profile, load_profile
-from experiments.sweep import run_configs
+from experiments.sweep.grid import run_configs
 
 
 # every option of the method's dataclass, as a run's identity records them
@@ -23,7 +27,7 @@ def test_method_yamls_state_only_what_differs_from_the_dataclass_defaults():
 def test_a_partial_method_options_override_keeps_prompt_rs_random_init():
     config = make_run_config("prompt_r", parse_overrides(["method_options={num_tokens: 20}"]))
     assert config.method_options == {"num_tokens": 20, "init": "random"}
-    assert (config.method, config.peft_method) == ("prompt_r", "prompt")
+    assert (config.method, config.library_method) == ("prompt_r", "prompt")
 
 
 def test_profile_layers_deep_merge_method_options():
@@ -75,3 +79,26 @@ def test_a_wrong_type_names_the_field():
     with pytest.raises(ValueError, match=r"compacter option n: Value 'four' .* Integer"):
         make_run_config("compacter", method_options={"n": "four"})
 
+
+
+def test_the_run_applies_the_recipe_the_benchmark_and_the_param_table_apply():
+    assert make_run_config("lora").recipe == method_recipe("lora")
+    prompt_r = method_recipe("prompt_r")
+    assert (prompt_r.library_method, prompt_r.options, prompt_r.learning_rate, prompt_r.add_task_prefix) == (
+        "prompt", {"num_tokens": 100, "init": "random"}, 0.03, True)
+    # a layer changes what it names and keeps the rest, as for a run
+    assert method_recipe("phm", {"method_options": {"reduction_factor": 16}, "epochs": 3}).options == {
+        **ADAPTER_DEFAULTS, "n": 12, "reduction_factor": 16}
+
+
+def test_a_recipe_checks_its_options_wherever_it_is_used():
+    with pytest.raises(ValueError, match="unknown compacter option 'nn'; valid: .*reduction_factor"):
+        method_recipe("compacter", {"method_options": {"nn": 3}})
+
+
+def test_peft_options_completed_in_a_child_process_are_those_completed_here():
+    """What a torch-free process (the sweep's supervisor, make plan) gets for a peft row."""
+    typed = {"peft_config": {"peft_type": "LORA", "r": 4, "target_modules": ["query", "value"]}}
+    assert _completed_in_child("peft", json.dumps(typed)) == _completed("peft", typed)
+    with pytest.raises(ValueError, match="PREFIX_TUNING is a prompt-learning method"):
+        _completed_in_child("peft", json.dumps({"peft_config": {"peft_type": "PREFIX_TUNING"}}))

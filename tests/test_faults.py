@@ -2,7 +2,6 @@
 bad profiles. Each ends with every cell trained once per attempt, every record ok after at most
 one rerun, and no process of the sweep left alive."""
 
-import json
 import os
 import signal
 import subprocess
@@ -15,13 +14,15 @@ import torch
 import yaml
 
 from catalog.record import RunRecord
-from experiments.run import identity_fields, read_record, write_record
-from experiments.sweep import run_configs, load_profile, main as sweep_main, run_sweep
+from catalog.profile import Profile, load_profile
+from experiments.run.records import identity_fields, read_record, write_record
+from experiments.sweep.cli import main as sweep_main
+from experiments.sweep.grid import run_configs
+from experiments.sweep.supervisor import run_sweep
 from tests.conftest import REPO, assert_session_ends
-from tests.test_sweep import local_data  # noqa: F401 — the fixture
+from tests.tiny_runs import TINY_COMPACTER, TINY_SETTINGS
 
-TINY = {"wandb_mode": "disabled", "save_trained_weights": False, "batch_size": 16, "warmup_steps": 0,
-        "max_source_length": 32, "accelerator": "cpu", "epochs": 1,
+TINY = {**TINY_SETTINGS, "accelerator": "cpu", "epochs": 1,
         "resume_checkpoint_interval_s": 0}  # these epochs last a second: a resume point after each
 # a step and a checkpoint per epoch: long enough that both workers of a 2-job sweep are caught mid-run
 # even when one starts seconds after the other (16 epochs were not, on a loaded VM), short on rerun
@@ -35,7 +36,7 @@ def write_profile(tmp_path, name, backbone, seeds, long_seeds=()):
         [{**block, "seeds": list(long_seeds), "settings": LONG}] if long_seeds else [])
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"description": "faults", "runs": runs, "defaults": TINY,
-                                    "methods": {"compacter": {"method_options": {"reduction_factor": 8, "n": 4}}}}))
+                                    "methods": {"compacter": {"method_options": TINY_COMPACTER}}}))
     return path
 
 
@@ -142,11 +143,9 @@ def test_sigterm_to_the_sweep_stops_its_workers_within_the_grace_and_the_rerun_r
 
 
 def tiny_profile(backbone, seeds, **settings):
-    from experiments.sweep import Profile
-
     return Profile(name="corrupt", description="", blocks=[
         {"backbones": [backbone], "methods": ["compacter"], "tasks": ["rte"], "train_sizes": [16], "seeds": seeds}],
-        defaults={**TINY, **settings}, method_settings={"compacter": {"method_options": {"reduction_factor": 8, "n": 4}}})
+        defaults={**TINY, **settings}, method_settings={"compacter": {"method_options": TINY_COMPACTER}})
 
 
 @pytest.mark.slow(seconds=1)
@@ -236,24 +235,3 @@ def test_the_plan_piped_into_a_reader_that_stops_ends_quietly():
     plan.stdout.close()  # `| head` that has read what it wanted: every write now fails with EPIPE
     _, err = plan.communicate(timeout=300)
     assert (plan.returncode, err.decode()) == (0, "")
-
-
-@pytest.mark.slow
-def test_hostile_text_in_a_record_stays_text_in_every_report(tmp_path):
-    from analysis.build_reports import main as build_reports
-    from tests.test_analysis_reports import SWEEP, run
-
-    hostile = "</script><!--<script>window.pwned=1</script>"
-    (tmp_path / "results").mkdir()
-    failed = {**run("compacter", "rte", 3, 0.0, status="failed"), "error": f"RuntimeError: {hostile}"}
-    for record in [*SWEEP, failed]:
-        (tmp_path / "results" / f"{record['run_id']}.json").write_text(json.dumps(record))
-    assert build_reports(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "out"),
-                          "--profile", "cpu"]) == 0
-    shown = {path.suffix: path.read_text() for path in (tmp_path / "out").glob("glue.*")}
-    assert "RuntimeError: &lt;/script>&lt;!--&lt;script>window.pwned=1&lt;/script>" in shown[".md"]
-    assert r"RuntimeError: \textless{}/script\textgreater{}\textless{}!--\textless{}script\textgreater{}" in shown[".tex"]
-    page = (tmp_path / "out" / "dashboard.html").read_text()
-    inlined = sum((REPO / "analysis" / name).read_text().count("<")
-                  for name in ("dashboard.html", "dashboard.css", "dashboard.js"))
-    assert "window.pwned" in page and page.count("<") == inlined, "the data adds no '<' to the page: no tag of its own"

@@ -14,8 +14,8 @@ import torch
 from safetensors.torch import load_file
 
 import compacter
-from experiments.backbones import load_model, load_tokenizer, resolve
-from experiments.training import build_data
+from experiments.run.backbones import load_model, load_tokenizer, resolve
+from experiments.run.training import build_data
 from lightning_modules.module import TaskModule
 from catalog.scoring import stsb_target
 from catalog.tasks import get_task

@@ -11,13 +11,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from experiments.run import main as run_main, make_run_config, run
+from experiments.run.cli import main as run_main
+from experiments.run.config import make_run_config
+from experiments.run.execute import run
 from tests.conftest import REPO
+from tests.tiny_runs import TINY_COMPACTER, TINY_SETTINGS
 
 pytestmark = pytest.mark.slow  # trains models: make test-fast leaves these out
 
-SETTINGS = dict(batch_size=16, eval_batch_size=64, warmup_steps=0, max_source_length=64, learning_rate=1e-2,
-                method_options={"reduction_factor": 8, "n": 4}, wandb_mode="disabled", accelerator="cpu",
+# the trained weights kept (the DDP test compares them), RTE's longer inputs
+SETTINGS = dict(TINY_SETTINGS, save_trained_weights=True, eval_batch_size=64, max_source_length=64, learning_rate=1e-2,
+                method_options=TINY_COMPACTER, accelerator="cpu",
                 resume_checkpoint_interval_s=0)  # these epochs last a second: a resume point after each
 
 

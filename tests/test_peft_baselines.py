@@ -253,7 +253,7 @@ def test_lora_target_that_matches_nothing_fails_loudly():
      12 * 3 * 2 * 8 * (768 + 768), None),
 ])
 def test_t5_base_trainable_share_matches_the_paper(method, options, trainable, paper_percent):
-    from experiments.backbones import t5_base_from_config
+    from experiments.run.backbones import t5_base_from_config
     count = compacter.count_parameters(compacter.apply(t5_base_from_config("meta"), method, **options))
     assert count.trainable == trainable
     if paper_percent is not None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from compacter.phm import PHMLinear
-from experiments.phm_microbench import paths, report, run
+from experiments.bench.phm_microbench import paths, report, run
 
 TOKENS = (2, 8)  # batch × sequence: the paths' results and the rows do not depend on the size
 
@@ -54,6 +54,6 @@ def test_a_tiny_run_reports_every_shape_and_dividing_n_with_the_path_the_layer_t
     text = report(rows, ["--repeats", "1"], threads=1, tokens=TOKENS)
     table = [line for line in text.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + len(rows) and "| 2048 → 2048 |" in table[-1]
-    assert "- Input: 2 × 8 tokens;" in text and "`python -m experiments.phm_microbench --repeats 1`" in text
+    assert "- Input: 2 × 8 tokens;" in text and "`python -m experiments.bench.phm_microbench --repeats 1`" in text
     verdict = text.split("**Which path `PHMLinear` uses:** ")[1]
     assert "no case" not in verdict  # both paths measured: a ratio span for each

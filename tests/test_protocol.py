@@ -7,11 +7,12 @@ import json
 import pytest
 
 from catalog.record import RunRecord
-from experiments import plan
-from experiments.run import identity_fields, write_record
-from experiments.run import make_run_config
+from experiments.run.config import make_run_config
+from experiments.run.records import identity_fields, write_record
+from experiments.sweep import plan
 from catalog.profile import Profile, load_profile
-from experiments.sweep import main, run_configs
+from experiments.sweep.cli import main
+from experiments.sweep.grid import run_configs
 from catalog.record import lr_schedule
 from tests.conftest import once_per_session
 from catalog.sources import load_splits
@@ -71,7 +72,7 @@ def test_beyond_the_paper_rows_run_every_full_data_cell_of_tables_1_2_and_nothin
         sorted((m, t, None) for m in BEYOND for t in PAPER_EPOCHS)
     for c in beyond:
         assert (c.learning_rate, c.batch_size, c.epochs, c.seed) == (BEYOND[c.method], 100, PAPER_EPOCHS[c.task], 42)
-        assert c.peft_method == "peft" and "peft_version" not in c.method_options["peft_config"], c.run_id
+        assert c.library_method == "peft" and "peft_version" not in c.method_options["peft_config"], c.run_id
 
 
 def test_every_paper_run_uses_the_papers_schedule_data_seed_and_lengths(paper):
@@ -168,7 +169,7 @@ def test_lr_schedule_is_the_papers_unless_clamped_or_a_ratio():
 def test_data_seed_draws_the_splits_and_seed_the_batch_order(shared_data, tmp_path):
     from transformers import AutoTokenizer
 
-    from experiments.backbones import minilm_path
+    from experiments.run.backbones import minilm_path
     from lightning_modules.datamodule import TaskDataModule
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())

@@ -5,8 +5,8 @@ import subprocess
 
 from analysis.readme import describe_provenance
 from analysis.records import normalise, to_frame
-from experiments.provenance import data_provenance, git_state, provenance
-from experiments.run import make_run_config
+from experiments.run.provenance import data_provenance, git_state, provenance
+from experiments.run.config import make_run_config
 
 
 def git(root, *args):

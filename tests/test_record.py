@@ -63,7 +63,7 @@ class FakeExperiment:
 
 
 def test_wandb_summary_carries_the_dashboard_fields():
-    from experiments.run import finish_wandb
+    from experiments.run.tracking import finish_wandb
 
     logger = type("FakeLogger", (), {"experiment": FakeExperiment()})()
     record = RunRecord(**IDENTITY, config={"batch_size": 16, "accumulate_grad_batches": 2}, epochs=5,

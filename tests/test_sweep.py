@@ -12,22 +12,19 @@ import yaml
 
 from analysis.build_reports import main as build_reports
 from catalog.profile import Profile, load_profile
-from experiments.run import make_run_config
-from experiments.sweep import (SlurmOptions, profile_digest, run_configs, run_sweep, with_step_budget,
-                               worker_threads)
-from experiments.wandb_sweep import agent_run, sweep_definition
-from experiments.wandb_sweep import main as wandb_sweep_main
+from experiments.run.config import make_run_config
+from experiments.sweep.grid import profile_digest, run_configs, with_step_budget
+from experiments.sweep.local import worker_threads
+from experiments.sweep.slurm import SlurmOptions
+from experiments.sweep.supervisor import run_sweep
+from experiments.sweep.wandb_sweep import agent_run, sweep_definition
+from experiments.sweep.wandb_sweep import main as wandb_sweep_main
 from tests.conftest import REPO, assert_session_ends
+from tests.tiny_runs import TINY_COMPACTER, TINY_SETTINGS
 
 
-@pytest.fixture
-def local_data(shared_data, monkeypatch):
-    monkeypatch.setenv("GLUE_DIR", str(shared_data / "glue"))
-    monkeypatch.setenv("SUPERGLUE_DIR", str(shared_data / "superglue"))
-
-
-TINY_DEFAULTS = {"wandb_mode": "disabled", "epochs": 1, "save_trained_weights": False}
-TINY_COMPACTER = {"compacter": {"method_options": {"reduction_factor": 8, "n": 4}}}  # fits hidden size 32
+TINY_DEFAULTS = {**TINY_SETTINGS, "epochs": 1}
+TINY_METHODS = {"compacter": {"method_options": TINY_COMPACTER}}
 
 
 def records(directory):
@@ -45,12 +42,12 @@ def test_the_smoke_grid_runs_resumes_after_a_kill_and_builds_tables(local_data, 
     path = tmp_path / "tiny-smoke.yaml"
     path.write_text(yaml.safe_dump({"runs": [{**smoke.blocks[0], "backbones": [tiny_checkpoints["bert"]]}],
                                     "defaults": {**smoke.defaults, "wandb_mode": "offline", "max_source_length": 64},
-                                    "methods": TINY_COMPACTER}))
+                                    "methods": TINY_METHODS}))
     profile = load_profile(str(path))
     results = tmp_path / "results" / profile.name
     order = [c.run_id for c in run_configs(profile)]
     # its worker trains on the one thread OMP_NUM_THREADS sets (one_thread_per_run), as this test's other runs
-    sweep_in_a_process = ("from catalog.profile import load_profile; from experiments.sweep import run_sweep; "
+    sweep_in_a_process = ("from catalog.profile import load_profile; from experiments.sweep.supervisor import run_sweep; "
                           f"run_sweep(load_profile({str(path)!r}))")
     process = subprocess.Popen([sys.executable, "-c", sweep_in_a_process], cwd=tmp_path, start_new_session=True,
                                env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.DEVNULL)
@@ -113,7 +110,7 @@ def test_two_runs_in_one_worker_each_carry_their_own_peak_memory(local_data, tin
     profile = Profile(name="memory", description="", blocks=[
         {"backbones": ["minilm"], "methods": ["finetune"], "tasks": ["cb"], "train_sizes": [16], "seeds": [1]},
         {"backbones": [tiny_berts["no_dropout"]], "methods": ["compacter"], "tasks": ["rte"], "train_sizes": [16],
-         "seeds": [1]}], defaults=TINY_DEFAULTS, method_settings=TINY_COMPACTER)
+         "seeds": [1]}], defaults=TINY_DEFAULTS, method_settings=TINY_METHODS)
     assert run_sweep(profile, jobs=1, results_dir=str(tmp_path)) == []
     big, tiny = (records(tmp_path)[c.run_id] for c in run_configs(profile, results_dir=str(tmp_path)))
     assert big["peak_mem_kind"] == tiny["peak_mem_kind"] == "cpu_rss_sampled"
@@ -125,7 +122,7 @@ def test_a_slurm_sweep_through_submitit_writes_the_same_records(local_data, tiny
     """submitit's local executor: each pending run is one array task in its own process."""
     profile = Profile(name="slurm", description="", blocks=[
         {"backbones": [tiny_berts["no_dropout"]], "methods": ["compacter"], "tasks": ["rte"], "train_sizes": [16],
-         "seeds": [1, 2]}], defaults=TINY_DEFAULTS, method_settings=TINY_COMPACTER)
+         "seeds": [1, 2]}], defaults=TINY_DEFAULTS, method_settings=TINY_METHODS)
     first = run_configs(profile, results_dir=str(tmp_path))[0]
     options = SlurmOptions(cluster="local", gpus_per_run=0, cpus_per_run=1, time_min=10)
     assert run_sweep(profile, launcher="slurm", slurm=options, results_dir=str(tmp_path)) == []
@@ -144,7 +141,7 @@ def test_wandb_sweep_definition_is_the_profile_grid(tmp_path):
     definition = sweep_definition("paper-lite")
     assert definition["method"] == "grid"
     assert definition["parameters"]["cell"]["values"] == list(range(len(list(profile.cells()))))
-    assert "experiments.wandb_sweep" in definition["command"]
+    assert "experiments.sweep.wandb_sweep" in definition["command"]
     out = tmp_path / "sweep.yaml"
     assert wandb_sweep_main(["--profile", "paper-lite", "--out", str(out)]) == 0
     assert yaml.safe_load(out.read_text()) == definition
@@ -199,8 +196,6 @@ def test_the_cpu_profile_runs_five_seeds_each_drawing_its_subset_with_a_curve_of
 
 
 def test_a_step_budget_validates_every_few_steps_when_its_epochs_cannot_hold_the_validations():
-    from experiments.sweep import with_step_budget
-
     config = make_run_config("compacter", train_size=1000, batch_size=8)
     assert (with_step_budget(config, 250, 10).epochs, with_step_budget(config, 250, 10).val_check_steps) == (2, 25)
     assert with_step_budget(config, 250, 2).val_every_n_epochs == 1  # whole epochs: validated at their ends

@@ -7,9 +7,9 @@ import types
 
 import pytest
 
-from experiments.workers import supervise
+from experiments.sweep.workers import supervise
 
-PRELOAD = ["experiments.training"]  # the sweep's (the first call in a process sets the server's preload)
+PRELOAD = ["experiments.run.training"]  # the sweep's (the first call in a process sets the server's preload)
 
 
 def report(job):

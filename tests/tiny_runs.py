@@ -12,15 +12,21 @@ from pathlib import Path
 import torch
 
 from catalog.record import RunRecord
-from experiments.run import RunConfig, make_run_config, run
+from experiments.run.config import RunConfig, make_run_config
+from experiments.run.execute import run
 
-FAST = dict(batch_size=16, eval_batch_size=128, warmup_steps=0, max_source_length=32,
-            wandb_mode="disabled", save_trained_weights=False)
+# What every tiny run shares (the runs here, the sweeps and fault tests' profiles, the long runs):
+# nothing to W&B or to disk beyond the record, a batch the tiny models take in well under a second,
+# no warm-up to outlast a few epochs. TINY_COMPACTER: Compacter's options that fit hidden size 32.
+TINY_SETTINGS = dict(batch_size=16, warmup_steps=0, max_source_length=32, wandb_mode="disabled",
+                     save_trained_weights=False)
+TINY_COMPACTER = {"reduction_factor": 8, "n": 4}
+FAST = dict(TINY_SETTINGS, eval_batch_size=128)
 
 LEARNS = {
     "finetune": dict(learning_rate=1e-3, epochs=3),
     "adapter": dict(learning_rate=1e-2, epochs=3, method_options={"reduction_factor": 8}),
-    "compacter": dict(learning_rate=1e-2, epochs=3, method_options={"reduction_factor": 8, "n": 4}),
+    "compacter": dict(learning_rate=1e-2, epochs=3, method_options=TINY_COMPACTER),
     "bitfit": dict(learning_rate=3e-2, epochs=3),
     # peft's rows, each at its YAML's settings but a tiny model's rate
     "lora": dict(learning_rate=1e-2, epochs=3),

@@ -1,8 +1,8 @@
 """`make bench`: training-step time, peak memory and eval latency of every method, × finetune.
 
 For each round, backbone and method a FRESH child process (``--child``) builds the
-backbone, applies the method with its default options (``configs/methods/<method>.yaml``)
-and, on one fixed batch of seeded random token ids, runs
+backbone, applies the method's recipe (``experiments.run.recipe``: its YAML's options, completed
+and checked, and its learning rate) and, on one fixed batch of seeded random token ids, runs
 
 1. in the first ``--memory-rounds`` round(s) only, a memory phase: two training steps (the
    second is the first to hold AdamW state) and one eval forward; its peak is ``peak_mem_mb``;
@@ -25,7 +25,7 @@ differences between methods (reports/budgets.md), so every round runs every meth
 finetune included, and a ratio divides by finetune of the same backbone in the same round.
 Even rounds run the methods forward (finetune first), odd ones reversed (finetune last): a
 drift in machine speed over the invocation cancels out of the ratios (``schedule``). Per
-method (``experiments.bench_report``): medians over the rounds, and each time ratio's range
+method (``experiments.bench.report``): medians over the rounds, and each time ratio's range
 (min–max) over the rounds, flagged faster / slower than finetune where the range excludes 1.0
 and indistinguishable where it includes it; methods whose ranges overlap are indistinguishable
 from each other. The range, not an IQR: the range of n independent rounds contains the median
@@ -64,11 +64,11 @@ import torch
 
 import catalog
 import compacter
-from experiments.bench_report import write_outputs
-from catalog.methods import method_config
-from experiments.backbones import load_model, resolve, t5_base_from_config
-from experiments.measure import (in_fresh_process, keep_freed_memory, peak_rss_mb, pick_device, report_to_parent,
+from experiments.bench.measure import (in_fresh_process, keep_freed_memory, peak_rss_mb, pick_device, report_to_parent,
                                  set_threads, timed, wait_until_quiet)
+from experiments.bench.report import write_outputs
+from experiments.run.backbones import load_model, resolve, t5_base_from_config
+from experiments.run.recipe import Recipe, method_recipe
 
 ROUNDS = 3  # of fresh processes per method: the docstring's time budget
 MEMORY_STEPS = 2  # the second training step is the first with AdamW state: the steady-state peak
@@ -166,10 +166,10 @@ def make_train_step(model: torch.nn.Module, batch: dict, learning_rate: float) -
     return train_step
 
 
-def measure(model: torch.nn.Module, method: str, options: dict, workload: Workload, device: torch.device,
-            learning_rate: float = 3e-4, switch_allocator: bool = False, memory_phase: bool = True,
-            library_method: str | None = None) -> dict:
-    """Apply ``method`` to ``model``, run the phases; one result row without the ratios.
+def measure(model: torch.nn.Module, recipe: Recipe, workload: Workload, device: torch.device,
+            switch_allocator: bool = False, memory_phase: bool = True) -> dict:
+    """Apply the method ``recipe`` to ``model``, run the phases at its learning rate; one result row
+    without the ratios.
 
     ``memory_phase`` False: none, ``peak_mem_mb`` NaN (the benchmark measures memory in its first
     round only). ``switch_allocator``: the process started in glibc's exact mode (``FRESH_ENV``);
@@ -178,10 +178,10 @@ def measure(model: torch.nn.Module, method: str, options: dict, workload: Worklo
     if workload.steps < 1 or workload.warmup + memory_phase * MEMORY_STEPS < 1:
         raise ValueError(f"need steps ≥ 1 and a training step before the timed ones (warmup ≥ 1 without the "
                          f"memory phase: the first step creates AdamW's state), got {workload}")
-    compacter.apply(model, library_method or method, **options)  # a method config may name another (lora: peft)
+    recipe.apply(model)
     model.to(device)
     batch = make_batch(model, workload, device)
-    train_step, inputs = make_train_step(model, batch, learning_rate), eval_inputs(model, batch)
+    train_step, inputs = make_train_step(model, batch, recipe.learning_rate), eval_inputs(model, batch)
 
     def eval_forward() -> None:
         with torch.no_grad():
@@ -195,7 +195,7 @@ def measure(model: torch.nn.Module, method: str, options: dict, workload: Worklo
     train_times = timed(train_step, workload.warmup + workload.steps, device)
     model.eval()
     infer_times = timed(eval_forward, 1 + workload.steps, device)
-    return {"method": method, "device": device.type, "threads": torch.get_num_threads(),
+    return {"method": recipe.name, "device": device.type, "threads": torch.get_num_threads(),
             "trainable_params": compacter.count_parameters(model).trainable,
             "train_step_s": statistics.median(train_times[-workload.steps:]), "peak_mem_mb": peak,
             "infer_s": statistics.median(infer_times[1:]), "rss_before_train_mb": rss_before,
@@ -226,21 +226,12 @@ DEFAULT_METHODS = ("finetune", "adapter", "pfeiffer", "adapterdrop", "lowrank", 
                    "bitfit", "prompt", "intrinsic", "lora")
 
 
-def method_settings(method: str) -> tuple[str, dict, float]:
-    """The library method, its options and the learning rate of a method config
-    (``configs/methods/<method>.yaml``; ``lora.yaml`` names the library method ``peft``)."""
-    config = method_config(method)
-    return (config.get("method", method), dict(config.get("method_options") or {}),
-            float(config.get("learning_rate", 3e-4)))
-
-
 def child(backbone: str, method: str, workload: Workload, memory_phase: bool) -> dict:
     """The body of one fresh process: seed, build, measure."""
     set_threads()
     torch.manual_seed(0)
-    library, options, learning_rate = method_settings(method)
-    row = measure(build_backbone(backbone), method, options, workload, pick_device(), learning_rate,
-                  switch_allocator=True, memory_phase=memory_phase, library_method=library)
+    row = measure(build_backbone(backbone), method_recipe(method), workload, pick_device(), switch_allocator=True,
+                  memory_phase=memory_phase)
     return {"backbone": backbone, **row}
 
 
@@ -251,10 +242,10 @@ def profile_table(backbone: str, method: str, workload: Workload, rows: int = 25
     set_threads()
     torch.manual_seed(0)
     device = pick_device()
-    library, options, learning_rate = method_settings(method)
-    model = compacter.apply(build_backbone(backbone), library, **options).to(device).train()
+    recipe = method_recipe(method)
+    model = recipe.apply(build_backbone(backbone)).to(device).train()
     batch = make_batch(model, workload, device)
-    train_step = make_train_step(model, batch, learning_rate)
+    train_step = make_train_step(model, batch, recipe.learning_rate)
 
     timed(train_step, MEMORY_STEPS + workload.warmup, device)  # as many steps as precede a measurement's
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -284,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", nargs="+", default=["minilm", "t5-base"], help="minilm, t5-base or a checkpoint")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
-                        help="method configs (experiments/configs/methods/); finetune is always measured too")
+                        help="method configs (catalog/configs/methods/); finetune is always measured too")
     parser.add_argument("--rounds", type=int, default=ROUNDS,
                         help=f"rounds of fresh processes, every method in each (default {ROUNDS}; see the docstring)")
     parser.add_argument("--memory-rounds", type=int, default=1,
@@ -338,6 +329,3 @@ def main(argv: list[str] | None = None) -> None:
     print(f"[bench] wrote {args.out / 'efficiency.csv'}, {args.out / 'efficiency_rounds.csv'} and "
           f"{args.out / 'efficiency.md'}", file=sys.stderr)
 
-
-if __name__ == "__main__":
-    main()

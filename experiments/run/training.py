@@ -4,7 +4,7 @@ While the run trains, ``<results>/checkpoints/<run_id>/`` holds the best checkpo
 test) and ``last.ckpt``, written after an epoch (at most every ``resume_checkpoint_interval_s``
 seconds) with the full training state (trained tensors only, optimizer, scheduler, loop
 counters, RNG and batch-order state): a killed run that is started again continues from it.
-``experiments.run`` deletes the folder once the record is written. With ``devices > 1``
+``experiments.run.execute`` deletes the folder once the record is written. With ``devices > 1``
 Lightning's DDP runs one process per device; the caller writes the record on rank zero only.
 """
 
@@ -31,11 +31,12 @@ from lightning.pytorch.strategies.launchers.subprocess_script import _Subprocess
 import compacter
 from catalog.chance import majority_scores
 from catalog.tasks import get_task
-from experiments.backbones import load_model, load_tokenizer, resolve
+from experiments.run.backbones import load_model, load_tokenizer, resolve
 from lightning_modules.datamodule import TaskDataModule
 from lightning_modules.module import TaskModule
 from catalog import task_score
 from catalog.record import optimizer_steps
+from experiments.run.records import quarantine
 from lightning_modules.trainer import RngState, TrainingStats, build_trainer, checkpoint_callbacks
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,6 @@ def discard_unloadable(path: Path, config) -> str | None:
         torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         return None
     except Exception as error:  # noqa: BLE001 — whatever makes it unloadable, the run starts over
-        from experiments.run import quarantine
-
         moved = quarantine(path, config)
         reason = f"{path} did not load ({type(error).__name__}: {error}); moved to {moved}, the run started over"
         log.warning(reason)
@@ -233,7 +232,7 @@ def build_data(config, task, backbone, tokenizer) -> TaskDataModule:
 def build_model(config, task, backbone):
     """The pretrained backbone (with the task's head for encoders), the method applied."""
     model = load_model(backbone, task.encoder_head, num_labels=max(len(task.labels), 1), pooling=config.pooling)
-    return compacter.apply(model, config.peft_method or config.method, **config.method_options)
+    return config.recipe.apply(model)
 
 
 def build_module(config, task, model, tokenizer) -> TaskModule:

@@ -8,9 +8,8 @@ import csv
 import math
 import statistics
 from pathlib import Path
-from string import Template
 
-from experiments.measure import command_line, machine, now
+from experiments.bench.measure import command_line, machine, now
 
 ROUND_COLUMNS = ["round", "backbone", "method", "device", "threads", "trainable_params", "train_step_s",
                  "train_step_ratio", "peak_mem_mb", "peak_mem_ratio", "infer_s", "infer_ratio", "rss_before_train_mb",
@@ -30,24 +29,26 @@ COLUMNS = ["backbone", "method", "device", "threads", "trainable_params", "round
 PAIRS = [("compacter", "compacterpp"), ("adapter", "compacter"), ("adapter", "compacterpp")]
 WORKLOAD_COLUMNS = ("batch", "source_len", "target_len", "steps", "warmup")  # efficiency.md states them once
 
-# efficiency.md. A backslash at a line's end joins it with the next: one Markdown line per paragraph.
-REPORT = Template("""\
+# A backslash at a line's end joins it with the next: one Markdown line per paragraph.
+def report_text(*, command, coverage, cpu, date, devices, memory_rounds, memory_steps, minutes, os, pairs, python, rounds, table, threads, torch, transformers, workloads) -> str:
+    """efficiency.md: machine, date, command, the rules the numbers follow, pairs, table."""
+    return f"""\
 # Efficiency benchmark
 
-- Date: $date; wall time $minutes min
-$command
-- Machine: $cpu; $os; Python $python, torch $torch, transformers $transformers
-- Device: $devices; torch threads: $threads (all cores of the process)
-- Rounds: $rounds, each running every method in a fresh process, forward (finetune first) in rounds \
+- Date: {date}; wall time {minutes} min
+{command}
+- Machine: {cpu}; {os}; Python {python}, torch {torch}, transformers {transformers}
+- Device: {devices}; torch threads: {threads} (all cores of the process)
+- Rounds: {rounds}, each running every method in a fresh process, forward (finetune first) in rounds \
 0, 2, … and reversed (finetune last) in rounds 1, 3, …, so that a drift in machine speed cancels out of \
-the ratios; the memory phase runs in the first $memory_rounds round(s) (memory is deterministic)
-$workloads
+the ratios; the memory phase runs in the first {memory_rounds} round(s) (memory is deterministic)
+{workloads}
 
 Ratios divide by `finetune` of the same backbone **in the same round**; `train_step_s`, `infer_s`, \
 `peak_mem_mb` and every ratio are medians over the `rounds` that measured them. \
 `train_step_ratio_lo`–`_hi` and `infer_ratio_lo`–`_hi`: the ratio's range (min–max) over the rounds; \
 for n independent rounds it contains the median ratio with probability 1 − 2^(1−n) (here \
-$coverage). `train_vs_finetune` / `infer_vs_finetune`: faster or slower where the \
+{coverage}). `train_vs_finetune` / `infer_vs_finetune`: faster or slower where the \
 range lies entirely below or above 1.0, indistinguishable where it includes 1.0. `train_overlaps`: \
 the other methods whose train-step ratio range overlaps this one's — indistinguishable from it. \
 Per-round values: `efficiency_rounds.csv`.
@@ -56,17 +57,17 @@ Per-round values: `efficiency_rounds.csv`.
 `infer_s`: one forward of the batch, `model.eval()`, `torch.no_grad()` (teacher-forced for T5). \
 `peak_mem_mb`: CUDA: `torch.cuda.max_memory_allocated`; CPU: the process's peak RSS (`ru_maxrss`, \
 nothing subtracted: interpreter, torch, weights, activations, gradients, AdamW state) up to the end of \
-the memory phase ($memory_steps training steps + 1 eval forward), run with glibc's mmap threshold \
+the memory phase ({memory_steps} training steps + 1 eval forward), run with glibc's mmap threshold \
 fixed at 1 MiB so that freed tensors are unmapped at once and RSS follows the live tensors. The timed \
 steps then keep freed memory for reuse (no page faults per step), which grows the heap: \
 `peak_rss_total_mb` is the whole-life peak RSS including them. `rss_before_train_mb`: peak RSS \
 with the backbone built and adapted, before the first step. `other_load`: the most cores other \
 processes used while one of the row's processes ran — wall-clock times are inflated where it is not ≈ 0.
 
-$pairs## Table
+{pairs}## Table
 
-$table
-""")
+{table}
+"""
 
 
 def with_ratios(rows: list[dict]) -> list[dict]:
@@ -173,7 +174,7 @@ def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
 def write_outputs(out: Path, rows: list[dict], argv: list[str], elapsed: float, rounds: int, memory_rounds: int,
                   memory_steps: int, single: list[str]) -> None:
     """efficiency_rounds.csv (one row per round, backbone and method), efficiency.csv (one per
-    backbone and method: ``summarize``) and efficiency.md (``REPORT``: machine, date, command, rules,
+    backbone and method: ``summarize``) and efficiency.md (``report_text``: machine, date, command, rules,
     pairs, table). ``single``: the (backbone, method)s measured in the first round only, as
     ``"`backbone` method"``; ``memory_steps``: the training steps of the memory phase."""
     from tabulate import tabulate  # parent only: a child's peak RSS holds every module it imports
@@ -189,7 +190,7 @@ def write_outputs(out: Path, rows: list[dict], argv: list[str], elapsed: float, 
         workloads.append(f"- In the first round only (memory phase, then one timed step): {', '.join(single)}")
     pairs = pair_lines(summary)
     info = machine()
-    (out / "efficiency.md").write_text(REPORT.substitute(
+    (out / "efficiency.md").write_text(report_text(
         date=now(), minutes=f"{elapsed / 60:.1f}", command=command_line("experiments.bench", argv),
         cpu=info["cpu"], os=info["os"], python=info["python"], torch=info["torch"],
         transformers=info["transformers"], devices=", ".join(sorted({row["device"] for row in rows})),

@@ -15,7 +15,7 @@ intermediate ones (256 → 256, 1024 → 1024) to place the switch between the p
 same size is the reference (left out at 4096 → 4096: it costs what building W costs).
 Median of repeats after warm-up. Writes ``reports/phm_microbench.md``.
 
-    python -m experiments.phm_microbench [--repeats 25] [--out reports]
+    python -m experiments.bench.phm_microbench [--repeats 25] [--out reports]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import torch
 from tabulate import tabulate
 
 from compacter.phm import PHMLinear, kronecker_sum, phm_factored
-from experiments.measure import (command_line, keep_freed_memory, machine, now, other_load_meter, set_threads, timed,
+from experiments.bench.measure import (command_line, keep_freed_memory, machine, now, other_load_meter, set_threads, timed,
                                  wait_until_quiet)
 
 TOKENS = (32, 128)
@@ -128,7 +128,7 @@ def report(rows: list[dict], argv: list[str], threads: int, tokens: tuple[int, i
     lines = [
         "# PHM layer micro-benchmark", "",
         f"- Date: {now()}",
-        command_line("experiments.phm_microbench", argv),
+        command_line("experiments.bench.phm_microbench", argv),
         f"- Machine: {info['cpu']}; {info['os']}; torch {info['torch']}, {threads} threads, CPU",
         f"- Input: {tokens[0]} × {tokens[1]} tokens; times in ms, median of `repeats` after 2 warm-up calls "
         "(none at 4096 → 4096): forward + backward (input and weight gradients; bias left out but in the layer), "

@@ -1,7 +1,7 @@
 """What a run was made with, for its record: the versions of the libraries that decide its
 numbers, the project's git commit and whether the working tree had changes, and the data —
 each local file read with its sha256, or the Hub dataset with the revisions in the local
-cache. The hardware is the record's ``machine`` (``experiments.run.machine_info``).
+cache. The hardware is the record's ``machine`` (``experiments.run.machine``).
 
 Anything that cannot be found (not a git checkout, a missing file) is recorded as None with
 the reason, never guessed, and never fails the run.

@@ -1,5 +1,6 @@
 """A profile's plan as data: every run's resolved config, optimizer steps, warm-up and status.
 
+    python -m experiments.sweep --profile paper --dry-run            # one line per run
     python -m experiments.sweep --profile paper --dry-run --json     # one JSON object per line
     make plan PROFILE=paper FORMAT=jsonl
 
@@ -17,7 +18,10 @@ from typing import Any
 
 from catalog.record import lr_schedule, optimizer_steps as count_optimizer_steps
 from catalog.tasks import get_task
-from experiments.run import RunConfig, record_status
+from catalog.profile import Profile
+from experiments.run.config import RunConfig
+from experiments.run.records import record_status
+from experiments.sweep.checks import checked_configs
 
 
 def full_train_examples(task: str) -> int:
@@ -59,3 +63,17 @@ def plan_entry(config: RunConfig) -> dict[str, Any]:
 
 def plan_lines(configs: list[RunConfig]) -> list[str]:
     return [json.dumps(plan_entry(config), sort_keys=True) for config in configs]
+
+
+def print_plan(profile: Profile, as_json: bool) -> None:
+    configs = checked_configs(profile)
+    if as_json:
+        print("\n".join(plan_lines(configs)))
+        return
+    states = [record_status(config) for config in configs]
+    for config, state in zip(configs, states):
+        print(f"{state:<7} {config.run_id}  lr={config.learning_rate:g} epochs={config.epochs} "
+              f"batch={config.batch_size}")
+    print(f"{len(configs)} runs in profile {profile.name} ({states.count('ok')} done); "
+          f"records go to results/{profile.name}/")
+

@@ -1,5 +1,6 @@
-"""Measuring on a machine other processes share: what the efficiency benchmark (``experiments.bench``)
-and the PHM micro-benchmark (``experiments.phm_microbench``) both rest on.
+"""Measuring on a machine other processes share: what the efficiency benchmark
+(``experiments.bench.efficiency``) and the PHM micro-benchmark (``experiments.bench.phm_microbench``)
+both rest on.
 
 Threads, glibc's heap (how freed tensor memory is kept), the time of each call, peak RSS, the
 load other processes put on the machine (psutil), a measurement in a fresh interpreter (the
@@ -25,6 +26,8 @@ from typing import Callable
 
 import psutil
 import torch
+
+from experiments.run.machine import machine_info
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt(3) parameter numbers
 # A fresh process starts quiet and in glibc's exact mode: a fixed 1 MiB mmap threshold unmaps a freed
@@ -133,9 +136,7 @@ def in_fresh_process(module: str, args: list[str]) -> Fresh:
 
 def machine() -> dict[str, str]:
     """The run records' ``machine_info``, with what the benchmark reports add: core count, OS, transformers."""
-    import transformers
-
-    from experiments.run import machine_info  # parent only: children import nothing they do not measure
+    import transformers  # parent only: a child's peak RSS holds every module it imports
 
     info = machine_info()
     gpu = "" if info["device"] == "cpu" else f"; GPU: {info['device']}"

@@ -19,8 +19,9 @@ import torch
 
 import catalog
 import compacter
-from experiments.backbones import load_model, resolve, t5_base_from_config
-from catalog.methods import method_config
+from experiments.run.backbones import load_model, resolve, t5_base_from_config
+from experiments.run.recipe import method_recipe
+
 
 def build(backbone: str) -> torch.nn.Module:
     if backbone == "t5-base":
@@ -32,8 +33,7 @@ def param_rows(backbones: list[str], methods: list[str]) -> pd.DataFrame:
     rows = []
     for backbone in backbones:
         for method in methods:
-            config = method_config(method)
-            model = compacter.apply(build(backbone), config.get("method", method), **config.get("method_options", {}))
+            model = method_recipe(method).apply(build(backbone))
             count = compacter.count_parameters(model)
             saved = sum(t.numel() * t.element_size() for t in compacter.trained_state_dict(model).values())
             rows.append({"backbone": backbone, "method": method, "trainable_params": count.trainable,

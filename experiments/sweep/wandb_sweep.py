@@ -1,6 +1,6 @@
 """A profile as a W&B grid sweep, so ``wandb agent`` on any number of machines runs it.
 
-    python -m experiments.wandb_sweep --profile paper      # writes results/paper/wandb_sweep.yaml
+    python -m experiments.sweep.wandb_sweep --profile paper   # writes results/paper/wandb_sweep.yaml
     wandb sweep results/paper/wandb_sweep.yaml             # prints a sweep id
     wandb agent ENTITY/PROJECT/SWEEP_ID                    # on every machine
 
@@ -20,11 +20,11 @@ from typing import Any
 
 import yaml
 
-from experiments.run import run
 from catalog.profile import load_profile, profile_names
 from catalog.record import RunRecord
-from experiments.locks import exclusive
-from experiments.sweep import profile_digest, run_config
+from experiments.run.execute import run
+from experiments.run.locks import exclusive
+from experiments.sweep.grid import profile_digest, run_config
 
 
 def sweep_definition(profile_name: str) -> dict[str, Any]:
@@ -34,8 +34,8 @@ def sweep_definition(profile_name: str) -> dict[str, Any]:
         "name": f"compacter-bench {profile.name}",
         "description": " ".join(profile.description.split()),
         "method": "grid",
-        "program": "experiments/wandb_sweep.py",
-        "command": ["${env}", "${interpreter}", "-m", "experiments.wandb_sweep", "--agent", "${args}"],
+        "program": "experiments/sweep/wandb_sweep.py",
+        "command": ["${env}", "${interpreter}", "-m", "experiments.sweep.wandb_sweep", "--agent", "${args}"],
         "parameters": {
             "profile": {"value": profile.name},
             "profile_digest": {"value": profile_digest(profile)},

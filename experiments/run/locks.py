@@ -19,7 +19,7 @@ from typing import Iterator
 from filelock import Timeout, UnixFileLock
 
 from catalog.record import RunRecord
-from experiments.run import failed_record, readable_record
+from experiments.run.records import failed_record, readable_record
 
 
 def lock_path(config) -> Path:

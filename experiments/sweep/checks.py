@@ -13,7 +13,8 @@ from typing import Any
 
 from catalog.backbones import KNOWN_BACKBONES
 from catalog.tasks import get_task
-from experiments.run import RunConfig
+from experiments.run.config import RunConfig
+from experiments.sweep.grid import run_config
 
 # ``org/name`` on the Hub; it cannot be checked offline, so it is left to the run
 HUB_NAME = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -24,8 +25,6 @@ def checked_configs(profile, **extra: Any) -> list[RunConfig]:
     cells = list(profile.cells())
     if not cells:
         raise ValueError(f"profile {profile.name!r} has no runs: give it a non-empty 'runs' list")
-    from experiments.sweep import run_config  # the sweep imports this module
-
     configs = []
     for cell in cells:
         backbone, method, task, size, seed, _ = cell

@@ -1,0 +1,1 @@
+"""One run: its config and recipe, its record, its training, its tracking, its CLI (``python -m experiments.run``)."""
