@@ -190,8 +190,10 @@ class CompacterModel(BaseTuner):
             config.target_modules = set(sites + (norms if config.train_layer_norms else []))
         shared = new_shared_rules(config.adapter_config)
         if shared is not None:
+            self.compacter_shared_rules[adapter_name] = _initialised(shared, config)
             first = next(p for p in model.parameters() if p.is_floating_point())
-            self.compacter_shared_rules[adapter_name] = _initialised(shared, config).to(first.device, first.dtype)
+            if shared.rules.device.type != "meta":  # low_cpu_mem_usage: left empty, for a checkpoint to fill
+                shared.to(first.device, first.dtype)
         try:
             self._check_widths(model, config, adapter_name)  # before any module is replaced
             super().inject_adapter(model, adapter_name, **kwargs)
@@ -216,11 +218,11 @@ class CompacterModel(BaseTuner):
 
     def _adapter_maker(self, config: CompacterConfig, adapter_name: str, key: str, target: nn.Module):
         shared = self.compacter_shared_rules[adapter_name] if adapter_name in self.compacter_shared_rules else None
+        width = output_width(target, key)
         try:
-            width = output_width(target)
             return adapter_maker(width, config.adapter_config, shared)
         except ValueError as error:
-            raise ValueError(f"{config.method} cannot adapt {key}: {error}") from None
+            raise ValueError(f"{config.method} cannot adapt {key} (output width {width}): {error}") from None
 
     def _create_and_replace(self, config: CompacterConfig, adapter_name: str, target: nn.Module, target_name: str,
                             parent: nn.Module, current_key: str, parameter_name: str | None = None) -> None:
