@@ -185,14 +185,12 @@ class CompacterModel(BaseTuner):
             self.compacter_shared_rules = nn.ModuleDict()
         trainable_before = {name: rules.rules.requires_grad for name, rules in self.compacter_shared_rules.items()}
         if config.target_modules is None:
-            sites = [site.name for site in chosen_sites(find_sites(model), config.adapter_config.placement)]
-            norms = [name for name, module in model.named_modules() if is_layer_norm(module)]
-            config.target_modules = set(sites + (norms if config.train_layer_norms else []))
+            config.target_modules = default_targets(model, config)
         shared = new_shared_rules(config.adapter_config)
         if shared is not None:
             self.compacter_shared_rules[adapter_name] = _initialised(shared, config)
-            first = next(p for p in model.parameters() if p.is_floating_point())
             if shared.rules.device.type != "meta":  # low_cpu_mem_usage: left empty, for a checkpoint to fill
+                first = next(p for p in model.parameters() if p.is_floating_point())
                 shared.to(first.device, first.dtype)
         try:
             self._check_widths(model, config, adapter_name)  # before any module is replaced
@@ -273,6 +271,13 @@ class CompacterModel(BaseTuner):
     def _check_merge_allowed(self) -> None:
         methods = sorted({config.method for config in self.peft_config.values()})
         raise ValueError(NOT_MERGEABLE.format(method="/".join(methods)))
+
+
+def default_targets(model: nn.Module, config: CompacterConfig) -> set[str]:
+    """The placement's sites and, with ``train_layer_norms``, every layer norm (the paper trains them)."""
+    sites = [site.name for site in chosen_sites(find_sites(model), config.adapter_config.placement)]
+    norms = [name for name, module in model.named_modules() if is_layer_norm(module)]
+    return set(sites + (norms if config.train_layer_norms else []))
 
 
 def _initialised(module: nn.Module, config: CompacterConfig) -> nn.Module:

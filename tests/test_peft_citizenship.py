@@ -66,6 +66,7 @@ def test_a_second_adapter_adds_inactive_and_frozen_switches_and_deletes(backbone
     other = output(model, inputs)
     assert not torch.allclose(other, first) and not torch.allclose(other, base)
     assert all(p.requires_grad for p in adapter_tensors(model, "other").values())
+    assert not any(p.requires_grad for p in adapter_tensors(model, "default").values())
     model.set_adapter("default")
     model.delete_adapter("other")
     assert not adapter_tensors(model, "other") and list(model.peft_config) == ["default"]
@@ -102,6 +103,17 @@ def test_save_pretrained_of_selected_adapters_writes_only_those(backbone, method
     assert sum(t.numel() for t in saved.values()) == sum(p.numel() for p in adapter_tensors(model, "other").values())
     loaded = peft.PeftModel.from_pretrained(backbone("bert"), tmp_path / "other")
     torch.testing.assert_close(output(loaded, inputs), other, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_an_adapter_that_fails_to_build_leaves_the_model_as_it_was(backbone, method):
+    model = peft.get_peft_model(backbone("bert"), config("bert", method))
+    before = dict(model.state_dict())
+    with pytest.raises(ValueError, match=r"cannot adapt bert.encoder.layer.0.attention.output.dense \(output width 32"):
+        # the feed-forward's 64 fits reduction_factor 64 (n = 1), the outputs' 32 do not
+        model.add_adapter("bad", config("bert", method, reduction_factor=64, n=1,
+                                        target_modules=["intermediate.dense", "output.dense"]))
+    assert list(model.peft_config) == ["default"] and model.state_dict().keys() == before.keys()
 
 
 @pytest.mark.parametrize("model_name", MODELS)
