@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from compacter.peft import CompacterConfig
-from tests.tiny_models import perturbed, tiny_bert, tiny_inputs, tiny_t5
+from tests.tiny_models import BUILDERS, tiny_bert, tiny_inputs, tiny_t5
 
 # width 32 (tiny) -> bottleneck 4, n = 2 divides both; MiniLM: 384 -> 12, the methods' own n (4, or 12 for phm)
 TINY = {"compacter": dict(reduction_factor=8, n=2), "compacterpp": dict(reduction_factor=8, n=2),
@@ -33,7 +33,7 @@ def minilm():
 @pytest.fixture
 def backbone(request, minilm):
     """``backbone(name)``: a fresh copy of the model, the same weights every call."""
-    return lambda name: copy.deepcopy(minilm) if name == "minilm" else {"bert": tiny_bert, "t5": tiny_t5}[name]()
+    return lambda name: copy.deepcopy(minilm) if name == "minilm" else BUILDERS[name]()
 
 
 def config(model_name: str, method: str, **options) -> CompacterConfig:
@@ -58,7 +58,8 @@ def test_a_second_adapter_adds_inactive_and_frozen_switches_and_deletes(backbone
     inputs = tiny_inputs(model)
     first, base = output(model, inputs), output(backbone(model_name), inputs)
     torch.manual_seed(1)  # backbone() reseeded: "other" must not draw the same init as "default"
-    model.add_adapter("other", config(model_name, method))
+    # frozen, as load_adapter adds a checkpoint: the active adapter must stay as trainable as it was
+    model.add_adapter("other", config(model_name, method, inference_mode=True))
     torch.testing.assert_close(output(model, inputs), first, rtol=0, atol=0)  # added inactive
     assert adapter_tensors(model, "other") and not any(p.requires_grad for p in adapter_tensors(model, "other").values())
     assert all(p.requires_grad for p in adapter_tensors(model, "default").values())
@@ -146,6 +147,15 @@ def test_a_bfloat16_model_runs_with_adapters_float32_by_default_or_its_own_dtype
     assert out.dtype == torch.bfloat16
     # the same function, to bfloat16's 8 bits of mantissa
     assert torch.corrcoef(torch.stack([out.float().flatten(), output(reference, inputs).flatten()]))[0, 1] > 0.99
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("model_name", ["bert", "t5"])
+@pytest.mark.parametrize("method", METHODS)
+def test_adapters_follow_the_model_onto_the_gpu(backbone, model_name, method):
+    model = peft.get_peft_model(backbone(model_name).cuda(), config(model_name, method))
+    assert {p.device.type for p in model.parameters()} == {"cuda"}
+    output(model, {name: t.cuda() for name, t in tiny_inputs(model).items()})
 
 
 class MLP(nn.Module):
