@@ -275,7 +275,11 @@ class CompacterModel(BaseTuner):
 
 def default_targets(model: nn.Module, config: CompacterConfig) -> set[str]:
     """The placement's sites and, with ``train_layer_norms``, every layer norm (the paper trains them)."""
-    sites = [site.name for site in chosen_sites(find_sites(model), config.adapter_config.placement)]
+    try:
+        found = find_sites(model)
+    except ValueError as error:
+        raise ValueError(f"{error}; for another model, name the modules to adapt in target_modules") from None
+    sites = [site.name for site in chosen_sites(found, config.adapter_config.placement)]
     norms = [name for name, module in model.named_modules() if is_layer_norm(module)]
     return set(sites + (norms if config.train_layer_norms else []))
 

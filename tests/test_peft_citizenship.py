@@ -172,6 +172,8 @@ class MLP(nn.Module):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_any_linear_is_a_target_its_width_read_from_the_module(backbone, method):
+    with pytest.raises(ValueError, match="unsupported architecture None .*name the modules to adapt in target_modules"):
+        peft.get_peft_model(MLP(), config("mlp", method))  # no transformer layers to find the sites in
     x = torch.randn(3, 10)
     mlp = peft.get_peft_model(MLP(), config("mlp", method, target_modules=["lin0"]))
     assert mlp.base_model.targeted_module_names == ["lin0"]
