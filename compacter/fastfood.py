@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 
+import scipy.linalg
 import torch
 from torch import nn
 
@@ -41,10 +42,7 @@ def walsh_hadamard(x: torch.Tensor) -> torch.Tensor:
 
 def hadamard_matrix(size: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
     """The explicit (size, size) Sylvester matrix: H_1 = [1], H_2k = [[H_k, H_k], [H_k, -H_k]]."""
-    h = torch.ones(1, 1, dtype=dtype, device=device)
-    while h.shape[0] < size:
-        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
-    return h
+    return torch.from_numpy(scipy.linalg.hadamard(size)).to(dtype=dtype, device=device)
 
 
 def _fwht(x: torch.Tensor) -> torch.Tensor:

@@ -166,9 +166,12 @@ class LowRankLinear(nn.Module):
 
 
 def glorot_uniform(n: int, rows: int, cols: int) -> torch.Tensor:
-    """n matrices (rows, cols), Glorot-uniform with gain √2 as the paper's code initialises s, t and B."""
-    bound = math.sqrt(2.0) * math.sqrt(6.0 / (rows + cols))
-    return torch.empty(n, rows, cols).uniform_(-bound, bound)
+    """n matrices (rows, cols), Glorot-uniform with gain √2 as the paper's code initialises s, t and B:
+    U(-b, b), b = √2 · √(6 / (rows + cols))."""
+    matrices = torch.empty(n, rows, cols)
+    for matrix in matrices:  # one at a time: xavier_uniform_ reads a 3-D tensor's fans as a convolution's
+        nn.init.xavier_uniform_(matrix, gain=math.sqrt(2.0))
+    return matrices
 
 
 def indivisible(n: int, sizes: dict[str, int]) -> str | None:

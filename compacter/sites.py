@@ -92,3 +92,13 @@ def num_layers(sites: list[Site], stack: str) -> int:
 
 def is_layer_norm(module: nn.Module) -> bool:
     return isinstance(module, LAYER_NORM_TYPES)
+
+
+def output_width(module: nn.Module, name: str) -> int:
+    """The feature size of what ``module`` returns, which an adapter after it must match: an
+    ``nn.Linear``'s ``out_features``; for a block (T5's attention, its feed-forward), that of its
+    last linear layer, the block's output projection (``o``, ``wo``)."""
+    linears = [module] if isinstance(module, nn.Linear) else [m for m in module.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"cannot adapt {name}: {type(module).__name__} has no nn.Linear to read its output width from")
+    return linears[-1].out_features

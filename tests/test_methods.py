@@ -15,6 +15,8 @@ OPTIONS = {m: ({**SMALL, "n": 2} if m in ("phm", "compacter", "compacterpp") els
            for m in ALL_METHODS}
 OPTIONS.update(prompt={"num_tokens": 5}, intrinsic={"intrinsic_dim": 300},  # tiny vocab (100), ~50 tensors
                peft={"peft_config": {"peft_type": "LORA", "r": 4}})
+
+
 def adapted(arch: str, method: str, seed: int = 0):
     return compacter.apply(BUILDERS[arch](seed), method, **OPTIONS[method])
 
@@ -239,3 +241,19 @@ def test_bitfit_trains_the_biases_of_linear_and_norm_modules_not_whatever_is_nam
     compacter.apply(model, "bitfit")
     assert not model.bert.embeddings.scale.bias.requires_grad
     assert model.bert.embeddings.LayerNorm.bias.requires_grad and model.classifier.bias.requires_grad
+
+
+# --- the paper's table, T5-base from its config (meta device: no weights, no memory) -------
+
+@pytest.mark.parametrize("method, options, trainable, paper_percent", [
+    ("prompt", {}, 100 * 768, 0.034),
+    ("intrinsic", {}, 20000, 0.009),
+    ("peft", {"peft_config": {"peft_type": "LORA", "r": 8}},  # LoRA: q, v of 36 attentions; not in the paper
+     12 * 3 * 2 * 8 * (768 + 768), None),
+])
+def test_t5_base_trainable_share_matches_the_paper(method, options, trainable, paper_percent):
+    from experiments.run.backbones import t5_base_from_config
+    count = compacter.count_parameters(compacter.apply(t5_base_from_config("meta"), method, **options))
+    assert count.trainable == trainable
+    if paper_percent is not None:
+        assert round(count.trainable_percent, 3) == paper_percent

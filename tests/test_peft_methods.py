@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 import compacter
 from catalog.methods import method_options
-from tests.tiny_models import BUILDERS, logits, perturbed, tiny_bert, tiny_inputs, tiny_t5
+from tests.tiny_models import BERT_HEAD, BUILDERS, HIDDEN, logits, perturbed, tiny_bert, tiny_inputs, tiny_t5
 
 # the rows' own method YAMLs (catalog/configs/methods/), on the tiny models
 ROWS = ["lora", "dora", "ia3", "loha", "vera"]
@@ -94,3 +94,55 @@ def test_prefix_tuning_cannot_be_a_row_under_transformers_5_peft_drops_or_refuse
     bert = peft.get_peft_model(tiny_bert(), peft.PrefixTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=5))
     with pytest.raises(ValueError, match="does not support past key values"):
         bert(**tiny_inputs(tiny_bert()))
+
+
+# --- LoRA's defaults and targets --------------------------------------------------------------
+
+def lora(model, **options):
+    return compacter.apply(model, "peft", peft_config={"peft_type": "LORA", "r": 8, "lora_alpha": 8, **options})
+
+
+def lora_wrapped(model) -> list[str]:
+    return [name for name, m in model.named_modules() if hasattr(m, "lora_A")]
+
+
+def test_lora_wraps_query_and_value_and_counts_match():
+    bert = lora(tiny_bert())
+    assert lora_wrapped(bert) == [f"bert.encoder.layer.{i}.attention.self.{p}" for i in (0, 1) for p in ("query", "value")]
+    assert compacter.count_parameters(bert).trainable == 4 * 8 * (HIDDEN + HIDDEN) + BERT_HEAD
+    t5 = lora(tiny_t5())
+    attentions = [f"encoder.block.{i}.layer.0.SelfAttention" for i in (0, 1)] + [
+        f"decoder.block.{i}.layer.{j}.{a}" for i in (0, 1) for j, a in ((0, "SelfAttention"), (1, "EncDecAttention"))]
+    assert sorted(lora_wrapped(t5)) == sorted(f"{a}.{p}" for a in attentions for p in "qv")
+    assert compacter.count_parameters(t5).trainable == 12 * 8 * (HIDDEN + HIDDEN)
+
+
+@pytest.mark.parametrize("build", [tiny_t5, tiny_bert])
+def test_lora_starts_as_the_backbone(build):
+    inputs = tiny_inputs(build())
+    torch.testing.assert_close(logits(lora(build()), inputs), logits(build(), inputs))
+
+
+def test_lora_custom_targets_survive_the_json_round_trip(tmp_path):
+    model = lora(tiny_bert(), r=2, target_modules=["key"])
+    compacter.save_trained(model, tmp_path)
+    fresh = compacter.load_trained(tiny_bert(), tmp_path)
+    assert fresh.compacter_applied.config == model.compacter_applied.config
+    assert fresh.compacter_applied.config.peft_config["target_modules"] == ["key"]
+    assert lora_wrapped(fresh) == [f"bert.encoder.layer.{i}.attention.self.key" for i in (0, 1)]
+
+
+def test_lora_without_a_peft_default_for_the_architecture_asks_for_targets():
+    from transformers import CamembertConfig, CamembertForSequenceClassification
+
+    config = CamembertConfig(vocab_size=100, hidden_size=HIDDEN, num_hidden_layers=1, num_attention_heads=4,
+                             intermediate_size=64, max_position_embeddings=64)
+    with pytest.raises(ValueError, match="specify `target_modules`"):
+        lora(CamembertForSequenceClassification(config))
+    model = lora(CamembertForSequenceClassification(config), target_modules=["query", "value"])
+    assert lora_wrapped(model) == [f"roberta.encoder.layer.0.attention.self.{p}" for p in ("query", "value")]
+
+
+def test_lora_target_that_matches_nothing_fails_loudly():
+    with pytest.raises(ValueError, match="nonexistent"):
+        lora(tiny_bert(), target_modules=["nonexistent"])

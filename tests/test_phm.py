@@ -1,9 +1,11 @@
 """The PHM layer computes x @ (sum_i A_i ⊗ B_i) + b, for full and rank-one B."""
 
+import math
+
 import pytest
 import torch
 
-from compacter.phm import PHMLinear, SharedPHMRules, kronecker_sum, phm_factored
+from compacter.phm import PHMLinear, SharedPHMRules, glorot_uniform, kronecker_sum, phm_factored
 
 
 def explicit_weight(layer: PHMLinear) -> torch.Tensor:
@@ -80,3 +82,16 @@ def test_eval_cache_survives_a_training_forward_without_an_update():
         layer(x)
         layer.eval()
         torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(4, 96, 1), (4, 1, 3), (12, 32, 1), (1, 384, 1), (2, 16, 2)])
+def test_glorot_init_draws_the_papers_bound_bit_for_bit(shape):
+    """nn.init.xavier_uniform_ per matrix draws what U(-b, b), b = √2·√(6/(rows + cols)), drew on the
+    whole tensor: the published runs' inits (same seed, same numbers). Red for a 3-D xavier call (its
+    fans are a convolution's) or another gain."""
+    n, rows, cols = shape
+    torch.manual_seed(0)
+    drawn = glorot_uniform(n, rows, cols)
+    torch.manual_seed(0)
+    bound = math.sqrt(2.0) * math.sqrt(6.0 / (rows + cols))
+    assert torch.equal(drawn, torch.empty(n, rows, cols).uniform_(-bound, bound))

@@ -24,6 +24,7 @@ def tiny_bert(seed: int = 0, num_labels: int = 3) -> BertForSequenceClassificati
 
 
 BUILDERS = {"t5": tiny_t5, "bert": tiny_bert}  # each architecture's tiny model, by the name tests give it
+BERT_HEAD = HIDDEN * 3 + 3  # tiny_bert's new classifier (3 labels), trained by every method
 
 
 def tiny_inputs(model, batch: int = 2, length: int = 7) -> dict:
