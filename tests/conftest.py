@@ -26,6 +26,13 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture
+def local_data(shared_data, monkeypatch):
+    """The training code reads the shared GLUE / SuperGLUE files (its env variables set to them)."""
+    monkeypatch.setenv("GLUE_DIR", str(shared_data / "glue"))
+    monkeypatch.setenv("SUPERGLUE_DIR", str(shared_data / "superglue"))
+
+
 def assert_session_ends(sid: int, within_s: float = 20) -> None:
     """Every process of the session ``sid`` (a sweep started in a session of its own, and all it
     started) is gone within ``within_s`` seconds."""

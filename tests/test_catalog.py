@@ -5,6 +5,7 @@ import importlib
 import pytest
 
 import catalog
+from catalog import task_score
 import compacter
 import catalog.tasks as tasks
 from analysis import names
@@ -53,3 +54,9 @@ def test_adding_a_task_is_one_catalog_entry(toy_task, tmp_path):
     assert tasks.get_task("toy").text_to_text(splits["train"][0], add_prefix=True)[0].startswith("toy sentence: ")
     assert plan.full_train_examples("toy") == 4
     assert (names.task_name("toy"), names.GLUE_TASKS[-1], names.task_metrics("toy")) == ("Toy", "toy", ("accuracy",))
+
+
+def test_task_score_is_the_mean_of_the_metrics_and_nan_when_one_is_missing():
+    assert task_score({"pearson": 80.0, "spearman": 70.0}) == 75.0
+    assert task_score({"pearson": 80.0, "spearman": None}) != task_score({"pearson": 80.0, "spearman": None})
+    assert task_score({}) != task_score({})  # NaN: no metric, no score

@@ -10,9 +10,8 @@ from safetensors.torch import load_file
 import compacter
 from compacter.peft import CompacterConfig
 from compacter.phm import PHMLinear
-from tests.tiny_models import logits, perturbed, tiny_bert, tiny_inputs, tiny_t5
+from tests.tiny_models import BUILDERS, logits, perturbed, tiny_bert, tiny_inputs, tiny_t5
 
-BUILDERS = {"t5": tiny_t5, "bert": tiny_bert}
 # tiny models: hidden 32 -> bottleneck 4; n = 2 divides both
 OPTIONS = {"compacter": dict(reduction_factor=8, n=2), "compacterpp": dict(reduction_factor=8, n=2),
            "phm": dict(reduction_factor=8, n=2), "adapter": dict(reduction_factor=8),

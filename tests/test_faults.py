@@ -2,7 +2,6 @@
 bad profiles. Each ends with every cell trained once per attempt, every record ok after at most
 one rerun, and no process of the sweep left alive."""
 
-import json
 import os
 import signal
 import subprocess
@@ -18,7 +17,6 @@ from catalog.record import RunRecord
 from experiments.run import identity_fields, read_record, write_record
 from experiments.sweep import run_configs, load_profile, main as sweep_main, run_sweep
 from tests.conftest import REPO, assert_session_ends
-from tests.test_sweep import local_data  # noqa: F401 — the fixture
 
 TINY = {"wandb_mode": "disabled", "save_trained_weights": False, "batch_size": 16, "warmup_steps": 0,
         "max_source_length": 32, "accelerator": "cpu", "epochs": 1,
@@ -240,13 +238,13 @@ def test_the_plan_piped_into_a_reader_that_stops_ends_quietly():
 @pytest.mark.slow
 def test_hostile_text_in_a_record_stays_text_in_every_report(tmp_path):
     from analysis.build_reports import main as build_reports
-    from tests.test_analysis_reports import SWEEP, run
+    from tests.run_records import run_record, write
 
     hostile = "</script><!--<script>window.pwned=1</script>"
-    (tmp_path / "results").mkdir()
-    failed = {**run("compacter", "rte", 3, 0.0, status="failed"), "error": f"RuntimeError: {hostile}"}
-    for record in [*SWEEP, failed]:
-        (tmp_path / "results" / f"{record['run_id']}.json").write_text(json.dumps(record))
+    write(tmp_path / "results", *(run_record(m, "sst2", seed, 60.0 + seed, train_size=100)
+                                  for m in ("finetune", "compacter") for seed in (1, 2)),
+          run_record("finetune", "rte", 1, 70.0), run_record("compacter", "rte", 3, status="failed",
+                                                             error=f"RuntimeError: {hostile}"))
     assert build_reports(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "out"),
                           "--profile", "cpu"]) == 0
     shown = {path.suffix: path.read_text() for path in (tmp_path / "out").glob("glue.*")}

@@ -6,7 +6,7 @@ import torch
 import compacter
 from compacter.adapters import AdapterWrapped
 from compacter.phm import PHMLinear
-from tests.tiny_models import HIDDEN, logits, perturbed, tiny_bert, tiny_inputs, tiny_t5
+from tests.tiny_models import BUILDERS, HIDDEN, logits, perturbed, tiny_bert, tiny_inputs, tiny_t5
 
 ADAPTER_FAMILY = ["adapter", "pfeiffer", "adapterdrop", "lowrank", "phm", "compacter", "compacterpp"]
 ALL_METHODS = list(compacter.METHODS)  # a method registered there joins every test of this table
@@ -15,7 +15,6 @@ OPTIONS = {m: ({**SMALL, "n": 2} if m in ("phm", "compacter", "compacterpp") els
            for m in ALL_METHODS}
 OPTIONS.update(prompt={"num_tokens": 5}, intrinsic={"intrinsic_dim": 300},  # tiny vocab (100), ~50 tensors
                peft={"peft_config": {"peft_type": "LORA", "r": 4}})
-BUILDERS = {"t5": tiny_t5, "bert": tiny_bert}
 
 
 def adapted(arch: str, method: str, seed: int = 0):

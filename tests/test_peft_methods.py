@@ -6,8 +6,7 @@ from safetensors.torch import load_file
 
 import compacter
 from catalog.methods import method_options
-from tests.test_methods import BUILDERS
-from tests.tiny_models import logits, perturbed, tiny_bert, tiny_inputs, tiny_t5
+from tests.tiny_models import BUILDERS, logits, perturbed, tiny_bert, tiny_inputs, tiny_t5
 
 # the rows' own method YAMLs (experiments/configs/methods/), on the tiny models
 ROWS = ["lora", "dora", "ia3", "loha", "vera"]

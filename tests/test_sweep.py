@@ -20,12 +20,6 @@ from experiments.wandb_sweep import main as wandb_sweep_main
 from tests.conftest import REPO, assert_session_ends
 
 
-@pytest.fixture
-def local_data(shared_data, monkeypatch):
-    monkeypatch.setenv("GLUE_DIR", str(shared_data / "glue"))
-    monkeypatch.setenv("SUPERGLUE_DIR", str(shared_data / "superglue"))
-
-
 TINY_DEFAULTS = {"wandb_mode": "disabled", "epochs": 1, "save_trained_weights": False}
 TINY_COMPACTER = {"compacter": {"method_options": {"reduction_factor": 8, "n": 4}}}  # fits hidden size 32
 

@@ -23,6 +23,9 @@ def tiny_bert(seed: int = 0, num_labels: int = 3) -> BertForSequenceClassificati
     return BertForSequenceClassification(config).eval()
 
 
+BUILDERS = {"t5": tiny_t5, "bert": tiny_bert}  # each architecture's tiny model, by seed
+
+
 def tiny_inputs(model, batch: int = 2, length: int = 7) -> dict:
     generator = torch.Generator().manual_seed(1)
     ids = torch.randint(2, 100, (batch, length), generator=generator)
