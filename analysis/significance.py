@@ -118,12 +118,12 @@ def paired_comparisons(records: pd.DataFrame, references=REFERENCES, alpha: floa
     adjusted = holm(family).to_numpy().reshape(len(TESTS), len(frame))
     for test, values in zip(TESTS, adjusted):
         frame[f"{test}_holm"] = values
-    frame["holm_m"] = int(family.notna().sum())
+    frame["holm_m"] = m = int(family.notna().sum())
     counterpart = frame[~mirror].set_index([*CELL, "method", "reference"])
     keys = pd.MultiIndex.from_frame(frame.loc[mirror, [*CELL, "reference", "method"]])
     for test, other in MIRRORED.items():
         frame.loc[mirror, f"{test}_holm"] = counterpart[f"{other}_holm"].reindex(keys).to_numpy()
-    level = alpha / max(1, frame["holm_m"].max() if len(frame) else 1)  # Holm's first step
+    level = alpha / max(1, m)  # Holm's first step
     frame["mdd"] = [detectable_difference(sd, n, level) for sd, n in zip(frame["sd_diff"], frame["n_pairs"])]
     frame["n_needed"] = [seeds_for_equivalence(sd, level) for sd in frame["sd_diff"]]
     frame["verdict"] = [decide(*p, n, needed, settled, alpha).value for *p, n, needed, settled in zip(
