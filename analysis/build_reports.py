@@ -26,7 +26,7 @@ from catalog.profile import load_profile, profile_names
 
 TABLE_FORMATS = {
     "glue": ("csv", "md", "tex"), "superglue": ("csv", "md", "tex"), "params": ("csv", "md"),
-    "lowresource": ("csv", "md"), "efficiency": ("csv", "md"),
+    "lowresource": ("csv", "md"), "efficiency": ("csv", "md"), "verdicts": ("csv", "md"),
 }
 OUTPUT_FILES = [f"{name}.{ext}" for name, exts in TABLE_FORMATS.items() for ext in exts] + ["lowresource.png", "dashboard.html"]
 
@@ -114,6 +114,10 @@ def build(records: pd.DataFrame, profile: str, sources: list[str], out: Path,
     if not outside.empty:
         links.append(f"- {len(outside)} full-data run(s) of tasks outside GLUE/SuperGLUE are in no "
                      f"benchmark table: {', '.join(sorted(set(outside['task'])))}")
+    if results.verdicts is not None:
+        written += write_table(results.verdicts, out)
+        links.append("- [Verdicts](verdicts.md) ([csv](verdicts.csv)): every comparison's verdict, mean difference, "
+                     "interval, minimum detectable difference and the seeds it would need")
     written += write_table(params_table(records), out)
     links.append("- [Trainable parameters](params.md) ([csv](params.csv))")
     observations += readme.params_observations(records)

@@ -163,6 +163,15 @@ function renderTables() {
   if (!box.children.length) box.innerHTML = '<p class="empty">No table for these filters.</p>';
 }
 
+function renderVerdicts() {
+  const view = DATA.verdicts;
+  const box = document.getElementById("verdict-view");
+  box.replaceChildren(buildTable("verdict-rows", view, view.rows.filter(passes), renderVerdicts));
+  const notes = box.appendChild(document.createElement("ul"));
+  notes.className = "table-notes";
+  for (const note of view.notes) notes.appendChild(document.createElement("li")).textContent = note;
+}
+
 function renderEfficiencyTable() {
   const box = document.getElementById("efficiency-table");
   const view = DATA.efficiency.table;
@@ -213,6 +222,7 @@ function checkboxGroup(name, legend, options, selected, onChange) {
 async function renderAll() {
   writeHash();
   renderTables();
+  renderVerdicts();
   renderRuns();
   const plots = [drawPlots("pareto-plots", paretoPanels()), drawPlots("curve-plots", curvePanels()),
                  drawPlots("learning-plots", learningPanels())];

@@ -271,6 +271,8 @@ def table_view(table: Table, size: str | None) -> dict:
         sort = {str(c): numbers[numeric[c]] if numeric.get(c) in numbers else cells[c]
                 for c in table.cells.columns}
         rows.append({"backbone": numbers["backbone"], "method": numbers["method"],
+                     **({"task": numbers["task"], "size": names.size_label(numbers["train_size"])}
+                        if "task" in numbers else {}),  # a table of comparisons: a row per cell
                      "cells": {str(c): str(v) for c, v in cells.items()},
                      "sort": {k: (_sort_number(v) if not isinstance(v, str) else v) for k, v in sort.items()}})
     return {"title": table.title, "notes": list(table.notes), "size": size, "columns": columns, "rows": rows}
@@ -289,6 +291,13 @@ def benchmark_views(results: Results) -> list[dict]:
             if table is not None:
                 views.append(table_view(table, names.size_label(size)))
     return views
+
+
+def verdict_view(results: Results) -> dict:
+    """The verdict table (``Results.verdicts``) as the page's sortable table; a row passes the filters
+    by its own task and size, its method the compared one."""
+    table = results.verdicts
+    return {"columns": [], "rows": [], "notes": []} if table is None else table_view(table, None)
 
 
 RATIOS = (("train_step_ratio", "train step"), ("peak_mem_ratio", "peak memory"), ("infer_ratio", "inference"))
@@ -406,6 +415,7 @@ def dashboard_data(results: Results, profile: str, sources: list[str],
         "learning": learning_panels(results, colours),
         "pareto_axes": [{"value": field, "label": title, "type": kind} for field, (title, kind) in PARETO_AXES.items()],
         "tables": benchmark_views(results),
+        "verdicts": verdict_view(results),
         "efficiency": efficiency_view(efficiency),
         "runs": run_rows(records, planned),
         "template": pio.templates[pio.templates.default].to_plotly_json(),

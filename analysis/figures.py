@@ -47,8 +47,7 @@ def lowresource_points(records: pd.DataFrame, comparisons: pd.DataFrame | None =
         mine = comparisons[comparisons["reference"] == reference].drop(columns="reference")
         mine = mine.rename(columns={field: f"vs_{reference}.{field}" for field in STATISTICS})
         points = points.merge(mine, on=["backbone", "method", "task", "train_size"], how="left")
-        for count in (f"vs_{reference}.n_pairs", f"vs_{reference}.verdict"):  # NaN-able integers
-            points[count] = points[count].astype("Int64")
+        points[f"vs_{reference}.n_pairs"] = points[f"vs_{reference}.n_pairs"].astype("Int64")  # NaN-able
         points[f"vs_{reference}.converged"] = points[f"vs_{reference}.converged"].astype("boolean")
     marks = cell_marks(comparisons)
     points["marks"] = [marks.get((b, m, t, None if pd.isna(s) else int(s)), "") for b, m, t, s in

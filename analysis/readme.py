@@ -2,10 +2,10 @@
 observations computed from the numbers. Every sentence here is generated from the records,
 never copied from the paper, so a reader can trust it describes *these* runs.
 
-Words follow the statistics: a score difference is stated only where the paired test of
-``analysis.significance`` (the same comparisons, Holm-corrected over the build's one family, as
-the tables' marks) finds it; otherwise the sentence says "no significant difference" with
-the number of paired seeds.
+Words follow the statistics: a comparison's sentence is its verdict's words (``analysis.verdicts.Verdict``,
+from the same comparisons, Holm-corrected over the build's one family, as the tables' marks), with
+the numbers behind it: the mean difference and its interval, the minimum detectable difference and
+the seeds a decision at the margin would need.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pandas as pd
 from analysis import names
 from analysis.figures import point_comparisons
 from analysis.significance import comparisons_of
+from analysis.verdicts import Verdict, needs_text
 from analysis.tables import data_label, table_runs, row_labels
 
 
@@ -150,8 +151,7 @@ def lowresource_observations(points: pd.DataFrame) -> list[str]:
 
 def comparison_observations(comparisons: pd.DataFrame, where, preposition: str, by: str | None = None) -> list[str]:
     """One sentence per (``by``, backbone, method, reference): the places (a ``place`` column)
-    where the method is significantly better, worse, not different, or untested. Finetuning
-    against Adapter is left out: it mirrors Adapter against Finetuning."""
+    grouped by verdict. Finetuning against Adapter is left out: it mirrors Adapter against Finetuning."""
     comparisons = comparisons[~((comparisons["method"] == "finetune") & (comparisons["reference"] == "adapter"))]
     labels = row_labels(sorted(set(zip(comparisons["backbone"], comparisons["method"]))
                                | set(zip(comparisons["backbone"], comparisons["reference"]))))
@@ -166,38 +166,30 @@ def comparison_observations(comparisons: pd.DataFrame, where, preposition: str, 
 
 
 def verdict_text(rows: pd.DataFrame, preposition: str) -> str:
-    """``significantly better on SST-2 (+3.2 points, 95% CI +1.1 to +5.3 unadjusted, Holm p=0.004,
-    n=5); no significant difference on RTE (-0.4 points, 95% CI -2.0 to +1.2 unadjusted, Holm
-    p=1, n=5)`` — n the paired seeds; the verdict follows Holm's p (corrected over the build's one family),
-    the interval is the mean difference's own, uncorrected: how large a difference the seeds
-    leave possible, which is why one may exclude 0 where Holm's p says "not significant". A
-    comparison with a cell whose runs had not finished learning gets "no verdict … not converged
-    at this budget", whatever its p."""
+    """The places of each verdict, in the order of ``Verdict``, each with its numbers, e.g.
+    ``undecidable at this budget at 100 examples (+2.6 points, 95% CI -1.4 to +6.6 unadjusted, n=5;
+    MDD 6.5, needs n ≈ 41; Holm p: better 0.33, worse 1, equivalent 1)`` — n the paired seeds; the
+    verdict follows the Holm-adjusted p-values (the build's one family), the interval is the mean
+    difference's own, uncorrected: how large a difference the seeds leave possible."""
     parts = []
-    for verdict, word in ((1, "significantly better"), (-1, "significantly worse")):
-        hits = rows[rows["verdict"] == verdict]
-        if len(hits):
-            parts.append(f"{word} {preposition} " + ", ".join(
+    for verdict in Verdict:
+        hits = rows[rows["verdict"] == verdict.value]
+        if hits.empty:
+            continue
+        places = ", ".join(hits["place"])
+        if verdict is Verdict.UNTESTED:
+            parts.append(f"{verdict.words} {preposition} {places} "
+                         f"(n={_count_range(hits['n_pairs'])}: a test needs two seeds of both)")
+        else:
+            parts.append(f"{verdict.words} {preposition} " + ", ".join(
                 f"{r.place} ({_difference(r)})" for r in hits.itertuples()))
-    settled = rows["converged"].astype("boolean").fillna(True)
-    unsettled = rows[rows["p"].notna() & ~settled]
-    if len(unsettled):
-        parts.append(f"no verdict {preposition} {', '.join(unsettled['place'])} (not converged at this budget: "
-                     f"runs still improving when it ended; {', '.join(_difference(r) for r in unsettled.itertuples())})")
-    same = rows[(rows["verdict"] == 0) & rows["p"].notna() & settled]
-    if len(same):
-        parts.append(f"no significant difference {preposition} " + ", ".join(
-            f"{r.place} ({_difference(r)})" for r in same.itertuples()))
-    untested = rows[rows["p"].isna()]
-    if len(untested):
-        parts.append(f"not tested {preposition} {', '.join(untested['place'])} "
-                     f"(n={_count_range(untested['n_pairs'])}: a test needs two seeds of both)")
     return "; ".join(parts)
 
 
 def _difference(row) -> str:
     return (f"{row.mean_diff:+.1f} points, 95% CI {row.ci_low:+.1f} to {row.ci_high:+.1f} unadjusted, "
-            f"Holm p={row.p_holm:.2g}, n={int(row.n_pairs)}")
+            f"n={int(row.n_pairs)}; MDD {row.mdd:.1f}, {needs_text(row.n_needed)}; Holm p: better "
+            f"{row.p_better_holm:.2g}, worse {row.p_worse_holm:.2g}, equivalent {row.p_equivalent_holm:.2g}")
 
 
 def _count_range(counts: pd.Series) -> str:

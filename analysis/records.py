@@ -128,7 +128,7 @@ def row_of(record: RunRecord, source: str) -> dict[str, Any]:
                               if record.wall_time_s is not None and record.train_time_s is not None else None)
     for part, seconds in record.seconds.items():  # setup / fit / train / validation / test
         row[f"seconds.{part}"] = seconds
-    improving = still_improving(record.val_curve)
+    improving = still_improving(record.val_curve, record.task)
     row["still_improving"] = None if improving is None else float(improving)
     row["val_curve"], row["train_loss_curve"] = [list(p) for p in record.val_curve], [list(p) for p in record.train_loss_curve]
     for field in (*NUMERIC, "step_time_s", "outside_steps_s", "still_improving"):

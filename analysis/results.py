@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.figures import lowresource_points
-from analysis.significance import paired_comparisons
+from analysis.significance import paired_comparisons, verdict_table
 from analysis.tables import Table, benchmark_table, score_cells
 
 BENCHMARKS = ("glue", "superglue")
@@ -35,6 +35,11 @@ class Results:
     def comparisons(self) -> pd.DataFrame:
         """Every paired comparison the records support: one Holm family, which every table marks from."""
         return paired_comparisons(self.records)
+
+    @functools.cached_property
+    def verdicts(self) -> Table | None:
+        """Every tested comparison's verdict, mean difference, interval, MDD and seeds needed."""
+        return verdict_table(self.comparisons)
 
     @functools.cached_property
     def tables(self) -> dict[str, Table | None]:

@@ -1,13 +1,14 @@
-"""Paired comparisons of each method against reference methods (``finetune``, ``adapter``) and
-the marks they put in the tables.
+"""Paired comparisons of each method against reference methods (``finetune``, ``adapter``): one
+Holm family of the tests ``analysis.verdicts`` names, their verdicts, the marks they put in the
+tables and the verdict table.
 
 What is compared: in one (backbone, task, train size) cell, the test scores (the task's
 metrics averaged) of a method and a reference, paired by (data_seed, seed) — the same data
 subset and the same training seed — so what the two runs share (the subset, the seed's
 batch order) drops out of the difference.
 
-The test: a two-sided paired t-test on the per-seed differences (``scipy.stats.ttest_1samp``
-on them, the same as ``ttest_rel``). Why this one:
+The tests: paired t-tests on the per-seed differences, one-sided for "better" and "worse", two
+one-sided (TOST) for "equivalent" (``analysis.verdicts``). Why t-tests:
 
 - With the 3–5 seeds a profile affords, exact rank and permutation tests cannot reject at
   all: a paired sign-flip permutation test over n seeds has 2^n equally likely sign patterns,
@@ -30,72 +31,62 @@ Sources of variance a verdict includes: the training seed (initialisation, dropo
 order); when the records vary ``data_seed`` too, the data subset as well (pairs still share
 both). It excludes the choice of test set.
 
-Multiple comparisons: Holm's step-down correction over one family, every comparison a build's
-records support (every method × task × training size × reference; Finetuning vs Adapter and
-its mirror count once), which keeps the chance of *any* false mark in the whole build at 5%.
-One family, so a comparison shown twice (the GLUE table at 1000 examples and the low-resource
-table's 1000 column) has one p everywhere; ``holm_m`` says how many tests it holds. Holm rather than Benjamini–Hochberg because the README states
-each mark as a claim on its own. (Holm is five lines; it does not justify statsmodels.)
+Multiple comparisons: Holm's step-down correction (``statsmodels.stats.multipletests``) over one
+family, the three hypotheses (better, worse, equivalent) of every comparison a build's records
+support (every method × task × training size × reference; Finetuning vs Adapter and its mirror
+count once), which keeps the chance of *any* false verdict in the whole build at 5%. One family,
+so a comparison shown twice (the GLUE table at 1000 examples and the low-resource table's 1000
+column) has one p everywhere; ``holm_m`` says how many hypotheses it holds. Holm rather than
+Benjamini–Hochberg because the README states each verdict as a claim on its own.
 
-A cell is marked ▲ (▼) when it is significantly better (worse) than ``finetune`` and △ (▽)
-against ``adapter``; cells with fewer than two pairs are not tested. A comparison where either
-side's runs had not finished learning (more than ``NOT_CONVERGED_SHARE`` of them still improving
-when the budget ended, ``catalog.curves``) is tested and counted in the family, but gives no
-verdict: it would measure the budget, not the method.
+A cell is marked ▲ / ▼ / ≈ when it is better / worse / equivalent against ``finetune`` and
+△ / ▽ / ≅ against ``adapter`` (``MARKS``); every comparison's verdict, with its minimum detectable
+difference and the seeds it would need, is a row of the verdict table (``verdict_table``).
+Cells with fewer than two pairs are not tested. A comparison where either side's runs had not
+finished learning (more than ``NOT_CONVERGED_SHARE`` of them still improving when the budget
+ended, ``catalog.curves``) is tested and counted in the family, but gives no verdict.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
+from analysis import names
+from analysis.table import Table
+from analysis.verdicts import (ALPHA, MARGIN, POWER, Verdict, decide, detectable_difference, needs_text,
+                               paired_tests, seeds_for_equivalence, t_interval)
 from catalog.curves import NOT_CONVERGED_SHARE, converged
 
 REFERENCES = ("finetune", "adapter")
-ALPHA = 0.05
 NOT_CONVERGED_MARK = " ↗"  # a cell whose runs were still improving: no verdict (catalog.curves)
-MARKS = {("finetune", 1): "▲", ("finetune", -1): "▼", ("adapter", 1): "△", ("adapter", -1): "▽"}
+MARKS = {("finetune", Verdict.BETTER): "▲", ("finetune", Verdict.WORSE): "▼", ("finetune", Verdict.EQUIVALENT): "≈",
+         ("adapter", Verdict.BETTER): "△", ("adapter", Verdict.WORSE): "▽", ("adapter", Verdict.EQUIVALENT): "≅"}
+MARK_ORDER = "▲▼≈△▽≅"
 CELL = ["backbone", "task", "train_size"]
-STATISTICS = ("n_pairs", "mean_diff", "ci_low", "ci_high", "t", "p", "p_holm", "holm_m", "converged", "verdict")  # per comparison
+TESTS = ("p_better", "p_worse", "p_equivalent")  # the hypotheses each comparison adds to the family
+STATISTICS = ("n_pairs", "mean_diff", "sd_diff", "ci_low", "ci_high", "t", *TESTS, *(f"{p}_holm" for p in TESTS),
+              "holm_m", "converged", "mdd", "n_needed", "verdict")  # per comparison
 COLUMNS = [*CELL, "method", "reference", *STATISTICS]
-
-
-def difference_interval(differences: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """The mean difference's t-interval (``level``, not corrected for multiplicity): what an
-    "≈" reads from — a non-significant difference is only as small as this interval is narrow.
-    NaN below two pairs."""
-    if len(differences) < 2:
-        return float("nan"), float("nan")
-    mean, sem = float(np.mean(differences)), float(stats.sem(differences))
-    half = float(stats.t.ppf(0.5 + level / 2, len(differences) - 1)) * sem
-    return mean - half, mean + half
-
-
-def paired_test(differences: np.ndarray) -> tuple[float, float]:
-    """(t, two-sided p) of a paired t-test on ``differences``; NaN below two pairs. Equal
-    differences on every seed have no spread: p = 1 when they are all 0, else p = 0."""
-    if len(differences) < 2:
-        return float("nan"), float("nan")
-    mean = float(np.mean(differences))
-    if np.std(differences, ddof=1) <= 1e-9 * max(1.0, abs(mean)):
-        return (0.0, 1.0) if mean == 0 else (float(np.sign(mean) * np.inf), 0.0)
-    result = stats.ttest_1samp(differences, 0.0)
-    return float(result.statistic), float(result.pvalue)
+MIRRORED = {"p_better": "p_worse", "p_worse": "p_better", "p_equivalent": "p_equivalent"}
 
 
 def holm(pvalues: pd.Series) -> pd.Series:
-    """Holm's step-down adjusted p-values (NaN stays NaN and does not count as a test)."""
-    tested = pvalues.dropna().sort_values(kind="stable")
-    m = len(tested)
-    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * tested.to_numpy()))
+    """Holm's step-down adjusted p-values (``multipletests``); NaN stays NaN and is not a test."""
+    tested = pvalues.dropna()
+    if tested.empty:
+        return pvalues.astype(float)
+    adjusted = multipletests(tested.to_numpy(), alpha=ALPHA, method="holm")[1]
     return pd.Series(adjusted, index=tested.index).reindex(pvalues.index)
 
 
 def paired_comparisons(records: pd.DataFrame, references=REFERENCES, alpha: float = ALPHA) -> pd.DataFrame:
-    """One row per (backbone, task, train size, method, reference) that has the reference:
-    the pairs' count, mean difference (method − reference, points ×100) with its 95% interval,
-    t, p, Holm-adjusted p over all rows returned (the family: pass every record of a build), the
-    family's number of tests ``holm_m``, and the verdict (+1 better, −1 worse, 0 not significant)."""
+    """One row per (backbone, task, train size, method, reference) that has the reference: the
+    pairs' count, mean difference (method − reference, points ×100), its sd and 95% interval, t, the
+    three tests' p-values and Holm-adjusted p-values over all rows returned (the family: pass every
+    record of a build), the family's number of hypotheses ``holm_m``, the minimum detectable
+    difference ``mdd`` and the seeds ``n_needed`` to decide at the margin (``analysis.verdicts``),
+    and the ``verdict`` (a ``Verdict``'s value)."""
     ok = records[(records["status"] == "ok") & records["test_score"].notna()]
     rows = []
     for cell, group in ok.groupby(CELL, dropna=False, sort=False):
@@ -109,24 +100,34 @@ def paired_comparisons(records: pd.DataFrame, references=REFERENCES, alpha: floa
             for method in (m for m in scores.columns if m != reference):
                 pairs = scores[[method, reference]].dropna()
                 differences = (pairs[method] - pairs[reference]).to_numpy()
-                t, p = paired_test(differences)
-                mean = float(differences.mean()) if len(differences) else float("nan")
+                n = len(differences)
+                mean = float(differences.mean()) if n else float("nan")
+                sd = float(np.std(differences, ddof=1)) if n > 1 else float("nan")
                 shares = improving.loc[pairs.index, [method, reference]].mean()  # NaN: no curves
-                settled = all(converged(share) for share in shares)
-                rows.append((*cell, method, reference, len(pairs), mean, *difference_interval(differences), t, p,
-                             settled))
-    frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("p_holm", "holm_m", "verdict")])
-    # Finetuning vs Adapter and Adapter vs Finetuning are one test: counted once, the mirror
-    # gets its counterpart's adjusted p
+                rows.append({**dict(zip(CELL, cell)), "method": method, "reference": reference, "n_pairs": n,
+                             "mean_diff": mean, "sd_diff": sd, **dict(zip(("ci_low", "ci_high"), t_interval(mean, sd, n))),
+                             **paired_tests(pairs[method].to_numpy(), pairs[reference].to_numpy()),
+                             "converged": all(converged(share) for share in shares)})
+    frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("holm_m", "mdd", "n_needed", "verdict")
+                                        and not c.endswith("_holm")])
+    # Finetuning vs Adapter and Adapter vs Finetuning are one comparison: counted once, the mirror
+    # gets its counterpart's adjusted p-values (better and worse swapped)
     rank = {reference: index for index, reference in enumerate(references)}
     mirror = frame["method"].map(rank).lt(frame["reference"].map(rank))
-    frame["p_holm"] = holm(frame["p"].where(~mirror))
-    frame["holm_m"] = int((frame["p"].notna() & ~mirror).sum())
-    counterpart = frame[~mirror].set_index([*CELL, "method", "reference"])["p_holm"]
+    family = pd.concat([frame[test].where(~mirror) for test in TESTS], ignore_index=True)  # test by test
+    adjusted = holm(family).to_numpy().reshape(len(TESTS), len(frame))
+    for test, values in zip(TESTS, adjusted):
+        frame[f"{test}_holm"] = values
+    frame["holm_m"] = m = int(family.notna().sum())
+    counterpart = frame[~mirror].set_index([*CELL, "method", "reference"])
     keys = pd.MultiIndex.from_frame(frame.loc[mirror, [*CELL, "reference", "method"]])
-    frame.loc[mirror, "p_holm"] = counterpart.reindex(keys).to_numpy()
-    significant = (frame["p_holm"] < alpha) & frame["converged"].astype(bool)
-    frame["verdict"] = np.where(significant, np.sign(frame["mean_diff"]), 0).astype(int)
+    for test, other in MIRRORED.items():
+        frame.loc[mirror, f"{test}_holm"] = counterpart[f"{other}_holm"].reindex(keys).to_numpy()
+    level = alpha / max(1, m)  # Holm's first step
+    frame["mdd"] = [detectable_difference(sd, n, level) for sd, n in zip(frame["sd_diff"], frame["n_pairs"])]
+    frame["n_needed"] = [seeds_for_equivalence(sd, level) for sd in frame["sd_diff"]]
+    frame["verdict"] = [decide(*p, n, needed, settled, alpha).value for *p, n, needed, settled in zip(
+        *(frame[f"{test}_holm"] for test in TESTS), frame["n_pairs"], frame["n_needed"], frame["converged"])]
     return frame[COLUMNS]
 
 
@@ -139,27 +140,77 @@ def comparisons_of(comparisons: pd.DataFrame, records: pd.DataFrame) -> pd.DataF
 
 
 def cell_marks(comparisons: pd.DataFrame) -> dict[tuple, str]:
-    """(backbone, method, task, train size) -> its marks, e.g. ``"▲△"``; unmarked cells absent.
+    """(backbone, method, task, train size) -> its marks, e.g. ``"▲≅"``; unmarked cells absent.
     A train size of None (full data) is the key's None."""
     marks: dict[tuple, str] = {}
-    for row in comparisons[comparisons["verdict"] != 0].itertuples():
-        size = None if pd.isna(row.train_size) else int(row.train_size)
-        key = (row.backbone, row.method, row.task, size)
-        marks[key] = marks.get(key, "") + MARKS[(row.reference, row.verdict)]
-    return {key: "".join(sorted(mark, key="▲▼△▽".index)) for key, mark in marks.items()}
+    for row in comparisons.itertuples():
+        mark = MARKS.get((row.reference, Verdict(row.verdict)))
+        if mark:
+            key = (row.backbone, row.method, row.task, None if pd.isna(row.train_size) else int(row.train_size))
+            marks[key] = marks.get(key, "") + mark
+    return {key: "".join(sorted(mark, key=MARK_ORDER.index)) for key, mark in marks.items()}
 
 
 def marks_note(comparisons: pd.DataFrame) -> str | None:
     """The tables' footnote on what the marks mean, with the size of the build's one family."""
-    tested = comparisons["p"].notna()
+    tested = comparisons["p_better"].notna()
     if not tested.any():
         return None
     low, high = comparisons.loc[tested, "n_pairs"].astype(int).agg(["min", "max"])
     pairs = f"{low}" if low == high else f"{low}–{high}"
     unsettled = int((tested & ~comparisons["converged"].astype(bool)).sum())
-    return (f"▲/▼: significantly better/worse than Finetuning, △/▽: than Adapter — two-sided paired t-test "
-            f"over seeds paired by (data_seed, seed), {pairs} pairs, Holm-corrected over the "
-            f"{int(comparisons['holm_m'].max())} comparison(s) of this build (one family for every table), α = {ALPHA}. Unmarked: no significant difference"
-            + (f", or no verdict: {unsettled} comparison(s) involve a cell marked {NOT_CONVERGED_MARK.strip()} "
-               f"(more than {NOT_CONVERGED_SHARE:.0%} of its runs still improving when the budget ended)."
-               if unsettled else "."))
+    legend = "; ".join(f"{mark}: {verdict.words} than {names.method_label(reference)}"
+                       if verdict is not Verdict.EQUIVALENT else f"{mark}: {verdict.words} of {names.method_label(reference)}"
+                       for (reference, verdict), mark in MARKS.items())
+    return (f"{legend} — paired t-tests over seeds paired by (data_seed, seed), one-sided for better / worse, "
+            f"two one-sided (TOST) at ±{MARGIN:g} for equivalent, {pairs} pairs, Holm-corrected over the "
+            f"{int(comparisons['holm_m'].max())} hypotheses of this build (one family for every table), α = {ALPHA}. "
+            "Unmarked: another verdict (the verdict table gives every comparison's, with its minimum detectable difference)"
+            + (f"; {unsettled} comparison(s) involve a cell marked {NOT_CONVERGED_MARK.strip()}: "
+               f"{Verdict.NOT_CONVERGED.words} (more than {NOT_CONVERGED_SHARE:.0%} of its runs still improving "
+               "when the budget ended)." if unsettled else "."))
+
+
+def verdict_words(row) -> str:
+    """A comparison's verdict as printed: its words, and for an undecided one what deciding needs."""
+    verdict = Verdict(row.verdict)
+    if verdict is Verdict.UNDECIDED:
+        return f"{verdict.words}: {needs_text(row.n_needed)}"
+    return verdict.words
+
+
+def verdict_table(comparisons: pd.DataFrame) -> Table | None:
+    """Every tested comparison of the build (Finetuning against Adapter once): its verdict, mean
+    difference with its 95% interval, minimum detectable difference and the seeds it would need."""
+    shown = comparisons[~((comparisons["method"] == "finetune") & (comparisons["reference"] == "adapter"))
+                        & (comparisons["n_pairs"] >= 2)]
+    if shown.empty:
+        return None
+    order = sorted(shown.index, key=lambda i: (
+        names.task_sort_key(shown.at[i, "task"]), names.size_sort_key(shown.at[i, "train_size"]),
+        names.method_sort_key(shown.at[i, "reference"]), names.method_sort_key(shown.at[i, "method"])))
+    shown = shown.loc[order].reset_index(drop=True)
+    labels = [names.method_label(m, b) for m, b in zip(shown["method"], shown["backbone"])]
+    numbers = shown.assign(label=labels)
+    cells = pd.DataFrame({
+        "Task": shown["task"].map(names.task_name), "Train size": shown["train_size"].map(names.size_label),
+        "Method": labels, "vs": [names.method_label(r, b) for r, b in zip(shown["reference"], shown["backbone"])],
+        "n": shown["n_pairs"].astype(int).astype(str),
+        "Mean diff": shown["mean_diff"].map(lambda v: f"{v:+.1f}"),
+        "95% CI": [f"{low:+.1f} to {high:+.1f}" for low, high in zip(shown["ci_low"], shown["ci_high"])],
+        "MDD": shown["mdd"].map(lambda v: f"{v:.1f}"),
+        "n needed": shown["n_needed"].map(lambda v: needs_text(v).removeprefix("needs n ≈ ").removeprefix("needs ")),
+        "Verdict": [verdict_words(row) for row in shown.itertuples()],
+    })
+    notes = (f"Mean diff: method − reference, test score ×100, over seeds paired by (data_seed, seed); 95% CI: its "
+             f"t-interval, unadjusted. Verdict: one-sided paired t-tests (better, worse) and two one-sided tests at "
+             f"±{MARGIN:g} points (equivalent), Holm-corrected over the {int(comparisons['holm_m'].max())} hypotheses "
+             f"of this build, α = {ALPHA}; {Verdict.NOT_EQUIVALENT.words}: no test rejects although the comparison had "
+             f"the seeds to decide at the margin. MDD: the smallest true difference the one-sided test detects with "
+             f"{POWER:.0%} power at this n, at the level of Holm's first step (α / {int(comparisons['holm_m'].max())}); "
+             f"n needed: the pairs at which the equivalence test shows a true zero difference within ±{MARGIN:g} with "
+             f"{POWER:.0%} power at that level (and the one-sided test detects ±{MARGIN:g}), from this comparison's sd "
+             "of the paired differences (analysis.verdicts).",)
+    sort_by = {"Train size": "train_size", "n": "n_pairs", "Mean diff": "mean_diff", "95% CI": "ci_low", "MDD": "mdd",
+               "n needed": "n_needed"}
+    return Table("verdicts", "Verdicts (each method against its references)", numbers, cells, notes, sort_by)

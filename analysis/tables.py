@@ -2,28 +2,26 @@
 LaTeX) and footnotes.
 
 Seeds are aggregated as mean ± sample std with their count (and, in the CSVs, a 95% t-interval
-of the mean); cells significantly better or worse than Finetuning / Adapter carry the marks
-of ``analysis.significance``, and a "Majority class" row shows each task's chance level. A
-missing run stays visible as "—", and an average is computed only for rows that have every
-column of their table, so a method is never ranked on fewer tasks than the others.
+of the mean, ``analysis.verdicts.t_interval``); cells carry the marks of their verdicts against
+Finetuning / Adapter (``analysis.significance``), and a "Majority class" row shows each task's
+chance level. A missing run stays visible as "—", and an average is computed only for rows that
+have every column of their table, so a method is never ranked on fewer tasks than the others.
 """
 from __future__ import annotations
 
 import math
-import dataclasses
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats as scipy_stats
 
 from analysis import names
+from analysis.table import Table
 from catalog import task_score
 from analysis.records import RecordError
 from analysis.significance import (NOT_CONVERGED_MARK, REFERENCES, STATISTICS, cell_marks, comparisons_of,
                                    marks_note, paired_comparisons)
-from catalog.curves import NOT_CONVERGED_SHARE, STILL_IMPROVING_DELTA, converged
+from analysis.verdicts import Verdict, t_interval
+from catalog.curves import JITTER, NOT_CONVERGED_SHARE, UNMEASURED_DELTA, delta, converged
 
 MISSING = "—"
 MISSING_AVG = "—*"
@@ -35,53 +33,6 @@ CHANCE_NOTE = (f"{CHANCE_LABEL}: the chance level — every test example predict
 BEYOND_MARK = " †"
 BEYOND_NOTE = ("† Beyond the paper: peft's methods (not in the paper's Tables 1–2), below its rows, compared "
                "with the same tests.")
-_LATEX = str.maketrans({
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "±": r"$\pm$", "×": r"$\times$", "↗": r"$\nearrow$", "—": "---", "–": "--", "†": r"$\dagger$", "³": r"$^3$",
-    "<": r"\textless{}", ">": r"\textgreater{}",
-})
-# Markdown renders raw HTML: a ``<`` that could open a tag (an error message's ``<script>``) is
-# written as an entity, so it shows as text
-_HTML_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
-
-
-def _markdown_text(text) -> str:
-    return _HTML_TAG_START.sub("&lt;", str(text))
-
-
-@dataclass(frozen=True)
-class Table:
-    """One report table. ``numbers`` is the machine-readable CSV (one number per column);
-    ``cells`` holds the formatted strings Markdown and LaTeX show; ``sort_by`` maps a cell header
-    to the numbers column an interactive view sorts it by (headers not in it sort as text)."""
-
-    name: str
-    title: str
-    numbers: pd.DataFrame
-    cells: pd.DataFrame
-    notes: tuple[str, ...] = ()
-    sort_by: dict[str, str] = dataclasses.field(default_factory=dict)
-
-    def to_markdown(self) -> str:
-        cells = self.cells.map(_markdown_text)
-        cells.columns = [_markdown_text(column) for column in cells.columns]
-        text = f"# {_markdown_text(self.title)}\n\n{cells.to_markdown(index=False)}\n"
-        if self.notes:
-            text += "\n" + "".join(f"- {_markdown_text(note)}\n" for note in self.notes)
-        return text
-
-    def to_latex(self) -> str:
-        cells = self.cells.map(lambda cell: str(cell).translate(_LATEX))
-        cells.columns = [str(column).translate(_LATEX) for column in cells.columns]
-        latex = cells.to_latex(
-            index=False, escape=False, column_format="l" + "r" * (cells.shape[1] - 1),
-            caption=self.title.translate(_LATEX), label=f"tab:{self.name}",
-        )
-        if not self.notes:
-            return latex
-        notes = " \\\\\n".join(note.translate(_LATEX) for note in self.notes)
-        return latex.replace("\\end{table}", f"\\par\\footnotesize\n{notes}\n\\end{{table}}")
 
 
 def format_score(mean: float, std: float, n: int) -> str:
@@ -95,12 +46,11 @@ def format_score(mean: float, std: float, n: int) -> str:
 
 
 def interval_halfwidth(std: float, n: int, level: float = 0.95) -> float:
-    """Half-width of the t interval of a mean over ``n`` seeds (NaN below two seeds): the
-    spread it covers is the runs' — training seed only when they share one ``data_seed``,
-    the data subset too when they vary it."""
-    if pd.isna(std) or n < 2:
-        return float("nan")
-    return float(scipy_stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n))
+    """Half-width of the t interval of a mean over ``n`` seeds (``analysis.verdicts.t_interval``; NaN
+    below two seeds): the spread it covers is the runs' — training seed only when they share one
+    ``data_seed``, the data subset too when they vary it."""
+    low, high = t_interval(0.0, std, n, level)
+    return high
 
 
 def metric_header(task: str, metric: str) -> str:
@@ -257,9 +207,12 @@ def with_mark(cell: str, mark: str | None, still_improving: float | None = None)
 
 
 CONVERGENCE_NOTE = (f"{NOT_CONVERGED_MARK.strip()}: not converged at this budget — more than {NOT_CONVERGED_SHARE:.0%} of "
-                    f"the cell's runs were still improving when it ended (the best validation score of the curve's "
-                    f"last quarter beat the best before it by more than {STILL_IMPROVING_DELTA:g} point); its "
-                    "comparisons give no verdict. The CSV's still_improving column is that share.")
+                    "the cell's runs were still improving when it ended (the least-squares trend of the validation "
+                    "curve's last half rose by more than the task's δ: "
+                    + ", ".join(f"{names.task_name(task)} {delta(task):g}" for task in JITTER)
+                    + f", other tasks {UNMEASURED_DELTA:g} points; catalog.curves); its comparisons: "
+                    f"{Verdict.NOT_CONVERGED.words}. "
+                    "The CSV's still_improving column is that share.")
 
 
 def convergence_note(still_improving: pd.Series) -> str | None:

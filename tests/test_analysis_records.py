@@ -1,5 +1,4 @@
 """Loading run records: files, validation errors, duplicates, and the W&B loader (faked)."""
-import json
 import logging
 import math
 
@@ -7,26 +6,18 @@ import pandas as pd
 import pytest
 
 from analysis.records import RecordError, load_records, load_wandb
+from tests.run_records import raw, run_record, write
 
 
-def record(**overrides):
-    base = {
-        "run_id": "r1", "profile": "cpu", "backbone": "minilm", "method": "compacter",
-        "task": "mrpc", "benchmark": "glue", "train_size": None, "seed": 42,
-        "config": {"learning_rate": 0.003}, "trainable_params": 26112,
-        "total_params": 22739712, "trainable_percent": 0.1148,
-        "val": {"accuracy": 85.0, "f1": 88.0}, "test": {"accuracy": 84.0, "f1": 87.0},
-        "val_score": 86.5, "test_score": 85.5, "wall_time_s": 120.0, "status": "ok",
-        "error": None, "started_at": "2026-11-25T22:00:00+00:00",
-        "finished_at": "2026-11-25T22:02:00+00:00",
-        "machine": {"cpu": "Xeon", "device": "cpu", "torch": "2.13.0"},
-    }
+def record(**overrides) -> dict:
+    """A valid record's JSON (the factory's), with ``overrides``: some break it on purpose."""
+    base = raw(run_record("compacter", "mrpc", 42, run_id="r1", benchmark="glue", config={"learning_rate": 0.003},
+                          trainable_params=26112, total_params=22739712, trainable_percent=0.1148,
+                          val={"accuracy": 85.0, "f1": 88.0}, test={"accuracy": 84.0, "f1": 87.0}, val_score=86.5,
+                          test_score=85.5, wall_time_s=120.0, started_at="2026-11-25T22:00:00+00:00",
+                          finished_at="2026-11-25T22:02:00+00:00",
+                          machine={"cpu": "Xeon", "device": "cpu", "torch": "2.13.0"}))
     return {**base, **overrides}
-
-
-def write(directory, *records):
-    for rec in records:
-        (directory / f"{rec['run_id']}.json").write_text(json.dumps(rec))
 
 
 def test_load_records_flattens_scores_per_metric(tmp_path):

@@ -1,6 +1,5 @@
 """Low-resource outputs and the build_reports CLI end to end, on synthetic records."""
 import ast
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,24 +11,16 @@ import pytest
 
 from analysis.build_reports import main
 from analysis.figures import lowresource_figure, lowresource_plot, lowresource_points, lowresource_table
-from analysis.records import normalise, to_frame
+from tests.run_records import frame, run_record, write
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(method, task, seed, score, train_size=None, status="ok", profile="cpu"):
-    metrics = {"sst2": ("accuracy",), "rte": ("accuracy",), "mrpc": ("accuracy", "f1")}[task]
-    return {
-        "run_id": f"{method}-{task}-{train_size}-{seed}", "profile": profile, "backbone": "minilm",
-        "method": method, "task": task, "benchmark": "glue", "train_size": train_size, "seed": seed,
-        "status": status, "error": None if status == "ok" else "diverged",
-        "test": {m: score for m in metrics} if status == "ok" else {},
-        "test_score": score if status == "ok" else None, "trainable_params": 1000,
-        "total_params": 100000, "trainable_percent": 1.0, "wall_time_s": 60.0,
-        "started_at": "2026-11-25T22:00:00+00:00", "finished_at": "2026-11-25T23:00:00+00:00",
-        "machine": {"cpu": "Xeon", "device": "cpu", "torch": "2.13.0"},
-    }
+def run(method, task, seed, score, train_size=None, status="ok", profile="cpu", **fields):
+    return run_record(method, task, seed, score, train_size=train_size, status=status, profile=profile, **{
+        "wall_time_s": 60.0, "started_at": "2026-11-25T22:00:00+00:00", "finished_at": "2026-11-25T23:00:00+00:00",
+        "machine": {"cpu": "Xeon", "device": "cpu", "torch": "2.13.0"}, **fields})
 
 
 SWEEP = [
@@ -42,15 +33,8 @@ SWEEP = [
 ]
 
 
-def write(directory, records):
-    directory.mkdir(parents=True, exist_ok=True)
-    for rec in records:
-        (directory / f"{rec['run_id']}.json").write_text(json.dumps(rec))
-    return directory
-
-
 def test_lowresource_points_aggregate_seeds_and_add_full_data(tmp_path):
-    records = to_frame(normalise(rec, rec["run_id"]) for rec in SWEEP)
+    records = frame(*SWEEP)
     points = lowresource_points(records)
     compacter = points[points["method"] == "compacter"].set_index("size_label")
     assert list(compacter.index) == ["100", "1000", "full"]
@@ -79,7 +63,7 @@ def test_a_panel_with_one_training_size_draws_each_methods_interval():
 
 
 def test_cli_writes_every_report_and_readme(tmp_path, capsys):
-    results = write(tmp_path / "results", SWEEP)
+    results = write(tmp_path / "results", *SWEEP)
     efficiency = tmp_path / "efficiency.csv"
     efficiency.write_text("backbone,method,device,trainable_params,train_step_s,train_step_ratio,"
                           "peak_mem_mb,peak_mem_ratio,infer_s,infer_ratio\n"
@@ -89,8 +73,8 @@ def test_cli_writes_every_report_and_readme(tmp_path, capsys):
     assert main(["--results", str(results), "--out", str(out), "--efficiency", str(efficiency)]) == 0
     names = {p.name for p in out.iterdir()}
     assert names == {"glue.csv", "glue.md", "glue.tex", "params.csv", "params.md", "lowresource.csv",
-                     "lowresource.md", "lowresource.png", "efficiency.csv", "efficiency.md", "README.md",
-                     "dashboard.html"}
+                     "lowresource.md", "lowresource.png", "efficiency.csv", "efficiency.md", "verdicts.csv",
+                     "verdicts.md", "README.md", "dashboard.html"}
     assert "wrote" in capsys.readouterr().out
     csv = pd.read_csv(out / "lowresource.csv")
     assert csv.loc[(csv["method"] == "finetune") & (csv["size_label"] == "100"), "mean"].item() == 62.0
@@ -98,11 +82,12 @@ def test_cli_writes_every_report_and_readme(tmp_path, capsys):
     assert "11 records — 10 ok, 1 failed" in readme
     assert "efficiency.md" in readme and "superglue: not generated" in readme
     assert "GLUE (full data): Compacter vs Finetuning — not tested on SST-2 (n=1: a test needs two seeds" in readme
-    # +10 and +8 points on two seeds: t = 9, p = 0.070 — not significant, and said so, with the
-    # interval 9 ± t(0.975, 1) x 1 = 9 ± 12.706
-    assert ("Low-resource SST-2: Compacter vs Finetuning — no significant difference at 100 examples "
-            "(+9.0 points, 95% CI -3.7 to +21.7 unadjusted, Holm p=0.07, n=2); "
-            "not tested at 1000 examples (n=1") in readme
+    # +10 and +8 points on two seeds: t = 9, p_better = P(T1 > 9) = 0.035223, Holm over 3 hypotheses 0.10567,
+    # the interval 9 ± t(0.975, 1) x 1 = 9 ± 12.706; too few seeds to decide at the margin
+    assert ("Low-resource SST-2: Compacter vs Finetuning — undecidable at this budget at 100 examples "
+            "(+9.0 points, 95% CI -3.7 to +21.7 unadjusted, n=2; MDD ") in readme
+    assert "Holm p: better 0.11, worse 1, equivalent 1); not tested at 1000 examples (n=1" in readme
+    assert "[Verdicts](verdicts.md)" in readme
     assert "machine: cpu Xeon, device cpu, torch 2.13.0 (11 runs)" in readme
 
     # Without --efficiency the earlier efficiency table is stale: removed, and README says so.
@@ -113,7 +98,7 @@ def test_cli_writes_every_report_and_readme(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cli_runs_as_module(tmp_path):
-    results = write(tmp_path / "results", SWEEP[:4])
+    results = write(tmp_path / "results", *SWEEP[:4])
     done = subprocess.run([sys.executable, "-m", "analysis.build_reports", "--results", str(results),
                            "--out", str(tmp_path / "out"), "--profile", "cpu"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
@@ -125,7 +110,7 @@ def test_cli_runs_as_module(tmp_path):
     (lambda d: None, "results directory not found"),
     (lambda d: d.mkdir(), "no run records"),
     (lambda d: (d.mkdir(), (d / "bad.json").write_text("{oops")), "bad.json"),
-    (lambda d: write(d, [run("finetune", "rte", 1, 70.0), run("finetune", "rte", 2, 70.0, profile="paper")]),
+    (lambda d: write(d, run("finetune", "rte", 1, 70.0), run("finetune", "rte", 2, 70.0, profile="paper")),
      "several profiles"),
 ])
 def test_cli_fails_clearly(tmp_path, capsys, setup, message):
@@ -136,9 +121,9 @@ def test_cli_fails_clearly(tmp_path, capsys, setup, message):
 
 
 def test_cli_profile_filter_and_duplicate_warning(tmp_path, caplog):
-    newer = {**run("finetune", "rte", 1, 75.0), "run_id": "rerun", "finished_at": "2026-11-26T08:00:00+00:00"}
-    results = write(tmp_path / "results", [run("finetune", "rte", 1, 70.0), newer,
-                                           run("finetune", "rte", 2, 70.0, profile="paper")])
+    newer = run("finetune", "rte", 1, 75.0, run_id="rerun", finished_at="2026-11-26T08:00:00+00:00")
+    results = write(tmp_path / "results", run("finetune", "rte", 1, 70.0), newer,
+                    run("finetune", "rte", 2, 70.0, profile="paper"))
     out = tmp_path / "out"
     assert main(["--results", str(results), "--out", str(out), "--profile", "cpu"]) == 0
     assert "keeping the newest" in caplog.text and "train_size=full" in caplog.text
@@ -160,7 +145,7 @@ def test_analysis_and_the_catalog_never_import_the_training_code(package):
 def test_missing_runs_are_the_planned_cells_without_a_record_when_the_grid_is_known():
     from analysis.readme import missing_runs
 
-    records = to_frame(normalise(rec, rec["run_id"]) for rec in SWEEP)
+    records = frame(*SWEEP)
     planned = [("minilm", "finetune", "sst2", 100, 1), ("minilm", "adapter", "sst2", 100, 1),
                ("minilm", "compacter", "sst2", 1000, 2)]  # a failed record is a record, not missing
     assert missing_runs(records, planned) == [("minilm", "adapter", "sst2", 100, 1)]
@@ -199,19 +184,17 @@ def test_a_build_computes_each_statistic_once(tmp_path, monkeypatch):
     for module in [m for name, m in sys.modules.items() if name.split(".")[0] == "analysis"]:
         if getattr(module, "paired_comparisons", None) is original:
             monkeypatch.setattr(module, "paired_comparisons", counted)
-    one_size = [rec for rec in SWEEP if rec["train_size"] == 100]  # GLUE's table is the curve's one size
-    assert main(["--results", str(write(tmp_path / "results", one_size)), "--out", str(tmp_path / "out")]) == 0
+    one_size = [rec for rec in SWEEP if rec.train_size == 100]  # GLUE's table is the curve's one size
+    assert main(["--results", str(write(tmp_path / "results", *one_size)), "--out", str(tmp_path / "out")]) == 0
     assert calls == [4]
 
 
 @pytest.mark.slow
 def test_hostile_text_in_a_record_stays_text_in_every_report(tmp_path):
     hostile = "</script><!--<script>window.pwned=1</script>"
-    (tmp_path / "results").mkdir()
-    failed = {**run("compacter", "rte", 3, 0.0, status="failed"), "error": f"RuntimeError: {hostile}"}
-    for record in [*SWEEP, failed]:
-        (tmp_path / "results" / f"{record['run_id']}.json").write_text(json.dumps(record))
-    assert main(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "out"), "--profile", "cpu"]) == 0
+    failed = run("compacter", "rte", 3, 0.0, status="failed", error=f"RuntimeError: {hostile}")
+    results = write(tmp_path / "results", *SWEEP, failed)
+    assert main(["--results", str(results), "--out", str(tmp_path / "out"), "--profile", "cpu"]) == 0
     shown = {path.suffix: path.read_text() for path in (tmp_path / "out").glob("glue.*")}
     assert "RuntimeError: &lt;/script>&lt;!--&lt;script>window.pwned=1&lt;/script>" in shown[".md"]
     assert r"RuntimeError: \textless{}/script\textgreater{}\textless{}!--\textless{}script\textgreater{}" in shown[".tex"]

@@ -6,24 +6,16 @@ import statistics
 import pandas as pd
 import pytest
 
-from analysis.records import RecordError, normalise, to_frame
+from analysis.records import RecordError
 from analysis.tables import benchmark_table, efficiency_table, params_table
-
-METRICS = {"cola": ("mcc",), "sst2": ("accuracy",), "mrpc": ("accuracy", "f1"), "rte": ("accuracy",),
-           "cb": ("macro_f1", "accuracy")}
+from tests.run_records import METRICS, frame, run_record
 
 
-def run(method, task, seed, score=80.0, status="ok", train_size=None, backbone="minilm", **extra):
-    test = {metric: score + index for index, metric in enumerate(METRICS[task])}
-    rec = {"run_id": f"{backbone}-{method}-{task}-{train_size}-{seed}", "profile": "cpu",
-           "backbone": backbone, "method": method, "task": task, "train_size": train_size,
-           "seed": seed, "status": status, "trainable_params": 1000, "total_params": 100000,
-           "trainable_percent": 1.0, "test": test if status == "ok" else {}, **extra}
-    return rec
-
-
-def frame(*records):
-    return to_frame(normalise(rec, source=rec["run_id"]) for rec in records)
+def run(method, task, seed, score=80.0, status="ok", train_size=None, backbone="minilm", **fields):
+    """A run whose metrics differ (score, score + 1, ...): each column shows its own."""
+    test = {metric: score + index for index, metric in enumerate(METRICS[task])} if status == "ok" else {}
+    return run_record(method, task, seed, score, train_size=train_size, status=status, backbone=backbone,
+                      **{"test": test, **fields})
 
 
 def cells(table):
@@ -190,9 +182,7 @@ def test_efficiency_csv_without_required_columns_is_rejected(tmp_path):
 
 
 def test_unknown_task_uses_the_metrics_its_records_carry():
-    rec = run("finetune", "rte", 1)
-    rec.update(task="wnli", benchmark="glue", test={"accuracy": 56.0})
-    table = benchmark_table(frame(rec), "glue")
+    table = benchmark_table(frame(run_record("finetune", "wnli", 1, benchmark="glue", test={"accuracy": 56.0})), "glue")
     assert "wnli (acc)" in table.cells.columns
     assert pd.notna(numbers(table).loc["finetune", "avg"])
 

@@ -6,6 +6,7 @@ import json
 import pytest
 
 import catalog
+from catalog import task_score
 import compacter
 import catalog.tasks as tasks
 from catalog import scoring
@@ -125,3 +126,9 @@ def test_a_new_task_with_its_own_row_format_is_read_and_scored_by_what_it_carrie
     sources = {int(i): tokenizer.decode(ids, skip_special_tokens=True) for batch in data.train_dataloader()
                for i, ids in zip(batch["example_id"], batch["input_ids"])}
     assert sources[1] == "superglue-claims claim: claim 10 reply: reply 1 of 10"
+
+
+def test_task_score_is_the_mean_of_the_metrics_and_nan_when_one_is_missing():
+    assert task_score({"pearson": 80.0, "spearman": 70.0}) == 75.0
+    assert task_score({"pearson": 80.0, "spearman": None}) != task_score({"pearson": 80.0, "spearman": None})
+    assert task_score({}) != task_score({})  # NaN: no metric, no score

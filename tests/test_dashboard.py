@@ -1,7 +1,6 @@
 """The dashboard page in a real browser (Debian's headless Chromium driven by playwright),
 built by the report CLI from synthetic records written here."""
 import io
-import json
 import os
 import shutil
 from pathlib import Path
@@ -12,13 +11,14 @@ from PIL import Image
 from analysis.build_reports import main
 from analysis.results import Results
 from tests.conftest import missing
+from tests.run_records import frame, run_record, write
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALL = "install it with: apt-get update && apt-get install -y chromium (and pip install -e '.[dev]' for playwright)"
 METHODS = {"finetune": (100.0, 22_000_000), "adapter": (0.5, 110_000), "compacter": (0.1, 22_000)}
 FIRST_COLOUR = (0x2E, 0x91, 0xE5)  # plotly's Dark24[0]: the first method's colour (finetune)
-PLATEAU = [[5, 50.0], [10, 60.0], [15, 61.0], [20, 61.5]]  # last quarter +0.5 over the best before: finished
-RISING = [[5, 40.0], [10, 50.0], [15, 55.0], [20, 60.0]]   # last quarter +5: still improving
+PLATEAU = [[5, 50.0], [10, 60.0], [15, 61.0], [20, 61.5], [25, 61.2], [30, 61.4]]  # last half: flat, finished
+RISING = [[5, 40.0], [10, 50.0], [15, 55.0], [20, 60.0], [25, 64.0], [30, 68.0]]  # last half +8: still improving
 EFFICIENCY_CSV = ("backbone,method,device,trainable_params,train_step_s,train_step_ratio,"
                   "peak_mem_mb,peak_mem_ratio,infer_s,infer_ratio\n"
                   "minilm,finetune,cpu,22000000,0.2,1.0,1500,1.0,0.01,1.0\n"
@@ -41,23 +41,18 @@ def chromium_path() -> str:
     return path
 
 
-def record(method, task, size, seed, status="ok"):
+def record(method, task, size, seed, status="ok", **fields):
     percent, params = METHODS[method]
     score = {"finetune": 70.0, "adapter": 60.0, "compacter": 65.0}[method] + seed + (size == 1000) * 10
-    metrics = {"sst2": ("accuracy",), "rte": ("accuracy",), "cb": ("macro_f1", "accuracy")}[task]
-    return {
-        "run_id": f"minilm-{method}-{task}-n{size}-s{seed}", "profile": "dash", "backbone": "minilm",
-        "method": method, "task": task, "train_size": size, "seed": seed, "status": status,
-        "error": "RuntimeError: diverged\nTraceback (most recent call last): ..." if status == "failed" else None,
-        "test": {m: score for m in metrics} if status == "ok" else {}, "test_score": score if status == "ok" else None,
-        "trainable_params": params, "total_params": 22_700_000, "trainable_percent": percent,
-        "checkpoint_bytes": 4 * params,
+    return run_record(
+        method, task, seed, score, train_size=size, status=status, profile="dash",
+        error="RuntimeError: diverged\nTraceback (most recent call last): ..." if status == "failed" else None,
+        trainable_params=params, total_params=22_700_000, trainable_percent=percent, checkpoint_bytes=4 * params,
         # one optimizer step of 0.1 + seed / 100 s (seeds 1-3: mean 0.12 s), the record's step_time_s
-        "train_examples": 10, "config": {"batch_size": 10}, "epochs": 1, "train_time_s": 0.1 + seed / 100,
-        "wall_time_s": 30.0 + seed, "finished_at": "2026-11-25T23:00:00+00:00",
-        **({"data_seed": 42} if seed == 1 else {}),  # older records have none
-        "val_curve": val_curve(method, task, size, seed),
-    }
+        train_examples=10, config={"batch_size": 10}, epochs=1, train_time_s=0.1 + seed / 100,
+        wall_time_s=30.0 + seed, finished_at="2026-11-25T23:00:00+00:00",
+        data_seed=42 if seed == 1 else None,  # older records have none
+        val_curve=val_curve(method, task, size, seed), **fields)
 
 
 def val_curve(method, task, size, seed) -> list:
@@ -68,7 +63,7 @@ def val_curve(method, task, size, seed) -> list:
     return RISING if (method, task) == ("compacter", "rte") else PLATEAU
 
 
-def synthetic_records() -> list[dict]:
+def synthetic_records() -> list:
     """3 methods x (SST-2, RTE, CB) at 100 examples x 3 seeds, adapter's CB seed 3 failed;
     SST-2 at 1000 for finetune and compacter, seeds 1-2 (5 runs of the records' grid missing)."""
     runs = [record(m, t, 100, s, "failed" if (m, t, s) == ("adapter", "cb", 3) else "ok")
@@ -79,10 +74,7 @@ def synthetic_records() -> list[dict]:
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("dashboard")
-    results = root / "results"
-    results.mkdir()
-    for rec in synthetic_records():
-        (results / f"{rec['run_id']}.json").write_text(json.dumps(rec))
+    results = write(root / "results", *synthetic_records())
     efficiency = root / "efficiency.csv"
     efficiency.write_text(EFFICIENCY_CSV)
     assert main(["--results", str(results), "--out", str(root / "reports"), "--efficiency", str(efficiency)]) == 0
@@ -273,11 +265,10 @@ def test_committed_cpu_dashboard_opens_offline_with_all_views(browser):
 
 def test_pareto_averages_only_complete_methods_with_the_interval_of_per_seed_averages():
     from analysis.dashboard import dashboard_data
-    from analysis.records import normalise, to_frame
 
-    runs = [r for r in synthetic_records() if not (r["method"] == "compacter" and r["task"] == "rte")]
-    runs += [{**record(m, "rte", None, 1), "run_id": f"{m}-rte-full"} for m in ("finetune", "adapter")]
-    data = dashboard_data(Results(to_frame(normalise(r, r["run_id"]) for r in runs)), "dash", ["test"])
+    runs = [r for r in synthetic_records() if not (r.method == "compacter" and r.task == "rte")]
+    runs += [record(m, "rte", None, 1, run_id=f"{m}-rte-full") for m in ("finetune", "adapter")]
+    data = dashboard_data(Results(frame(*runs)), "dash", ["test"])
     # full data is a size of its own in every view and filter
     assert [view["size"] for view in data["tables"]] == ["100", "1000", "full", "100"]
     assert [option["value"] for option in data["facets"]["size"]] == ["100", "1000", "full"]
@@ -298,9 +289,8 @@ def test_pareto_averages_only_complete_methods_with_the_interval_of_per_seed_ave
 
 def test_curve_hover_carries_the_low_resource_tables_marks():
     from analysis.dashboard import dashboard_data
-    from analysis.records import normalise, to_frame
 
-    data = dashboard_data(Results(to_frame(normalise(r, r["run_id"]) for r in synthetic_records())), "dash", ["test"])
+    data = dashboard_data(Results(frame(*synthetic_records())), "dash", ["test"])
     sst2 = next(panel for panel in data["curves"] if panel["tasks"] == ["sst2"])["figure"]["data"]
     lines = {trace["name"]: trace["customdata"] for trace in sst2 if trace.get("customdata")}
     # seeds 1-3: finetune 10 points above adapter and 5 above compacter on every seed (p = 0
@@ -349,13 +339,12 @@ def test_learning_curves_draw_each_runs_curve_under_the_filters_and_mark_cells_n
 
 def test_learning_curve_lines_carry_their_run_in_the_hover_and_their_methods_colour():
     from analysis.dashboard import dashboard_data
-    from analysis.records import normalise, to_frame
 
-    data = dashboard_data(Results(to_frame(normalise(r, r["run_id"]) for r in synthetic_records())), "dash", ["test"])
+    data = dashboard_data(Results(frame(*synthetic_records())), "dash", ["test"])
     sst2 = next(panel for panel in data["learning"] if panel["tasks"] == ["sst2"])["figure"]["data"]
     adapter = [trace for trace in sst2 if trace["meta"]["method"] == "adapter"]
-    assert [trace["x"] for trace in adapter] == [[5, 10, 15, 20]] * 2  # seed 3's record has no curve
-    assert adapter[0]["y"] == [50.0, 60.0, 61.0, 61.5]
+    assert [trace["x"] for trace in adapter] == [[5, 10, 15, 20, 25, 30]] * 2  # seed 3's record has no curve
+    assert adapter[0]["y"] == [50.0, 60.0, 61.0, 61.5, 61.2, 61.4]
     assert "seed 2" in adapter[1]["hovertemplate"] and "minilm-adapter-sst2-n100-s2" in adapter[1]["hovertemplate"]
     low_resource = next(panel for panel in data["curves"] if panel["tasks"] == ["sst2"])["figure"]["data"]
     colour = {trace["meta"]["method"]: trace["line"]["color"] for trace in low_resource if "name" in trace}
@@ -364,10 +353,9 @@ def test_learning_curve_lines_carry_their_run_in_the_hover_and_their_methods_col
 
 def test_filters_and_efficiency_view_hold_only_the_profiles_own_backbones_and_methods(tmp_path):
     from analysis.dashboard import dashboard_data
-    from analysis.records import normalise, to_frame
     from analysis.tables import efficiency_table
 
-    results = Results(to_frame(normalise(r, r["run_id"]) for r in synthetic_records()))
+    results = Results(frame(*synthetic_records()))
     (tmp_path / "efficiency.csv").write_text(EFFICIENCY_CSV)  # also measures t5-base, and LoRA
     own = efficiency_table(tmp_path / "efficiency.csv", results.records)
     data = dashboard_data(results, "dash", ["test"], own)
@@ -407,3 +395,16 @@ def test_the_profiles_efficiency_report_and_observations_hold_only_the_pairs_it_
     efficiency, summary = (reports / "efficiency.md").read_text(), (reports / "README.md").read_text()
     assert "| Compacter " in efficiency and "t5-base" not in efficiency and "LoRA" not in efficiency
     assert "Lowest training step time on minilm/cpu: Compacter" in summary and "t5-base" not in summary
+
+
+def test_the_verdict_table_gives_every_comparison_its_verdict_and_mdd_under_the_filters():
+    from analysis.dashboard import dashboard_data
+
+    view = dashboard_data(Results(frame(*synthetic_records())), "dash", ["test"])["verdicts"]
+    assert [column["key"] for column in view["columns"]][-4:] == ["95% CI", "MDD", "n needed", "Verdict"]
+    verdicts = {(row["task"], row["size"], row["method"], row["cells"]["vs"]): row["cells"]["Verdict"]
+                for row in view["rows"]}
+    # compacter = finetune - 5 on every seed (no spread): worse; its RTE runs still improving: no verdict
+    assert verdicts[("sst2", "100", "compacter", "Finetuning")] == "significantly worse"
+    assert verdicts[("rte", "100", "compacter", "Finetuning")] == "no verdict (not converged at this budget)"
+    assert all(row["cells"]["MDD"] for row in view["rows"]) and any("MDD" in note for note in view["notes"])

@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from catalog import task_score
 from catalog.record import RECORD_VERSION, RecordError, RunRecord, optimizer_steps
 
 IDENTITY = {"run_id": "minilm-compacter-cb-n100-s1", "profile": "p", "backbone": "minilm", "method": "compacter",
@@ -46,12 +45,6 @@ def test_a_missing_identity_field_is_named():
 ])
 def test_optimizer_steps_count_as_lightning_does(examples, batch, accumulate, epochs, limit, steps):
     assert optimizer_steps(examples, batch, accumulate, epochs, limit) == steps
-
-
-def test_task_score_is_the_mean_of_the_metrics_and_nan_when_one_is_missing():
-    assert task_score({"pearson": 80.0, "spearman": 70.0}) == 75.0
-    assert task_score({"pearson": 80.0, "spearman": None}) != task_score({"pearson": 80.0, "spearman": None})
-    assert task_score({}) != task_score({})  # NaN: no metric, no score
 
 
 class FakeExperiment:
