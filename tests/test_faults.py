@@ -235,3 +235,65 @@ def test_the_plan_piped_into_a_reader_that_stops_ends_quietly():
     plan.stdout.close()  # `| head` that has read what it wanted: every write now fails with EPIPE
     _, err = plan.communicate(timeout=300)
     assert (plan.returncode, err.decode()) == (0, "")
+
+
+# ---------------------------------------------------------------- storage: a real full or read-only disk
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 32 MiB tmpfs (mounting needs root; CI runs as root), unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)], check=True)
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def finetune_profile(tmp_path, name):
+    """One tiny fine-tuning run: its checkpoints (the whole model and Adam's state, ~12 MB) do not fit
+    in the room the full-disk test leaves."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"description": "storage", "defaults": TINY, "runs": [
+        {"backbones": ["tiny-bert"], "methods": ["finetune"], "tasks": ["rte"], "train_sizes": [16], "seeds": [1]}]}))
+    return path
+
+
+def left_behind(disk):
+    return sorted(str(p.relative_to(disk)) for p in disk.rglob("*") if p.name.endswith(".tmp") or p.suffix == ".ckpt")
+
+
+@pytest.mark.slow(seconds=30)
+def test_a_disk_that_fills_mid_run_ends_the_sweep_in_one_line_and_leaves_no_partial_files(
+        tiny_berts, shared_data, local_data, small_disk, tmp_path, monkeypatch):
+    profile = finetune_profile(tmp_path, "full")
+    profile.write_text(profile.read_text().replace("tiny-bert", tiny_berts["no_dropout"]))
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    ballast = small_disk / "ballast"
+    ballast.write_bytes(b"\0" * (free - (3 << 20)))  # 3 MiB left: the sweep starts, the first checkpoint fills it
+    code, out, err = finish(start_sweep(small_disk, profile, shared_data, "--jobs", "1"))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 74, err
+    assert lines[-1] == (f"error: cannot write to results/full: No space left on device (errno 28, ENOSPC); free "
+                         f"space there or point results_dir at another folder, then run the same command again "
+                         f"(finished runs keep their records)")
+    assert "Traceback" not in err
+    assert left_behind(small_disk) == [] and not list((small_disk / "results" / "full").glob("*.json"))
+    ballast.unlink()
+    assert rerun_here(small_disk, profile, monkeypatch) == 0
+    assert [read_record(p).status for p in (small_disk / "results" / "full").glob("*.json")] == ["ok"]
+
+
+@pytest.mark.slow(seconds=3)
+def test_a_read_only_results_disk_ends_the_sweep_in_one_line_before_any_run(
+        tiny_berts, local_data, small_disk, tmp_path, monkeypatch, capsys):
+    profile = finetune_profile(tmp_path, "readonly")
+    profile.write_text(profile.read_text().replace("tiny-bert", tiny_berts["no_dropout"]))
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    monkeypatch.chdir(small_disk)
+    assert sweep_main(["--profile", str(profile), "--jobs", "1"]) == 74
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: cannot write to results/readonly: Read-only file system (errno 30, EROFS); remount it read-write "
+        "or point results_dir at another folder, then run the same command again (finished runs keep their records)")
+    assert list(small_disk.iterdir()) == []

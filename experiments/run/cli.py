@@ -18,6 +18,7 @@ import sys
 from catalog.tasks import get_task
 from experiments.run.config import data_dirs_from_env, make_run_config
 from experiments.run.layers import parse_overrides
+from experiments.run.storage import EXIT_STORAGE, StorageError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,14 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     from experiments.run.execute import run  # after the arguments are checked: it imports more
     from experiments.run.locks import exclusive
 
-    with exclusive(config) as instead:
-        if instead and instead.status == "skipped":
-            print(f"{config.run_id}: {instead.error}; not started", file=sys.stderr)
-            return 1
-        if instead and not args.force:
-            print(f"{config.run_id}: already done ({config.record_path}); --force to run again")
-            return 0
-        record = run(config)
+    try:
+        with exclusive(config) as instead:
+            if instead and instead.status == "skipped":
+                print(f"{config.run_id}: {instead.error}; not started", file=sys.stderr)
+                return 1
+            if instead and not args.force:
+                print(f"{config.run_id}: already done ({config.record_path}); --force to run again")
+                return 0
+            record = run(config)
+    except StorageError as error:  # the results folder is full or read-only: one line, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_STORAGE
     print(json.dumps(record.model_dump(include={"run_id", "status", "error", "val", "test", "wall_time_s"}), indent=2))
     print(f"record: {config.record_path}")
     return 0 if record.status == "ok" else 1

@@ -14,6 +14,7 @@ import logging
 import time
 import traceback
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from catalog.record import RecordError, RunRecord
@@ -21,13 +22,15 @@ from experiments.run.config import RunConfig
 from experiments.run.machine import machine_info
 from experiments.run.provenance import provenance
 from experiments.run.records import identity_fields, read_record, write_record
+from experiments.run.storage import StorageError, storage_fault
 from experiments.run.tracking import finish_wandb, make_wandb_logger
 
 log = logging.getLogger(__name__)
 
 
 def run(config: RunConfig) -> RunRecord:
-    """Train, select, test; write and return the record. Never raises for a failed run."""
+    """Train, select, test; write and return the record. Never raises for a failed run; a results
+    folder that is full or read-only raises ``StorageError`` (no record: the run is to do again)."""
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     fields: dict[str, Any] = {"provenance": provenance(config), "started_at": started.isoformat(),
@@ -41,6 +44,10 @@ def run(config: RunConfig) -> RunRecord:
     except KeyboardInterrupt:
         raise  # a killed sweep leaves no record: the run is redone on resume
     except Exception as exception:  # noqa: BLE001 — any failure is recorded, the sweep goes on
+        fault = storage_fault(Path(config.results_dir), exception)
+        if fault is not None:  # the disk's failure, not the run's: no record, its partial checkpoints gone
+            _remove_checkpoints(config)
+            raise fault from exception
         status, error = "failed", f"{type(exception).__name__}: {exception}"
         fields["traceback"] = traceback.format_exc(limit=8)
         log.error("run %s failed: %s", config.run_id, error)
@@ -51,17 +58,26 @@ def run(config: RunConfig) -> RunRecord:
     record = RunRecord(**identity_fields(config), **fields, status=status, error=error,
                        wall_time_s=time.perf_counter() - clock, finished_at=datetime.now(timezone.utc).isoformat())
     if _global_rank() == 0:
-        from experiments.run.training import remove_checkpoints
-
         if record.status == "failed":
             record = _failed_rank_record(config, started) or record
-        write_record(record, config.record_path)
-        remove_checkpoints(config)  # only now: a run killed before its record exists resumes from them
+        try:
+            write_record(record, config.record_path)
+        except StorageError:
+            _remove_checkpoints(config)  # the disk's space back; the run is done again on the rerun
+            raise
+        _remove_checkpoints(config)  # only now: a run killed before its record exists resumes from them
         if logger is not None:
             finish_wandb(logger, record)
     elif record.status == "failed":
         write_record(record, config.record_path)
     return record
+
+
+def _remove_checkpoints(config: RunConfig) -> None:
+    if _global_rank() == 0:  # one rank removes them: the others may still be reading
+        from experiments.run.training import remove_checkpoints
+
+        remove_checkpoints(config)
 
 
 def _failed_rank_record(config: RunConfig, started: datetime) -> RunRecord | None:

@@ -12,6 +12,7 @@ import sys
 
 from catalog.profile import load_profile, profile_names
 from experiments.run.records import record_status
+from experiments.run.storage import EXIT_STORAGE, StorageError
 from experiments.sweep.grid import run_configs
 from experiments.sweep.plan import print_plan
 from experiments.sweep.slurm import SlurmOptions
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except StorageError as error:  # one line, not the traceback of each process that met the full disk
+        print(f"\nerror: {error}", file=sys.stderr)
+        return EXIT_STORAGE
     except Interrupted as interrupted:
         states = [record_status(config) for config in run_configs(profile)]
         print(f"\ninterrupted by {interrupted}: {states.count('ok')} ok, {states.count('failed')} failed, "

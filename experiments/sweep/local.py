@@ -13,12 +13,13 @@ import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from catalog.record import RunRecord
 from experiments.run.config import RunConfig
 from experiments.run.locks import exclusive, run_lock
 from experiments.run.records import failed_record, readable_record, write_record
+from experiments.run.storage import StorageError, storage_fault
 from experiments.sweep.workers import supervise
 
 
@@ -60,21 +61,30 @@ def _output_to(path: Path) -> Iterator[None]:
 
 
 
-def run_logged(config: RunConfig, threads: int | None = None) -> dict[str, Any]:
+def run_logged(config: RunConfig, threads: int | None = None) -> RunRecord | StorageError:
     """One run with its output in its log file, under the run's lock: what a local worker or a
     SLURM task executes. A run another attempt holds is ``skipped`` (nothing written); one
-    another attempt finished meanwhile returns that attempt's record."""
+    another attempt finished meanwhile returns that attempt's record; a results folder that is
+    full or read-only returns its ``StorageError``."""
     import torch
 
     from experiments.run.execute import run  # the worker's side: the supervisor never calls it
 
     if threads:
         torch.set_num_threads(threads)
-    with exclusive(config) as instead:
-        if instead:
-            return instead
-        with _output_to(log_path(config)):
-            return run(config)
+    try:
+        with exclusive(config) as instead:
+            if instead:
+                return instead
+            with _output_to(log_path(config)):
+                return run(config)
+    except StorageError as fault:
+        return fault  # the supervisor ends the sweep with it
+    except OSError as error:  # the lock or the log file, in a folder that is full or read-only
+        fault = storage_fault(Path(config.results_dir), error)
+        if fault is None:
+            raise
+        return fault
 
 
 

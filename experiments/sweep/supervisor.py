@@ -26,6 +26,7 @@ from catalog.record import RunRecord
 from experiments.run.config import RunConfig
 from experiments.run.locks import run_lock
 from experiments.run.records import readable_record, record_status
+from experiments.run.storage import StorageError, ensure_writable
 from experiments.sweep.checks import checked_configs
 from experiments.sweep.local import log_path, run_locally
 from experiments.sweep.slurm import SlurmOptions, run_on_slurm
@@ -81,6 +82,8 @@ def run_sweep(profile: Profile, jobs: int = 1, launcher: str = "local", slurm: S
           f"{len(todo)} to run on {where}; each run's output in {log_path(configs[0]).parent}/", flush=True)
     if not todo:
         return []
+    for folder in sorted({c.results_dir for c in todo}):
+        ensure_writable(Path(folder))
     several = sorted({c.run_id for c in todo if c.devices != 1})
     if launcher == "local" and several:
         raise ValueError(f"{len(several)} run(s) use several devices (e.g. {several[0]}); Lightning's DDP needs a "
@@ -92,7 +95,9 @@ def run_sweep(profile: Profile, jobs: int = 1, launcher: str = "local", slurm: S
         while todo:
             skipped: list[RunConfig] = []
 
-            def finished(config: RunConfig, record: RunRecord) -> None:
+            def finished(config: RunConfig, record: RunRecord | StorageError) -> None:
+                if isinstance(record, StorageError):
+                    raise record  # every later run would fail alike: the workers stop, the sweep ends
                 if record.status == "skipped":
                     skipped.append(config)
                     progress.note(f"skipped {config.run_id}: {record.error}; waiting for it at the end")
