@@ -6,6 +6,7 @@ it points into a Markdown file, must be one of that file's headings as GitHub sl
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,9 @@ def test_a_missing_file_or_heading_is_found_and_code_is_not_a_link(tmp_path):
     assert broken_links(readme, tmp_path) == ["docs/gone.md: no such file",
                                                "docs/page.md#its-gpu-part: no heading #its-gpu-part in page.md",
                                                "#bottom: no heading #bottom in README.md"]
+
+
+def test_no_tracked_file_holds_a_merge_conflicts_markers():
+    """A merge committed with its conflict markers reads as text to every other check here."""
+    found = subprocess.run(["git", "grep", "-n", "-E", "^(<<<<<<<|>>>>>>>) "], cwd=ROOT, capture_output=True, text=True)
+    assert found.stdout == ""
