@@ -15,7 +15,7 @@ from typing import Any
 
 from catalog.record import RecordError, RunRecord
 from experiments.run.config import RunConfig
-from experiments.run.storage import storage_fault
+from experiments.run.storage import storage_faults_raised
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +38,17 @@ def write_record(record: RunRecord, path: Path) -> None:
     """Atomic: a reader sees the old record or the new one, never half a file. A folder that is full
     or read-only raises ``StorageError`` and leaves no temporary file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer: no two share a half-written file
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w") as file:
-            file.write(record.to_json())
-            file.flush()
-            os.fsync(file.fileno())  # on disk before the rename makes it the record (a crash then leaves the old one)
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        fault = storage_fault(path.parent, error)
-        if fault is None:
+    with storage_faults_raised(path.parent):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("w") as file:
+                file.write(record.to_json())
+                file.flush()
+                os.fsync(file.fileno())  # on disk before the rename makes it the record (a crash then leaves the old one)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
             raise
-        raise fault from error
 
 
 def read_record(path: Path) -> RunRecord | None:

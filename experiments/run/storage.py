@@ -7,9 +7,11 @@ Finished runs keep their records: the same command resumes once the folder is wr
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
+from typing import Iterator
 
 STORAGE_ERRNOS = {errno.ENOSPC: "free space there", errno.EDQUOT: "free space there (or raise the quota)",
                   errno.EROFS: "remount it read-write"}
@@ -58,16 +60,23 @@ def folder_fault(folder: Path) -> StorageError | None:
     return None
 
 
-def ensure_writable(folder: Path) -> None:
-    """``folder`` created if need be; ``StorageError`` now, before any run starts, when it is read-only
-    or full."""
+@contextlib.contextmanager
+def storage_faults_raised(folder: Path) -> Iterator[None]:
+    """An OSError in the block that is a storage fault of ``folder`` re-raised as its StorageError."""
     try:
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        yield
     except OSError as error:
         fault = storage_fault(Path(folder), error)
         if fault is None:
             raise
         raise fault from error
+
+
+def ensure_writable(folder: Path) -> None:
+    """``folder`` created if need be; ``StorageError`` now, before any run starts, when it is read-only
+    or full."""
+    with storage_faults_raised(folder):
+        Path(folder).mkdir(parents=True, exist_ok=True)
     fault = folder_fault(Path(folder))
     if fault is not None:
         raise fault

@@ -19,7 +19,7 @@ from catalog.record import RunRecord
 from experiments.run.config import RunConfig
 from experiments.run.locks import exclusive, run_lock
 from experiments.run.records import failed_record, readable_record, write_record
-from experiments.run.storage import StorageError, storage_fault
+from experiments.run.storage import StorageError, storage_faults_raised
 from experiments.sweep.workers import supervise
 
 
@@ -73,18 +73,14 @@ def run_logged(config: RunConfig, threads: int | None = None) -> RunRecord | Sto
     if threads:
         torch.set_num_threads(threads)
     try:
-        with exclusive(config) as instead:
-            if instead:
-                return instead
-            with _output_to(log_path(config)):
-                return run(config)
+        with storage_faults_raised(config.results_dir):  # the lock or the log file, say
+            with exclusive(config) as instead:
+                if instead:
+                    return instead
+                with _output_to(log_path(config)):
+                    return run(config)
     except StorageError as fault:
         return fault  # the supervisor ends the sweep with it
-    except OSError as error:  # the lock or the log file, in a folder that is full or read-only
-        fault = storage_fault(Path(config.results_dir), error)
-        if fault is None:
-            raise
-        return fault
 
 
 
