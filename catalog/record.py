@@ -8,7 +8,8 @@ pydantic does from the annotations alone; it is already installed with W&B.
 
 Versions: 1 = the records written before the type was declared (the same fields, no
 ``record_version``), read as they are; 3 added the learning curves and the time breakdown (a
-version-2 record has none: empty curves); a newer version than this code knows is refused by
+version-2 record has none: empty curves); 4 added the step budget and why training stopped (an
+older record trained its whole budget: ``stop_reason`` None); a newer version than this code knows is refused by
 name, never half-read.
 """
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, ValidationError
 
-RECORD_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+RECORD_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 _none_is_empty = BeforeValidator(lambda value: {} if value is None else value)  # older records wrote null
 JsonObject = Annotated[dict[str, Any], _none_is_empty]
 Scores = Annotated[dict[str, float], _none_is_empty]  # metric name -> score (×100)
@@ -106,6 +107,8 @@ class RunRecord(BaseModel):
     best_epoch: int | None = None            # the selected validation point's epoch (0-based, as Lightning counts)
     best_step: int | None = None             # ... and optimizer steps done (version 3)
     optimizer_steps: int | None = None       # the steps the run took (version 3)
+    step_budget: int | None = None           # the steps it was allowed: its epochs' (version 4)
+    stop_reason: Literal["plateau", "budget"] | None = None  # plateau: stop_on_plateau ended it (version 4)
     val_curve: list[CurvePoint] = []  # [optimizer steps done, mean validation score] (version 3)
     val_examples: int | None = None          # the validation set the curve is measured on (version 3)
     train_loss_curve: list[CurvePoint] = []  # [steps done, mean training loss of the bin] (version 3)
@@ -159,6 +162,8 @@ class RunRecord(BaseModel):
         batch = self.config.get("batch_size")
         if not (self.train_examples and batch and self.epochs and self.train_time_s):
             return None
+        if self.optimizer_steps:  # a run stopped on plateau took fewer than its epochs' steps
+            return self.train_time_s / self.optimizer_steps
         steps = optimizer_steps(self.train_examples, batch, self.config.get("accumulate_grad_batches", 1),
                                 self.epochs, self.config.get("limit_train_batches"))
         return self.train_time_s / steps

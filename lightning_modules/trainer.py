@@ -18,6 +18,9 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from catalog import task_score
+from catalog.curves import still_improving
+
 
 class TrainingStats(Callback):
     """What the record says of training without opening W&B, kept in the last checkpoint so a
@@ -85,6 +88,30 @@ class RngState(Callback):
         torch.set_rng_state(state_dict["torch"])
         if state_dict["cuda"]:
             torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class PlateauStop(Callback):
+    """Ends training at the first validation point where the curve so far has plateaued by the rule
+    the reports judge convergence with (``catalog.curves.still_improving`` is False: the trend of its
+    last half rises less than the task's δ), so the step budget becomes a cap and a stopped run counts
+    as converged by construction. ``stopped_at``: the optimizer steps done when it stopped (None: it
+    trained its whole budget). Rank zero's curve decides for all ranks (they hold the same one)."""
+
+    def __init__(self, task: str) -> None:
+        self.task, self.stopped_at = task, None
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or trainer.testing:
+            return
+        curve = [[step, task_score(metrics)] for step, metrics in sorted(pl_module.val_history.items())]
+        if trainer.strategy.broadcast(still_improving(curve, self.task) is False):
+            trainer.should_stop, self.stopped_at = True, trainer.global_step
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"stopped_at": self.stopped_at}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.stopped_at = state_dict["stopped_at"]
 
 
 class ResumePoint(ModelCheckpoint):

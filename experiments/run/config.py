@@ -65,12 +65,15 @@ class RunConfig:
     devices: int | str = 1
     precision: str = "32-true"
     limit_train_batches: int | float | None = None   # for smoke tests only
+    stop_on_plateau: bool = False          # end training once the validation curve has plateaued
+                                           # (catalog.curves' rule, the task's δ); the epochs become a cap
 
     IDENTITY_EXCLUDES = ("profile", "results_dir", "glue_dir", "superglue_dir", "hf_data_dir",
                          "save_trained_weights", "resume_checkpoint_interval_s", "wandb_project", "wandb_mode",
                          "accelerator", "devices")
-    # Fields added after runs were published: left out of the identity while unset, so those runs keep their ids.
-    IDENTITY_WHEN_SET = ("val_check_steps", "val_size")
+    # Fields added after runs were published: left out of the identity while at their defaults, so those
+    # runs keep their ids.
+    IDENTITY_WHEN_SET = ("val_check_steps", "val_size", "stop_on_plateau")
 
     def __post_init__(self) -> None:
         if self.library_method is None:
@@ -106,7 +109,8 @@ class RunConfig:
         for key, value in dataclasses.asdict(self).items():
             if key == "library_method":
                 key, value = "peft_method", None if value == self.method else value
-            if key not in self.IDENTITY_EXCLUDES and not (key in self.IDENTITY_WHEN_SET and value is None):
+            unset = key in self.IDENTITY_WHEN_SET and value == self.__dataclass_fields__[key].default
+            if key not in self.IDENTITY_EXCLUDES and not unset:
                 identity[key] = value
         return identity
 

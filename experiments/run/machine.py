@@ -11,7 +11,10 @@ def machine_info() -> dict[str, Any]:
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    return {"host": platform.node(), "cpu": _cpu_model(), "threads": torch.get_num_threads(), "device": device,
+    # the vector instructions torch's CPU kernels dispatch to (AVX512, AVX2, ...): a regression score's last
+    # digits differ between them, so a record says which ran it
+    return {"host": platform.node(), "cpu": _cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(), "device": device,
             "python": platform.python_version(), "torch": torch.__version__}
 
 

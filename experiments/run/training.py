@@ -37,7 +37,7 @@ from lightning_modules.module import TaskModule
 from catalog import task_score
 from catalog.record import optimizer_steps
 from experiments.run.records import quarantine
-from lightning_modules.trainer import RngState, TrainingStats, build_trainer, checkpoint_callbacks
+from lightning_modules.trainer import PlateauStop, RngState, TrainingStats, build_trainer, checkpoint_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +156,9 @@ def train_and_test(config, logger) -> dict[str, Any]:
     module = build_module(config, task, model, tokenizer)
     directory = checkpoint_dir(config)
     best, last = checkpoint_callbacks(directory, config.resume_checkpoint_interval_s)
-    stats = TrainingStats()
-    trainer = build_trainer(config, logger, [best, last, stats, RngState()])
+    stats, plateau = TrainingStats(), PlateauStop(config.task)
+    callbacks = [best, last, stats, RngState(), *([plateau] if config.stop_on_plateau else [])]
+    trainer = build_trainer(config, logger, callbacks)
     discarded = discard_unloadable(directory / "last.ckpt", config)
     seconds = {"setup": time.perf_counter() - clock}  # imports aside: start-up, tokenising, model loading
     with PeakMemory() as memory, ending_other_ranks_on_failure(trainer):
@@ -190,7 +191,8 @@ def train_and_test(config, logger) -> dict[str, Any]:
         "test_predictions": module.last_predictions["test"],  # in test-example order; None = unparsable
         "chance_test": majority_scores(task, data.examples("train"), data.examples("test")),
         "epochs": len(stats.epoch_seconds), "best_epoch": selected["epoch"], "best_step": selected["global_step"],
-        "optimizer_steps": trainer.global_step,
+        "optimizer_steps": trainer.global_step, "step_budget": module.schedule_summary["optimizer_steps"],
+        "stop_reason": "budget" if plateau.stopped_at is None else "plateau",
         "val_curve": [[step, task_score(metrics)] for step, metrics in sorted(module.val_history.items())],
         "val_examples": len(data.examples("validation")),
         "train_loss_curve": stats.loss_curve(config.accumulate_grad_batches),
