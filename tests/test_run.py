@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from catalog.curves import still_improving
 from catalog.record import lr_schedule
 from experiments.sweep.plan import optimizer_steps
 from experiments.run.cli import main
@@ -61,6 +62,31 @@ def test_a_run_validating_every_n_steps_records_its_learning_curve_and_selects_a
     assert record.seconds["train"] + record.seconds["validation"] <= record.seconds["fit"]
 
 
+def test_a_run_stopping_on_plateau_ends_at_the_first_point_the_convergence_rule_calls_plateaued(
+        tiny_checkpoints, tmp_path):
+    # 64 examples, batch 8, 8 epochs: a budget of 64 steps validated every 4; the synthetic task is
+    # learnt in a few epochs, so the curve goes flat long before the budget ends
+    config, record = tiny_run("compacter", tiny_checkpoints["bert"], "synthetic", tmp_path, epochs=8, train_size=64,
+                              batch_size=8, val_every_n_epochs=1, val_check_steps=4, val_size=40,
+                              stop_on_plateau=True)
+    assert record.status == "ok", record.traceback
+    assert record.stop_reason == "plateau" and record.step_budget == 64
+    curve = [list(point) for point in record.val_curve]
+    # it stopped at its last validation point, the first whose curve so far the rule calls plateaued
+    assert record.optimizer_steps == curve[-1][0] < 64
+    assert still_improving(curve, "synthetic") is False
+    assert all(still_improving(curve[:k], "synthetic") is not False for k in range(1, len(curve)))
+    assert record.step_time_s == pytest.approx(record.train_time_s / record.optimizer_steps)
+
+
+def test_a_run_without_plateau_stopping_trains_its_whole_budget(tiny_checkpoints, tmp_path):
+    config, record = tiny_run("compacter", tiny_checkpoints["bert"], "synthetic", tmp_path, epochs=8, train_size=64,
+                              batch_size=8, val_every_n_epochs=1, val_check_steps=4, val_size=40)
+    assert record.status == "ok", record.traceback
+    assert record.stop_reason == "budget" and record.optimizer_steps == record.step_budget == 64
+    assert still_improving([list(point) for point in record.val_curve], "synthetic") is False  # it could have stopped
+
+
 def test_val_check_steps_must_divide_the_runs_steps(tiny_checkpoints, tmp_path):
     config, record = tiny_run("compacter", tiny_checkpoints["bert"], "synthetic", tmp_path, epochs=2, train_size=64,
                               batch_size=8, val_every_n_epochs=1, val_check_steps=5)
@@ -77,6 +103,8 @@ def test_the_curve_settings_leave_the_run_ids_of_runs_without_them_unchanged():
     plain = make_run_config("compacter", epochs=2)
     assert "val_check_steps" not in plain.identity() and "val_size" not in plain.identity()
     assert make_run_config("compacter", epochs=2, val_size=100).run_id != plain.run_id
+    assert make_run_config("compacter", epochs=2, stop_on_plateau=False).run_id == plain.run_id
+    assert make_run_config("compacter", epochs=2, stop_on_plateau=True).run_id != plain.run_id
 
 
 def test_val_every_n_epochs_must_divide_epochs():
