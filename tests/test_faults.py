@@ -16,6 +16,7 @@ import yaml
 from catalog.record import RunRecord
 from catalog.profile import Profile, load_profile
 from experiments.run.records import identity_fields, read_record, write_record
+from experiments.run.cli import main as run_main
 from experiments.sweep.cli import main as sweep_main
 from experiments.sweep.grid import run_configs
 from experiments.sweep.supervisor import run_sweep
@@ -297,3 +298,13 @@ def test_a_read_only_results_disk_ends_the_sweep_in_one_line_before_any_run(
         "error: cannot write to results/readonly: Read-only file system (errno 30, EROFS); remount it read-write "
         "or point results_dir at another folder, then run the same command again (finished runs keep their records)")
     assert list(small_disk.iterdir()) == []
+
+
+def test_a_read_only_results_disk_ends_the_one_run_cli_in_one_line(tiny_berts, small_disk, monkeypatch, capsys):
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    monkeypatch.chdir(small_disk)
+    assert run_main(["--backbone", tiny_berts["no_dropout"], "--method", "finetune", "--task", "synthetic",
+                     "--results-dir", "results/one"]) == 74
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: cannot write to results/one: Read-only file system (errno 30, EROFS); remount it read-write "
+        "or point results_dir at another folder, then run the same command again (finished runs keep their records)")

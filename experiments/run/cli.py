@@ -14,11 +14,12 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from catalog.tasks import get_task
 from experiments.run.config import data_dirs_from_env, make_run_config
 from experiments.run.layers import parse_overrides
-from experiments.run.storage import EXIT_STORAGE, StorageError
+from experiments.run.storage import EXIT_STORAGE, StorageError, ensure_writable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from experiments.run.locks import exclusive
 
     try:
+        ensure_writable(Path(config.results_dir))  # before the lock file, the first thing written there
         with exclusive(config) as instead:
             if instead and instead.status == "skipped":
                 print(f"{config.run_id}: {instead.error}; not started", file=sys.stderr)
