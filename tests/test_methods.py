@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+from transformers.activations import get_activation
 
 import compacter
-from compacter.adapters import AdapterWrapped
+from compacter.adapters import AdapterWrapped, BottleneckAdapter, linear_projection
 from compacter.phm import PHMLinear
 from tests.tiny_models import BUILDERS, HIDDEN, logits, perturbed, tiny_bert, tiny_inputs, tiny_t5
 
@@ -257,3 +258,12 @@ def test_t5_base_trainable_share_matches_the_paper(method, options, trainable, p
     assert count.trainable == trainable
     if paper_percent is not None:
         assert round(count.trainable_percent, 3) == paper_percent
+
+
+def test_the_adapters_gelu_new_is_transformers_gelu_new_to_float_rounding_and_not_exact_gelu():
+    # torch's tanh-approximation kernel stands in for transformers' NewGELUActivation (speed only)
+    x = torch.linspace(-12, 12, 200_001)
+    adapter = BottleneckAdapter(384, 12, linear_projection, "gelu_new")
+    reference = get_activation("gelu_new")(x)
+    assert (adapter.activation(x) - reference).abs().max().item() <= 5e-7
+    assert (torch.nn.functional.gelu(x) - reference).abs().max().item() > 1e-4  # exact GELU differs: the test sees it
