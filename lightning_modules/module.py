@@ -107,6 +107,11 @@ class TaskModule(L.LightningModule):
             self.log(f"{prefix}/{name}", value, sync_dist=True)
         self.log(f"{prefix}/score", task_score(metrics), prog_bar=True, sync_dist=True)  # what selection maximises
 
+    def val_curve(self) -> list[list[float]]:
+        """[optimizer steps done, mean validation score] at each validation point so far, in step order:
+        the record's learning curve and what plateau stopping judges."""
+        return [[step, task_score(metrics)] for step, metrics in sorted(self.val_history.items())]
+
     def configure_optimizers(self):
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=self.learning_rate, weight_decay=self.weight_decay)

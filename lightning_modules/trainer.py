@@ -18,7 +18,6 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from catalog import task_score
 from catalog.curves import still_improving
 
 
@@ -103,8 +102,7 @@ class PlateauStop(Callback):
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or trainer.testing:
             return
-        curve = [[step, task_score(metrics)] for step, metrics in sorted(pl_module.val_history.items())]
-        if trainer.strategy.broadcast(still_improving(curve, self.task) is False):
+        if trainer.strategy.broadcast(still_improving(pl_module.val_curve(), self.task) is False):
             trainer.should_stop, self.stopped_at = True, trainer.global_step
 
     def state_dict(self) -> dict[str, Any]:

@@ -73,7 +73,7 @@ class RunConfig:
                          "accelerator", "devices")
     # Fields added after runs were published: left out of the identity while at their defaults, so those
     # runs keep their ids.
-    IDENTITY_WHEN_SET = ("val_check_steps", "val_size", "stop_on_plateau")
+    IDENTITY_UNLESS_DEFAULT = ("val_check_steps", "val_size", "stop_on_plateau")
 
     def __post_init__(self) -> None:
         if self.library_method is None:
@@ -109,7 +109,7 @@ class RunConfig:
         for key, value in dataclasses.asdict(self).items():
             if key == "library_method":
                 key, value = "peft_method", None if value == self.method else value
-            unset = key in self.IDENTITY_WHEN_SET and value == self.__dataclass_fields__[key].default
+            unset = key in self.IDENTITY_UNLESS_DEFAULT and value == self.__dataclass_fields__[key].default
             if key not in self.IDENTITY_EXCLUDES and not unset:
                 identity[key] = value
         return identity

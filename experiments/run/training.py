@@ -34,7 +34,6 @@ from catalog.tasks import get_task
 from experiments.run.backbones import load_model, load_tokenizer, resolve
 from lightning_modules.datamodule import TaskDataModule
 from lightning_modules.module import TaskModule
-from catalog import task_score
 from catalog.record import optimizer_steps
 from experiments.run.records import quarantine
 from lightning_modules.trainer import PlateauStop, RngState, TrainingStats, build_trainer, checkpoint_callbacks
@@ -193,7 +192,7 @@ def train_and_test(config, logger) -> dict[str, Any]:
         "epochs": len(stats.epoch_seconds), "best_epoch": selected["epoch"], "best_step": selected["global_step"],
         "optimizer_steps": trainer.global_step, "step_budget": module.schedule_summary["optimizer_steps"],
         "stop_reason": "budget" if plateau.stopped_at is None else "plateau",
-        "val_curve": [[step, task_score(metrics)] for step, metrics in sorted(module.val_history.items())],
+        "val_curve": module.val_curve(),
         "val_examples": len(data.examples("validation")),
         "train_loss_curve": stats.loss_curve(config.accumulate_grad_batches),
         "lr_schedule": module.schedule_summary,
