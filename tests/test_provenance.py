@@ -60,3 +60,15 @@ def test_provenance_of_a_run_reaches_the_reports_readme(tmp_path):
     assert f"- code: commit {'a' * 12} (1 runs, clean tree)" in lines
     assert any(line.startswith("- packages: datasets ") and line.endswith("(3 runs)") for line in lines)
     assert "- data files: 1 read, sha256 in each record; with different contents across runs: /d/SST-2/train.tsv" in lines
+
+
+def test_a_record_names_the_commit_its_process_loaded_not_the_one_checked_out_when_it_runs(monkeypatch):
+    from experiments.run import provenance as module
+
+    loaded = subprocess.run(["git", "-C", str(module.PROJECT_ROOT), "rev-parse", "HEAD"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert module.LOADED_GIT_STATE["commit"] == loaded
+    # HEAD moves after the code was loaded (a commit during a sweep): git now answers another commit
+    monkeypatch.setattr(module, "_git", lambda root, *args: "f" * 40 if args[0] == "rev-parse" else "")
+    assert module.git_state(module.PROJECT_ROOT)["commit"] == "f" * 40
+    assert provenance(make_run_config("compacter", task="synthetic"))["git"]["commit"] == loaded

@@ -3,6 +3,10 @@ numbers, the project's git commit and whether the working tree had changes, and 
 each local file read with its sha256, or the Hub dataset with the revisions in the local
 cache. The hardware is the record's ``machine`` (``experiments.run.machine``).
 
+The git state is read once, when this module is imported — when the process loads the code it will
+run — not at each run's start: a sweep's workers live for the whole sweep and run the code they
+loaded at its start, so a commit made during the sweep is not the code of its later runs.
+
 Anything that cannot be found (not a git checkout, a missing file) is recorded as None with
 the reason, never guessed, and never fails the run.
 """
@@ -19,12 +23,12 @@ from catalog.sources import hub_location, source_files
 from catalog.tasks import get_task
 
 PACKAGES = ("torch", "transformers", "lightning", "peft", "datasets")
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def provenance(config) -> dict[str, Any]:
     """The record's ``provenance`` field for a run of ``config`` (a RunConfig)."""
-    return {"packages": package_versions(), "git": git_state(PROJECT_ROOT), "data": data_provenance(config)}
+    return {"packages": package_versions(), "git": dict(LOADED_GIT_STATE), "data": data_provenance(config)}
 
 
 def package_versions(packages=PACKAGES) -> dict[str, str | None]:
@@ -50,6 +54,9 @@ def git_state(root: Path) -> dict[str, Any]:
 def _git(root: Path, *args: str) -> str:
     done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True, timeout=30)
     return done.stdout.strip()
+
+
+LOADED_GIT_STATE = git_state(PROJECT_ROOT)  # the checkout as this process loaded it (see the docstring)
 
 
 def data_provenance(config) -> dict[str, Any]:
