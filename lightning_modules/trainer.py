@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from catalog.curves import still_improving
+from catalog.curves import plateau_stops
 
 
 class TrainingStats(Callback):
@@ -90,11 +90,12 @@ class RngState(Callback):
 
 
 class PlateauStop(Callback):
-    """Ends training at the first validation point where the curve so far has plateaued by the rule
-    the reports judge convergence with (``catalog.curves.still_improving`` is False: the trend of its
-    last half rises less than the task's δ), so the step budget becomes a cap and a stopped run counts
-    as converged by construction. ``stopped_at``: the optimizer steps done when it stopped (None: it
-    trained its whole budget). Rank zero's curve decides for all ranks (they hold the same one)."""
+    """Ends training at the first validation point past ``MIN_STOP_SHARE`` of the step budget where the
+    curve so far has plateaued by the rule the reports judge convergence with
+    (``catalog.curves.plateau_stops``: the trend of its last half rises less than the task's δ), so the
+    budget becomes a cap and a stopped run counts as converged by construction. ``stopped_at``: the
+    optimizer steps done when it stopped (None: it trained its whole budget). Rank zero's curve
+    decides for all ranks (they hold the same one)."""
 
     def __init__(self, task: str) -> None:
         self.task, self.stopped_at = task, None
@@ -102,7 +103,8 @@ class PlateauStop(Callback):
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or trainer.testing:
             return
-        if trainer.strategy.broadcast(still_improving(pl_module.val_curve(), self.task) is False):
+        budget = trainer.estimated_stepping_batches  # the optimizer steps the schedule runs over
+        if trainer.strategy.broadcast(plateau_stops(pl_module.val_curve(), self.task, budget)):
             trainer.should_stop, self.stopped_at = True, trainer.global_step
 
     def state_dict(self) -> dict[str, Any]:

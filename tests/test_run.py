@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from catalog.curves import still_improving
+from catalog.curves import MIN_STOP_SHARE, still_improving
 from catalog.record import lr_schedule
 from experiments.sweep.plan import optimizer_steps
 from experiments.run.cli import main
@@ -62,7 +62,7 @@ def test_a_run_validating_every_n_steps_records_its_learning_curve_and_selects_a
     assert record.seconds["train"] + record.seconds["validation"] <= record.seconds["fit"]
 
 
-def test_a_run_stopping_on_plateau_ends_at_the_first_point_the_convergence_rule_calls_plateaued(
+def test_a_run_stopping_on_plateau_ends_at_the_first_point_past_the_minimum_share_the_rule_calls_plateaued(
         tiny_checkpoints, tmp_path):
     # 64 examples, batch 8, 8 epochs: a budget of 64 steps validated every 4; the synthetic task is
     # learnt in a few epochs, so the curve goes flat long before the budget ends
@@ -72,10 +72,14 @@ def test_a_run_stopping_on_plateau_ends_at_the_first_point_the_convergence_rule_
     assert record.status == "ok", record.traceback
     assert record.stop_reason == "plateau" and record.step_budget == 64
     curve = [list(point) for point in record.val_curve]
-    # it stopped at its last validation point, the first whose curve so far the rule calls plateaued
+    # it stopped at its last validation point: the first at or past MIN_STOP_SHARE of the budget
+    # whose curve so far the rule calls plateaued
     assert record.optimizer_steps == curve[-1][0] < 64
-    assert still_improving(curve, "synthetic") is False
-    assert all(still_improving(curve[:k], "synthetic") is not False for k in range(1, len(curve)))
+    assert curve[-1][0] >= MIN_STOP_SHARE * 64 and still_improving(curve, "synthetic") is False
+    assert all(still_improving(curve[:k], "synthetic") is not False
+               for k in range(1, len(curve)) if curve[k - 1][0] >= MIN_STOP_SHARE * 64)
+    # the wait mattered: the rule alone had called an earlier prefix plateaued
+    assert any(still_improving(curve[:k], "synthetic") is False for k in range(1, len(curve)))
     assert record.step_time_s == pytest.approx(record.train_time_s / record.optimizer_steps)
 
 
