@@ -110,8 +110,8 @@ def plateau_stops(curve: Sequence[Sequence[float]], task: str, budget: int) -> b
     Why wait: before that the rule judges a short, noisy prefix while the rate is still high (the
     schedule decays over the budget), and stopped runs that were still rising (issue 33: SST-2 at 100
     examples at 65 of 130 steps, 4.4 test points lost). Replayed on the 45 whole-budget curves of the
-    2026-12-04 cpu build (``analysis.power --stops``), waiting for 0.7 of the budget costs a mean 0.03
-    validation points at SST-2/100 (0.85 without waiting), 0.48 at SST-2/1000 (1.17), 0.20 at
+    2026-12-04 cpu build (``plateau_stop_step`` over the curves in reports/cpu/dashboard.html),
+    waiting for 0.7 of the budget costs a mean 0.03 validation points at SST-2/100 (0.85 without waiting), 0.48 at SST-2/1000 (1.17), 0.20 at
     STS-B/1000 (0.40), and saves 19%, 23% and 4% of their steps."""
     return (bool(curve) and curve[-1][0] >= MIN_STOP_SHARE * budget
             and still_improving(curve, task) is False)
