@@ -111,8 +111,9 @@ def plateau_stops(curve: Sequence[Sequence[float]], task: str, budget: int) -> b
     schedule decays over the budget), and stopped runs that were still rising (issue 33: SST-2 at 100
     examples at 65 of 130 steps, 4.4 test points lost). Replayed on the 45 whole-budget curves of the
     2026-12-04 cpu build (``plateau_stop_step`` over the curves in reports/cpu/dashboard.html),
-    waiting for 0.7 of the budget costs a mean 0.03 validation points at SST-2/100 (0.85 without waiting), 0.48 at SST-2/1000 (1.17), 0.20 at
-    STS-B/1000 (0.40), and saves 19%, 23% and 4% of their steps."""
+    waiting for 0.7 of the budget costs a mean 0.03 validation points at SST-2/100 (0.85 without
+    waiting), 0.48 at SST-2/1000 (1.17), 0.20 at STS-B/1000 (0.40), and saves 19%, 23% and 4% of
+    their steps."""
     return (bool(curve) and curve[-1][0] >= MIN_STOP_SHARE * budget
             and still_improving(curve, task) is False)
 
@@ -120,4 +121,4 @@ def plateau_stops(curve: Sequence[Sequence[float]], task: str, budget: int) -> b
 def plateau_stop_step(curve: Sequence[Sequence[float]], task: str, budget: int) -> float | None:
     """Where plateau stopping would have ended a run that trained its whole ``budget`` with this
     ``curve`` (a stopped run sees the same curve up to its stop); None: it would train to the end."""
-    return next((curve[i - 1][0] for i in range(1, len(curve) + 1) if plateau_stops(curve[:i], task, budget)), None)
+    return next((step for i, (step, _) in enumerate(curve, 1) if plateau_stops(curve[:i], task, budget)), None)

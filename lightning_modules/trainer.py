@@ -103,7 +103,7 @@ class PlateauStop(Callback):
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or trainer.testing:
             return
-        budget = trainer.estimated_stepping_batches  # the optimizer steps the schedule runs over
+        budget = pl_module.schedule_summary["optimizer_steps"]  # the steps the schedule decays over
         if trainer.strategy.broadcast(plateau_stops(pl_module.val_curve(), self.task, budget)):
             trainer.should_stop, self.stopped_at = True, trainer.global_step
 
