@@ -9,8 +9,8 @@ pydantic does from the annotations alone; it is already installed with W&B.
 Versions: 1 = the records written before the type was declared (the same fields, no
 ``record_version``), read as they are; 3 added the learning curves and the time breakdown (a
 version-2 record has none: empty curves); 4 added the step budget and why training stopped (an
-older record trained its whole budget: ``stop_reason`` None); a newer version than this code knows is refused by
-name, never half-read.
+older record trained its whole budget: ``stop_reason`` None); a newer version than this code knows
+is refused by name, never half-read.
 """
 from __future__ import annotations
 

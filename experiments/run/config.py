@@ -65,8 +65,9 @@ class RunConfig:
     devices: int | str = 1
     precision: str = "32-true"
     limit_train_batches: int | float | None = None   # for smoke tests only
-    stop_on_plateau: bool = False          # end training once the validation curve has plateaued
-                                           # (catalog.curves' rule, the task's δ); the epochs become a cap
+    stop_on_plateau: bool = False          # end training once the validation curve has plateaued, past
+                                           # a share of the budget (catalog.curves.plateau_stops); the epochs
+                                           # become a cap
 
     IDENTITY_EXCLUDES = ("profile", "results_dir", "glue_dir", "superglue_dir", "hf_data_dir",
                          "save_trained_weights", "resume_checkpoint_interval_s", "wandb_project", "wandb_mode",
