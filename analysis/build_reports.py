@@ -18,9 +18,10 @@ import pandas as pd
 
 from analysis import readme
 from analysis.dashboard import write_dashboard
-from analysis.figures import chance_points, lowresource_figure, lowresource_table
+from analysis.figures import chance_points, curves_figure, lowresource_figure, lowresource_table, unlearned_cells
 from analysis.records import RecordError, drop_duplicates, load_records, load_wandb
 from analysis.results import BENCHMARKS, Results
+from analysis.significance import CHANCE_MARK
 from analysis.tables import Table, efficiency_table, params_table
 from catalog.profile import load_profile, profile_names
 
@@ -28,7 +29,7 @@ TABLE_FORMATS = {
     "glue": ("csv", "md", "tex"), "superglue": ("csv", "md", "tex"), "params": ("csv", "md"),
     "lowresource": ("csv", "md"), "efficiency": ("csv", "md"), "verdicts": ("csv", "md"),
 }
-OUTPUT_FILES = [f"{name}.{ext}" for name, exts in TABLE_FORMATS.items() for ext in exts] + ["lowresource.png", "dashboard.html"]
+OUTPUT_FILES = [f"{name}.{ext}" for name, exts in TABLE_FORMATS.items() for ext in exts] + ["lowresource.png", "curves.png", "dashboard.html"]
 
 
 class ReportError(Exception):
@@ -120,6 +121,7 @@ def build(records: pd.DataFrame, profile: str, sources: list[str], out: Path,
                      "interval, minimum detectable difference and the seeds it would need")
     written += write_table(params_table(records), out)
     links.append("- [Trainable parameters](params.md) ([csv](params.csv))")
+    observations += readme.chance_observations(results.comparisons)
     observations += readme.params_observations(records)
     points = results.points
     if points.empty:
@@ -130,6 +132,10 @@ def build(records: pd.DataFrame, profile: str, sources: list[str], out: Path,
         links.append("- [Low-resource](lowresource.md) ([csv](lowresource.csv)), figure: "
                      "![low-resource](lowresource.png) (full-data runs: rightmost unconnected point, \"full\")")
         observations += readme.lowresource_observations(points)
+    unlearned = unlearned_cells(results.comparisons)
+    if unlearned:
+        written.append(curves_figure(records, unlearned, out / "curves.png"))
+        links.append(f"- [Curves of the cells that did not learn](curves.png) ({CHANCE_MARK}: {len(unlearned)} cell(s))")
     efficiency_report = None if efficiency is None else efficiency_table(efficiency, records)
     if efficiency_report is None:
         links.append("- efficiency: not generated (no `--efficiency` CSV given)")

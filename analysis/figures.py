@@ -19,13 +19,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import names
-from analysis.significance import REFERENCES, STATISTICS, cell_marks, marks_note, paired_comparisons
+from analysis.significance import (CHANCE, CHANCE_MARK, STATISTICS, TESTED_AGAINST, build_comparisons, cell_marks,
+                                   chance_note, marks_note)
 from analysis.tables import (CHANCE_LABEL, CHANCE_NOTE, MISSING, Table, convergence_note, failed_note, format_score,
-                             row_labels, score_cells, with_mark)
+                             row_labels, same_size, score_cells, with_mark)
 
 POINT_COLUMNS = ["backbone", "method", "label", "task", "train_size", "size_label", "mean", "std", "n", "halfwidth",
                  "still_improving",
-                 *(f"vs_{reference}.{field}" for reference in REFERENCES for field in STATISTICS), "marks"]
+                 *(f"vs_{reference}.{field}" for reference in TESTED_AGAINST for field in STATISTICS), "marks"]
 
 
 def lowresource_points(records: pd.DataFrame, comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -42,8 +43,8 @@ def lowresource_points(records: pd.DataFrame, comparisons: pd.DataFrame | None =
     full = full[[key in curves for key in zip(full["backbone"], full["method"], full["task"])]]
     runs = pd.concat([low, full])
     points = score_cells(runs)
-    comparisons = paired_comparisons(records) if comparisons is None else comparisons
-    for reference in REFERENCES:
+    comparisons = build_comparisons(records) if comparisons is None else comparisons
+    for reference in TESTED_AGAINST:
         mine = comparisons[comparisons["reference"] == reference].drop(columns="reference")
         mine = mine.rename(columns={field: f"vs_{reference}.{field}" for field in STATISTICS})
         points = points.merge(mine, on=["backbone", "method", "task", "train_size"], how="left")
@@ -88,6 +89,7 @@ def lowresource_table(points: pd.DataFrame, records: pd.DataFrame) -> Table:
         f"by number of training examples; {names.FULL} = the full training set. The CSV adds the 95% "
         "t-interval half-width over seeds (halfwidth) and the comparisons' statistics.",
         marks_note(tested),
+        chance_note(tested),
         convergence_note(points["still_improving"]),
         CHANCE_NOTE if not chance.empty else None,
         failed_note(records[records["train_size"].notna()]),
@@ -101,7 +103,7 @@ def point_comparisons(points: pd.DataFrame) -> pd.DataFrame:
     """The points' comparisons back in ``paired_comparisons``' long shape (one row per reference)."""
     ids = ["backbone", "method", "task", "train_size"]
     long = [points[ids + [f"vs_{r}.{field}" for field in STATISTICS]].set_axis(ids + list(STATISTICS), axis=1)
-            .assign(reference=r) for r in REFERENCES]
+            .assign(reference=r) for r in TESTED_AGAINST]
     return pd.concat(long, ignore_index=True).dropna(subset=["n_pairs"])
 
 
@@ -179,4 +181,44 @@ def lowresource_plot(points: pd.DataFrame, chance: pd.DataFrame | None = None) -
     figure.legend(list(handles.values()), list(handles), loc="outside lower center",
                   ncols=min(len(handles), 6) or 1)
     figure.suptitle("Low-resource: test score vs training examples (mean and 95% t-interval over seeds)")
+    return figure
+
+
+def unlearned_cells(comparisons: pd.DataFrame) -> list[tuple]:
+    """(backbone, method, task, train size) of the cells shown not to learn (``CHANCE_MARK``)."""
+    chance = comparisons[comparisons["reference"] == CHANCE]
+    return [key for key, mark in cell_marks(chance).items() if CHANCE_MARK in mark]
+
+
+def curves_figure(records: pd.DataFrame, cells: list[tuple], path: str | Path) -> Path:
+    """Write the PNG of ``curves_plot``."""
+    path = Path(path)
+    curves_plot(records, cells).savefig(path, dpi=110)
+    return path
+
+
+def curves_plot(records: pd.DataFrame, cells: list[tuple]) -> Figure:
+    """One panel per cell of ``cells`` (backbone, method, task, train size): the validation curve of
+    each of its ok runs, and its runs' majority class dashed — what a cell that did not learn did."""
+    ncols = min(3, len(cells))
+    nrows = math.ceil(len(cells) / ncols)
+    figure = Figure(figsize=(4.4 * ncols, 3.2 * nrows + 0.6), layout="constrained")
+    axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
+    for axis, (backbone, method, task, size) in zip(axes, cells):
+        runs = records[(records["status"] == "ok") & (records["backbone"] == backbone) & (records["method"] == method)
+                       & (records["task"] == task) & same_size(records["train_size"], size)]
+        for run in runs.sort_values("seed").itertuples():
+            if isinstance(run.val_curve, list) and run.val_curve:
+                steps, scores = zip(*run.val_curve)
+                axis.plot(steps, scores, marker=".", label=f"seed {run.seed}")
+        axis.axhline(runs["chance_score"].mean(), linestyle="--", color="grey", label=f"{CHANCE_LABEL} (test split)")
+        axis.set_title(f"{names.method_label(method, backbone)}: {names.task_name(task)}, n_train {names.size_label(size)}",
+                       fontsize=10)
+        axis.set_xlabel("optimizer steps")
+        axis.set_ylabel("validation score")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    for axis in axes[len(cells):]:
+        axis.set_visible(False)
+    figure.suptitle(f"Cells that did not learn ({CHANCE_MARK}): validation curves of their runs")
     return figure

@@ -22,6 +22,8 @@ TASK_NAMES = {t.name: t.display_name for t in catalog.TASKS}
 METRIC_NAMES = catalog.METRIC_NAMES
 METHOD_ORDER = tuple(m.name for m in catalog.METHODS)
 METHOD_NAMES = {m.name: m.display_name for m in catalog.METHODS}
+MAJORITY = "majority"  # the chance level as a row and a reference: each run's majority class
+MAJORITY_LABEL = "Majority class"
 FULL = "full"  # a full-data run's training size, as every table, figure and view labels it
 
 
@@ -88,5 +90,5 @@ def method_label(method: str, backbone: str | None = None, with_backbone: bool =
     say "Finetuning". ``with_backbone`` disambiguates tables that mix backbones."""
     if method == "finetune" and backbone == "t5-base":
         return "T5-base"
-    label = METHOD_NAMES.get(method, method)
+    label = MAJORITY_LABEL if method == MAJORITY else METHOD_NAMES.get(method, method)
     return f"{label} ({backbone})" if with_backbone and backbone else label

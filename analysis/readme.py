@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis import names
 from analysis.figures import point_comparisons
-from analysis.significance import comparisons_of
+from analysis.significance import CHANCE, CHANCE_MARK, REFERENCES, comparisons_of
 from analysis.verdicts import Verdict, needs_text
 from analysis.tables import data_label, table_runs, row_labels
 
@@ -151,8 +151,10 @@ def lowresource_observations(points: pd.DataFrame) -> list[str]:
 
 def comparison_observations(comparisons: pd.DataFrame, where, preposition: str, by: str | None = None) -> list[str]:
     """One sentence per (``by``, backbone, method, reference): the places (a ``place`` column)
-    grouped by verdict. Finetuning against Adapter is left out: it mirrors Adapter against Finetuning."""
-    comparisons = comparisons[~((comparisons["method"] == "finetune") & (comparisons["reference"] == "adapter"))]
+    grouped by verdict. Finetuning against Adapter is left out: it mirrors Adapter against Finetuning;
+    so are the tests against the majority class (``chance_observations`` sums them up)."""
+    comparisons = comparisons[~((comparisons["method"] == "finetune") & (comparisons["reference"] == "adapter"))
+                              & comparisons["reference"].isin(REFERENCES)]
     labels = row_labels(sorted(set(zip(comparisons["backbone"], comparisons["method"]))
                                | set(zip(comparisons["backbone"], comparisons["reference"]))))
     lines = []
@@ -195,6 +197,27 @@ def _difference(row) -> str:
 def _count_range(counts: pd.Series) -> str:
     low, high = int(counts.min()), int(counts.max())
     return str(low) if low == high else f"{low}–{high}"
+
+
+def chance_observations(comparisons: pd.DataFrame) -> list[str]:
+    """One sentence on the tests against the majority class: the cells shown not to learn (marked
+    ``CHANCE_MARK``), and how many were shown to learn, of how many tested."""
+    chance = comparisons[(comparisons["reference"] == CHANCE) & (comparisons["n_pairs"] >= 2)]
+    if chance.empty:
+        return []
+    verdicts = chance["verdict"].map(Verdict)
+    failed = chance[verdicts.isin([Verdict.EQUIVALENT, Verdict.WORSE])]
+    learned = int((verdicts == Verdict.BETTER).sum())
+    cells = "; ".join(f"{names.method_label(r.method, r.backbone)} on {names.task_name(r.task)} at "
+                      f"{names.size_label(r.train_size)} ({_chance_words(Verdict(r.verdict))}, {r.mean_diff:+.1f} points)"
+                      for r in failed.itertuples())
+    line = (f"Against the majority class of their own training subsets: {learned} of {len(chance)} tested cells "
+            f"{Verdict.BETTER.words} (Holm over {int(chance['holm_m'].max())} hypotheses)")
+    return [line + (f"; did not learn ({CHANCE_MARK}): {cells}." if len(failed) else ".")]
+
+
+def _chance_words(verdict: Verdict) -> str:
+    return f"{verdict.words} {'of' if verdict is Verdict.EQUIVALENT else 'than'} the majority class"
 
 
 def params_observations(records: pd.DataFrame) -> list[str]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.figures import lowresource_points
-from analysis.significance import paired_comparisons, verdict_table
+from analysis.significance import build_comparisons, verdict_table
 from analysis.tables import Table, benchmark_table, score_cells
 
 BENCHMARKS = ("glue", "superglue")
@@ -33,8 +33,9 @@ class Results:
 
     @functools.cached_property
     def comparisons(self) -> pd.DataFrame:
-        """Every paired comparison the records support: one Holm family, which every table marks from."""
-        return paired_comparisons(self.records)
+        """Every paired comparison the records support (against the references, one Holm family; against
+        the majority class, another), which every table marks from."""
+        return build_comparisons(self.records)
 
     @functools.cached_property
     def verdicts(self) -> Table | None:

@@ -58,11 +58,15 @@ from analysis.verdicts import (ALPHA, MARGIN, POWER, Verdict, decide, detectable
                                paired_tests, seeds_for_equivalence, t_interval)
 from catalog.curves import NOT_CONVERGED_SHARE, converged
 
-REFERENCES = ("finetune", "adapter")
+REFERENCES = ("finetune", "adapter")  # the methods every method is compared with (one Holm family)
+CHANCE = names.MAJORITY  # the reference of "did it learn at all": each run's majority class (chance_comparisons)
+TESTED_AGAINST = (*REFERENCES, CHANCE)  # every reference of a build's comparisons (build_comparisons)
 NOT_CONVERGED_MARK = " ↗"  # a cell whose runs were still improving: no verdict (catalog.curves)
+CHANCE_MARK = "✗"  # a cell shown not to learn: at (or below) its majority class
 MARKS = {("finetune", Verdict.BETTER): "▲", ("finetune", Verdict.WORSE): "▼", ("finetune", Verdict.EQUIVALENT): "≈",
-         ("adapter", Verdict.BETTER): "△", ("adapter", Verdict.WORSE): "▽", ("adapter", Verdict.EQUIVALENT): "≅"}
-MARK_ORDER = "▲▼≈△▽≅"
+         ("adapter", Verdict.BETTER): "△", ("adapter", Verdict.WORSE): "▽", ("adapter", Verdict.EQUIVALENT): "≅",
+         (CHANCE, Verdict.EQUIVALENT): CHANCE_MARK, (CHANCE, Verdict.WORSE): CHANCE_MARK}
+MARK_ORDER = "▲▼≈△▽≅" + CHANCE_MARK
 CELL = ["backbone", "task", "train_size"]
 TESTS = ("p_better", "p_worse", "p_equivalent")  # the hypotheses each comparison adds to the family
 STATISTICS = ("n_pairs", "mean_diff", "sd_diff", "ci_low", "ci_high", "t", *TESTS, *(f"{p}_holm" for p in TESTS),
@@ -131,6 +135,39 @@ def paired_comparisons(records: pd.DataFrame, references=REFERENCES, alpha: floa
     return frame[COLUMNS]
 
 
+def build_comparisons(records: pd.DataFrame) -> pd.DataFrame:
+    """A build's comparisons: every method against ``REFERENCES`` (one Holm family) and against the
+    majority class (``chance_comparisons``, a family of its own), in one frame."""
+    return pd.concat([paired_comparisons(records), chance_comparisons(records)], ignore_index=True)
+
+
+def chance_comparisons(records: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """Did each cell learn at all: its test scores against the majority class of the same runs'
+    training subsets (``chance_score``, scored on the same test split), paired run by run, in
+    ``paired_comparisons``' shape with reference ``CHANCE``. Its own Holm family: a row at chance
+    must not make every method-vs-method verdict of the build harder to reach. A "better" verdict
+    stands even where the runs were still improving (they have already learned); "at chance" (the
+    equivalence verdict, or "worse") needs runs that finished, as every other verdict does."""
+    ok = records[(records["status"] == "ok") & records["test_score"].notna() & records["chance_score"].notna()]
+    if ok.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    majority = ok.assign(method=CHANCE, test_score=ok["chance_score"], still_improving=float("nan"))
+    frame = paired_comparisons(pd.concat([ok, majority], ignore_index=True), references=(CHANCE,), alpha=alpha)
+    frame.loc[frame["p_better_holm"] < alpha, "verdict"] = Verdict.BETTER.value
+    return frame
+
+
+def chance_note(comparisons: pd.DataFrame) -> str | None:
+    """The footnote on ``CHANCE_MARK``, when a cell of ``comparisons`` carries it."""
+    chance = comparisons[comparisons["reference"] == CHANCE]
+    if not cell_marks(chance):
+        return None
+    return (f"{CHANCE_MARK}: did not learn at this scale — {Verdict.EQUIVALENT.words} of the majority class of its "
+            f"runs' own training subsets (or {Verdict.WORSE.words} than it), paired over seeds (TOST; one-sided for "
+            f"worse), Holm-corrected over the {int(chance['holm_m'].max())} hypotheses of the tests against the "
+            f"majority class, α = {ALPHA}; its validation curves: curves.png and the dashboard's learning curves.")
+
+
 def comparisons_of(comparisons: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
     """The family's comparisons of the cells ``records`` hold (one table's share), family p kept."""
     def cells(frame):  # full data (a NaN train_size) as -1, so that it equals itself
@@ -152,7 +189,8 @@ def cell_marks(comparisons: pd.DataFrame) -> dict[tuple, str]:
 
 
 def marks_note(comparisons: pd.DataFrame) -> str | None:
-    """The tables' footnote on what the marks mean, with the size of the build's one family."""
+    """The tables' footnote on what the marks against ``REFERENCES`` mean, with the size of their family."""
+    comparisons = comparisons[comparisons["reference"].isin(REFERENCES)]
     tested = comparisons["p_better"].notna()
     if not tested.any():
         return None
@@ -161,7 +199,7 @@ def marks_note(comparisons: pd.DataFrame) -> str | None:
     unsettled = int((tested & ~comparisons["converged"].astype(bool)).sum())
     legend = "; ".join(f"{mark}: {verdict.words} than {names.method_label(reference)}"
                        if verdict is not Verdict.EQUIVALENT else f"{mark}: {verdict.words} of {names.method_label(reference)}"
-                       for (reference, verdict), mark in MARKS.items())
+                       for (reference, verdict), mark in MARKS.items() if reference in REFERENCES)
     return (f"{legend} — paired t-tests over seeds paired by (data_seed, seed), one-sided for better / worse, "
             f"two one-sided (TOST) at ±{MARGIN:g} for equivalent, {pairs} pairs, Holm-corrected over the "
             f"{int(comparisons['holm_m'].max())} hypotheses of this build (one family for every table), α = {ALPHA}. "
@@ -190,6 +228,9 @@ def verdict_table(comparisons: pd.DataFrame) -> Table | None:
         names.task_sort_key(shown.at[i, "task"]), names.size_sort_key(shown.at[i, "train_size"]),
         names.method_sort_key(shown.at[i, "reference"]), names.method_sort_key(shown.at[i, "method"])))
     shown = shown.loc[order].reset_index(drop=True)
+    m = comparisons.loc[comparisons["reference"].isin(REFERENCES), "holm_m"].max()
+    m = 0 if pd.isna(m) else int(m)
+    chance_m = comparisons.loc[comparisons["reference"] == CHANCE, "holm_m"].max()
     labels = [names.method_label(m, b) for m, b in zip(shown["method"], shown["backbone"])]
     numbers = shown.assign(label=labels)
     cells = pd.DataFrame({
@@ -204,13 +245,18 @@ def verdict_table(comparisons: pd.DataFrame) -> Table | None:
     })
     notes = (f"Mean diff: method − reference, test score ×100, over seeds paired by (data_seed, seed); 95% CI: its "
              f"t-interval, unadjusted. Verdict: one-sided paired t-tests (better, worse) and two one-sided tests at "
-             f"±{MARGIN:g} points (equivalent), Holm-corrected over the {int(comparisons['holm_m'].max())} hypotheses "
-             f"of this build, α = {ALPHA}; {Verdict.NOT_EQUIVALENT.words}: no test rejects although the comparison had "
-             f"the seeds to decide at the margin. MDD: the smallest true difference the one-sided test detects with "
-             f"{POWER:.0%} power at this n, at the level of Holm's first step (α / {int(comparisons['holm_m'].max())}); "
+             f"±{MARGIN:g} points (equivalent), Holm-corrected over the {m} hypotheses of this build's comparisons "
+             f"between methods, α = {ALPHA}; {Verdict.NOT_EQUIVALENT.words}: no test rejects although the comparison "
+             f"had the seeds to decide at the margin. MDD: the smallest true difference the one-sided test detects with "
+             f"{POWER:.0%} power at this n, at the level of Holm's first step (α / {m}); "
              f"n needed: the pairs at which the equivalence test shows a true zero difference within ±{MARGIN:g} with "
              f"{POWER:.0%} power at that level (and the one-sided test detects ±{MARGIN:g}), from this comparison's sd "
-             "of the paired differences (analysis.verdicts).",)
+             "of the paired differences (analysis.verdicts).",
+             *(() if pd.isna(chance_m) else (
+                 f"vs {names.MAJORITY_LABEL}: did the cell learn at all — each run against the majority class of its "
+                 f"own training subset, scored on the same test split; a family of its own, Holm over its "
+                 f"{int(chance_m)} hypotheses (MDD at α / {int(chance_m)}); {Verdict.BETTER.words} stands even where "
+                 "the runs were still improving.",)))
     sort_by = {"Train size": "train_size", "n": "n_pairs", "Mean diff": "mean_diff", "95% CI": "ci_low", "MDD": "mdd",
                "n needed": "n_needed"}
     return Table("verdicts", "Verdicts (each method against its references)", numbers, cells, notes, sort_by)

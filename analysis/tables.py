@@ -18,15 +18,15 @@ from analysis import names
 from analysis.table import Table
 from catalog import task_score
 from analysis.records import RecordError
-from analysis.significance import (NOT_CONVERGED_MARK, REFERENCES, STATISTICS, cell_marks, comparisons_of,
-                                   marks_note, paired_comparisons)
+from analysis.significance import (NOT_CONVERGED_MARK, STATISTICS, TESTED_AGAINST, build_comparisons, cell_marks,
+                                   chance_note, comparisons_of, marks_note)
 from analysis.verdicts import Verdict, t_interval
 from catalog.curves import JITTER, NOT_CONVERGED_SHARE, UNMEASURED_DELTA, delta, converged
 
 MISSING = "—"
 MISSING_AVG = "—*"
 ID_COLUMNS = ["backbone", "method", "label"]
-CHANCE_LABEL = "Majority class"
+CHANCE_LABEL = names.MAJORITY_LABEL
 CHANCE_NOTE = (f"{CHANCE_LABEL}: the chance level — every test example predicted as the most frequent label "
                "of the run's training examples (their mean score for STS-B, whose correlations are then 0), "
                "averaged over the runs' data subsets.")
@@ -186,7 +186,7 @@ def comparison_numbers(comparisons: pd.DataFrame, backbone: str, method: str, ta
                        size: int | None, prefix: str) -> dict[str, float]:
     """The CSV's columns of one cell's comparisons: ``<prefix>vs_<reference>.<field>``."""
     numbers = {}
-    for reference in REFERENCES:
+    for reference in TESTED_AGAINST:
         match = comparisons[(comparisons["backbone"] == backbone) & (comparisons["method"] == method)
                             & (comparisons["task"] == task) & (comparisons["reference"] == reference)
                             & same_size(comparisons["train_size"], size)]
@@ -251,7 +251,7 @@ def benchmark_table(records: pd.DataFrame, benchmark: str, comparisons: pd.DataF
     columns = metric_columns(full, tasks)
     stats, scores = metric_stats(full), task_scores(records, benchmark)
     improving = score_cells(full).set_index(["backbone", "method", "task"])["still_improving"]
-    comparisons = comparisons_of(paired_comparisons(records) if comparisons is None else comparisons, full)
+    comparisons = comparisons_of(build_comparisons(records) if comparisons is None else comparisons, full)
     marks = cell_marks(comparisons)
     keys = row_keys(full)  # the paper's rows first, then those beyond it (catalog order)
     labels = {key: label + (BEYOND_MARK if key[1] in names.BEYOND_PAPER else "")
@@ -292,6 +292,7 @@ def benchmark_table(records: pd.DataFrame, benchmark: str, comparisons: pd.DataF
         f"{MISSING} = no successful run. Avg = mean over tasks, a task's metrics averaged first. "
         "The CSV adds each mean's 95% t-interval half-width (ci95) and the comparisons' statistics.",
         marks_note(comparisons),
+        chance_note(comparisons),
         convergence_note(improving),
         BEYOND_NOTE if any(method in names.BEYOND_PAPER for _, method in keys) else None,
         CHANCE_NOTE if chance is not None else None,

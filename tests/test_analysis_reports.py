@@ -202,3 +202,22 @@ def test_hostile_text_in_a_record_stays_text_in_every_report(tmp_path):
     inlined = sum((REPO / "analysis" / name).read_text().count("<")
                   for name in ("dashboard.html", "dashboard.css", "dashboard.js"))
     assert "window.pwned" in page and page.count("<") == inlined, "the data adds no '<' to the page: no tag of its own"
+
+
+def test_a_build_draws_the_curves_of_the_cells_that_did_not_learn_and_links_them(tmp_path):
+    curve = [[10, 50.0], [20, 50.4], [30, 49.6], [40, 50.0]]
+    flat = [run("prompt", "sst2", seed, 50.0 + d, 100, data_seed=seed, chance_test={"accuracy": 50.0}, val_curve=curve)
+            for seed, d in zip((1, 2, 3, 4, 5), (0.3, -0.3, 0.1, -0.1, 0.0))]
+    learned = [run("finetune", "sst2", seed, 70.0 + seed, 100, data_seed=seed, chance_test={"accuracy": 50.0})
+               for seed in (1, 2, 3, 4, 5)]
+    out = tmp_path / "reports"
+    assert main(["--results", str(write(tmp_path / "results", *flat, *learned)), "--out", str(out)]) == 0
+    assert (out / "curves.png").read_bytes().startswith(PNG_MAGIC)
+    readme = (out / "README.md").read_text()
+    assert "- [Curves of the cells that did not learn](curves.png) (✗: 1 cell(s))" in readme
+    assert "did not learn (✗): Prompt" in readme
+    figure = matplotlib.image.imread(out / "curves.png")
+    assert figure.shape[1] == round(4.4 * 110)  # one panel wide: one cell
+    # once every cell learns, a rebuild removes the stale figure
+    assert main(["--results", str(write(tmp_path / "learned", *learned)), "--out", str(out)]) == 0
+    assert not (out / "curves.png").exists()

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from analysis.figures import lowresource_points, lowresource_table
-from analysis.readme import benchmark_observations, lowresource_observations
+from analysis.readme import benchmark_observations, chance_observations, lowresource_observations
 from analysis.results import Results
 from analysis.significance import holm, paired_comparisons
 from analysis.tables import benchmark_table
@@ -194,3 +194,42 @@ def test_a_tables_note_counts_the_pairs_and_unsettled_comparisons_of_its_own_cel
     assert "5 pairs, Holm-corrected over the 6 hypotheses of this build" in glue and "not converged" not in glue
     assert "3–5 pairs, Holm-corrected over the 6 hypotheses" in low
     assert "1 comparison(s) involve a cell marked ↗" in low
+
+
+def at_chance(still_improving: float = 0.0):
+    """SST-2 at 100 examples, majority class 50 on every subset: finetune at BASE (well above it),
+    compacter at 50 + SAME (within ±0.3 of it)."""
+    records = records_frame(*(run_record(method, "sst2", seed, score, train_size=100, data_seed=42,
+                                         chance_test={"accuracy": 50.0})
+                              for seed, base, d in zip(SEEDS, BASE, SAME)
+                              for method, score in (("finetune", base), ("compacter", 50.0 + d))))
+    return records.assign(still_improving=still_improving)
+
+
+def test_a_cell_at_its_majority_class_is_marked_did_not_learn_by_a_family_of_its_own():
+    records = at_chance()
+    results = Results(records)
+    chance = results.comparisons[results.comparisons["reference"] == "majority"].set_index("method")
+    assert chance.loc["compacter", "verdict"] == "equivalent"  # TOST p = 1.8e-5 per SAME, ×2 hypotheses' Holm
+    assert chance.loc["finetune", "verdict"] == "better"
+    assert chance["holm_m"].unique().tolist() == [6]  # 2 cells x 3 tests
+    # the method comparisons' family holds only its own 3 hypotheses: the chance tests cost them nothing
+    assert paired_comparisons(records)["holm_m"].unique().tolist() == [3]
+    assert results.comparisons.loc[results.comparisons["reference"] == "finetune", "holm_m"].tolist() == [3]
+    table = lowresource_table(results.points, records)
+    cells = table.cells.set_index("Method")
+    assert cells.loc["Compacter", "100"].endswith("(n=5) ▼✗")  # 22 points below finetune, and at chance
+    assert "(n=5)" in cells.loc["Finetuning", "100"] and "✗" not in cells.loc["Finetuning", "100"]
+    assert any(note.startswith("✗: did not learn at this scale — equivalent within ±2 points of the majority class")
+               and "over the 6 hypotheses of the tests against the majority class" in note for note in table.notes)
+    line = chance_observations(results.comparisons)[0]
+    assert line == ("Against the majority class of their own training subsets: 1 of 2 tested cells "
+                           "significantly better (Holm over 6 hypotheses); did not learn (✗): Compacter on SST-2 at 100 "
+                           "(equivalent within ±2 points of the majority class, +0.0 points).")
+
+
+def test_above_chance_stands_while_runs_still_improve_but_at_chance_needs_finished_runs():
+    results = Results(at_chance(still_improving=1.0))
+    chance = results.comparisons[results.comparisons["reference"] == "majority"].set_index("method")
+    assert (chance.loc["finetune", "verdict"], chance.loc["compacter", "verdict"]) == ("better", "not converged")
+    assert "✗" not in lowresource_table(results.points, results.records).cells.set_index("Method").loc["Compacter", "100"]
