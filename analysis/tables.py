@@ -27,6 +27,10 @@ MISSING = "—"
 MISSING_AVG = "—*"
 ID_COLUMNS = ["backbone", "method", "label"]
 CHANCE_LABEL = names.MAJORITY_LABEL
+CHECKPOINT_NOTE = ("Checkpoint: the trained tensors as `compacter.save_trained` writes them (VeRA's fixed projections "
+                   f"included; {MISSING} = records from before it was recorded). Merges: the trained weights fold into "
+                   "the backbone's, so inference costs what the backbone's does (adapters: a non-linearity between "
+                   "their projections; prompts: a longer input).")
 CHANCE_NOTE = (f"{CHANCE_LABEL}: the chance level — every test example predicted as the most frequent label "
                "of the run's training examples (their mean score for STS-B, whose correlations are then 0), "
                "averaged over the runs' data subsets.")
@@ -226,7 +230,7 @@ def chance_row(full: pd.DataFrame, tasks: list[str], columns: list[tuple[str, st
     if chance.empty:
         return None
     number = {"backbone": None, "method": None, "label": CHANCE_LABEL}
-    cell = {"Method": CHANCE_LABEL, "% trainable params": MISSING}
+    cell = {"Method": CHANCE_LABEL, "% trainable params": MISSING, "Checkpoint (MB)": MISSING, "Merges": MISSING}
     for task, metric in columns:
         value = chance.get((task, metric), float("nan"))
         number[f"{task}.{metric}.mean"] = value
@@ -261,8 +265,13 @@ def benchmark_table(records: pd.DataFrame, benchmark: str, comparisons: pd.DataF
         runs = full[(full["backbone"] == key[0]) & (full["method"] == key[1])]
         percent = runs["trainable_percent"].dropna()
         number = dict(zip(ID_COLUMNS, (*key, labels[key])))
-        number.update(trainable_percent_min=percent.min(), trainable_percent_max=percent.max())
-        cell = {"Method": labels[key], "% trainable params": format_range(percent, ".4g")}
+        number.update(trainable_percent_min=percent.min(), trainable_percent_max=percent.max(),
+                      checkpoint_bytes_min=runs["checkpoint_bytes"].min(), checkpoint_bytes_max=runs["checkpoint_bytes"].max(),
+                      mergeable=names.MERGEABLE.get(key[1]))
+        # the paper's Table 1 columns beside the scores: what a row costs to train, store and serve
+        cell = {"Method": labels[key], "% trainable params": format_range(percent, ".4g"),
+                "Checkpoint (MB)": format_range(runs["checkpoint_bytes"] / 1e6, ".3g"),
+                "Merges": names.mergeable_label(key[1])}
         for task, metric in columns:
             found = (*key, task, metric) in stats.index
             mean, std, n = stats.loc[(*key, task, metric)] if found else (float("nan"), float("nan"), 0)
@@ -294,6 +303,7 @@ def benchmark_table(records: pd.DataFrame, benchmark: str, comparisons: pd.DataF
         marks_note(comparisons),
         chance_note(comparisons),
         convergence_note(improving),
+        CHECKPOINT_NOTE,
         BEYOND_NOTE if any(method in names.BEYOND_PAPER for _, method in keys) else None,
         CHANCE_NOTE if chance is not None else None,
         f"{bench} tasks with no runs here, not in the table: {', '.join(absent)}." if absent else None,
@@ -301,7 +311,8 @@ def benchmark_table(records: pd.DataFrame, benchmark: str, comparisons: pd.DataF
         if incomplete else None,
         failed_note(full),
     ]
-    sort_by = {"Method": "label", "% trainable params": "trainable_percent_min", "Avg": "avg",
+    sort_by = {"Method": "label", "% trainable params": "trainable_percent_min", "Checkpoint (MB)": "checkpoint_bytes_min",
+               "Avg": "avg",
                **{metric_header(task, metric): f"{task}.{metric}.mean" for task, metric in columns}}
     return Table(benchmark, f"{bench} (test, {data_label(records, benchmark)})", pd.DataFrame(numbers),
                  pd.DataFrame(cells), tuple(n for n in notes if n), sort_by)
@@ -331,10 +342,7 @@ def params_table(records: pd.DataFrame) -> Table:
         })
     notes = ("Counted by the training code in each run (trainable includes layer norms and task "
              "heads where trained); min–max where tasks differ, e.g. by the size of the task head.",
-             "Checkpoint: bytes of the trained tensors as `compacter.save_trained` writes them (VeRA's fixed "
-             f"projections included; {MISSING} = records from before it was recorded). Merges: the trained weights "
-             "fold into the backbone's, so inference costs what the backbone's does (adapters: a non-linearity "
-             "between their projections; prompts: a longer input).")
+             CHECKPOINT_NOTE)
     columns = ["Method", "Backbone", "Trainable params", "Total params", "% trainable", "Checkpoint (bytes)",
                "Merges into backbone"]
     return Table("params", "Trainable parameters", pd.DataFrame(numbers), pd.DataFrame(cells, columns=columns), notes)

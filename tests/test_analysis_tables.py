@@ -71,7 +71,8 @@ def test_failed_runs_are_excluded_from_scores_and_listed():
 
 def test_only_recorded_tasks_become_columns_and_absent_ones_are_named():
     table = benchmark_table(frame(run("finetune", "cola", 1), run("finetune", "rte", 1)), "glue")
-    assert list(table.cells.columns) == ["Method", "% trainable params", "CoLA (MCC)", "RTE (acc)", "Avg"]
+    assert list(table.cells.columns) == ["Method", "% trainable params", "Checkpoint (MB)", "Merges", "CoLA (MCC)",
+                                         "RTE (acc)", "Avg"]
     absent = next(note for note in table.notes if "no runs here" in note)
     assert "SST-2, MRPC, QQP, STS-B, MNLI, QNLI" in absent
 
@@ -97,7 +98,7 @@ def test_superglue_table_and_no_table_without_runs():
     records = frame(run("compacter", "cb", 1, 70.0))
     assert benchmark_table(records, "glue") is None
     table = benchmark_table(records, "superglue")
-    assert list(table.cells.columns)[2:] == ["CB (macro-F1)", "CB (acc)", "Avg"]
+    assert list(table.cells.columns)[4:] == ["CB (macro-F1)", "CB (acc)", "Avg"]
 
 
 def test_renderings_escape_latex_and_keep_notes():
@@ -115,6 +116,15 @@ def test_trainable_percent_range_when_heads_differ():
     records = frame(run("compacter", "cola", 1, trainable_percent=0.11),
                     run("compacter", "rte", 1, trainable_percent=0.12))
     assert cells(benchmark_table(records, "glue")).loc["Compacter", "% trainable params"] == "0.11–0.12"
+
+
+def test_table_1_says_what_each_row_stores_and_whether_it_merges_as_the_paper_does():
+    records = frame(run("lora", "cola", 1, checkpoint_bytes=98_756), run("lora", "rte", 1, checkpoint_bytes=100_296),
+                    run("adapter", "rte", 1, checkpoint_bytes=504_392), run("finetune", "rte", 1))
+    table = cells(benchmark_table(records, "glue"))
+    assert table.loc["LoRA †", ["Checkpoint (MB)", "Merges"]].tolist() == ["0.0988–0.1", "yes"]
+    assert table.loc["Adapter", ["Checkpoint (MB)", "Merges"]].tolist() == ["0.504", "no"]
+    assert table.loc["Finetuning", ["Checkpoint (MB)", "Merges"]].tolist() == ["—", "yes"]  # not recorded
 
 
 def test_params_table_per_backbone_and_method():

@@ -196,7 +196,8 @@ def test_dashboard_draws_every_view_offline_and_filters_act(dashboard, browser, 
     assert titles(page, "pareto-plots") == ["SST-2 — n_train 100", "GLUE average over SST-2 — n_train 1000",
                                             "SuperGLUE average over CB — n_train 100"]
     headers = page.eval_on_selector_all("#table-0 th", "ths => ths.map(t => t.textContent)")
-    assert headers == ["Method", "% trainable params", "SST-2 (acc)", "Avg (all 2 tasks: SST-2, RTE)"]
+    assert headers == ["Method", "% trainable params", "Checkpoint (MB)", "Merges", "SST-2 (acc)",
+                       "Avg (all 2 tasks: SST-2, RTE)"]
 
     changed(page, "#filter-status-ok", 4)
     assert column(page, "runs-table", 3) == ["CB", "SST-2", "SST-2", "SST-2", "SST-2"]
