@@ -5,9 +5,11 @@ code, so ``analysis`` can list a profile's planned cells without importing torch
 
 A profile is a union of blocks, each a product backbones × methods × tasks × train sizes × seeds
 (× optional ``variants``, a list of setting overrides such as learning rates to search), plus run
-settings: profile defaults, then per-backbone, per-method and per-task overrides, then the block's
-own ``settings``, then the variant (later wins; OmegaConf merges them key by key, so a layer's
-``method_options: {n: 8}`` keeps the options it does not name). Settings that differ between
+settings: profile defaults, then per-backbone, per-method and per-task overrides, then a method's
+own per-task ones (``methods: {phm: {learning_rate: 1e-3, tasks: {stsb: {learning_rate: 3e-3}}}}``:
+a rate chosen per task), then the block's own ``settings``, then the variant (later wins;
+OmegaConf merges them key by key, so a layer's ``method_options: {n: 8}`` keeps the options it
+does not name). Settings that differ between
 blocks (epochs of full-data vs. low-resource runs) belong in the blocks, so they cannot leak from
 one block into another. ``extends: <profile>`` takes another profile's settings (not its runs);
 its own sections are deep-merged onto them. ``experiments.sweep`` turns each cell into a
@@ -61,9 +63,12 @@ class Profile:
         return list(dict.fromkeys(cell[:5] for cell in self.cells()))
 
     def settings(self, backbone: str, method: str, task: str, variant: dict | None = None) -> dict[str, Any]:
-        """The run settings of one cell: defaults, then per-backbone, per-method, per-task, variant."""
-        return deep_merge(self.defaults, self.backbone_settings.get(backbone), self.method_settings.get(method),
-                          self.task_settings.get(task), variant)
+        """The run settings of one cell: defaults, then per-backbone, per-method, per-task, the method's
+        own per-task (``methods: {phm: {tasks: {stsb: ...}}}``), variant."""
+        own = dict(self.method_settings.get(method) or {})
+        per_task = own.pop("tasks", None) or {}
+        return deep_merge(self.defaults, self.backbone_settings.get(backbone), own, self.task_settings.get(task),
+                          per_task.get(task), variant)
 
 
 def deep_merge(*layers: dict | None) -> dict[str, Any]:

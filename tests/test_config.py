@@ -102,3 +102,16 @@ def test_peft_options_completed_in_a_child_process_are_those_completed_here():
     assert _completed_in_child("peft", json.dumps(typed)) == _completed("peft", typed)
     with pytest.raises(ValueError, match="PREFIX_TUNING is a prompt-learning method"):
         _completed_in_child("peft", json.dumps({"peft_config": {"peft_type": "PREFIX_TUNING"}}))
+
+
+def test_a_methods_per_task_settings_win_over_the_task_sections_and_lose_to_the_block():
+    block = {"backbones": ["minilm"], "methods": ["phm", "adapter"], "train_sizes": [100], "seeds": [1]}
+    profile = Profile(name="t", description="", blocks=[
+        {**block, "tasks": ["sst2", "stsb"]},
+        {**block, "tasks": ["rte"], "settings": {"learning_rate": 0.5}}],
+        method_settings={"phm": {"learning_rate": 1e-3, "tasks": {"stsb": {"learning_rate": 3e-3}}}},
+        task_settings={"stsb": {"learning_rate": 1e-2}})
+    rates = {(c.method, c.task): c.learning_rate for c in run_configs(profile)}
+    assert rates == {("phm", "sst2"): 1e-3, ("phm", "stsb"): 3e-3,  # the method's own STS-B rate
+                     ("adapter", "sst2"): make_run_config("adapter").learning_rate, ("adapter", "stsb"): 1e-2,
+                     ("phm", "rte"): 0.5, ("adapter", "rte"): 0.5}

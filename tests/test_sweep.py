@@ -11,6 +11,8 @@ import pytest
 import yaml
 
 from analysis.build_reports import main as build_reports
+from analysis.records import load_records
+from analysis.search_summary import search_table
 from catalog.profile import Profile, load_profile
 from experiments.run.config import make_run_config
 from experiments.sweep.grid import profile_digest, run_configs, with_step_budget
@@ -206,3 +208,25 @@ def test_a_step_budget_validates_every_few_steps_when_its_epochs_cannot_hold_the
     assert with_step_budget(config, 250, 2).val_every_n_epochs == 1  # whole epochs: validated at their ends
     with pytest.raises(ValueError, match=r"validations=3 must divide train_steps=250 .*valid: \[1, 2, 5, 10, 25"):
         with_step_budget(config, 250, 3)
+
+
+def test_cpu_full_holds_the_cpu_profile_and_runs_each_probed_row_at_its_interior_choice_on_validation():
+    configs = run_configs(load_profile("cpu-full"))
+    cpu = {json.dumps(config.identity(), sort_keys=True) for config in run_configs(load_profile("cpu"))}
+    assert cpu <= {json.dumps(config.identity(), sort_keys=True) for config in configs}  # same runs, same numbers
+    rows = {config.method for config in configs}
+    assert len(rows) == 14 and "intrinsic" not in rows  # left out: 4.6 s a step (the profile says so)
+    assert len(configs) == 14 * 2 * 3 * 5 and all(config.stop_on_plateau for config in configs)
+    assert {config.seed for config in configs} == {6, 7, 8, 9, 10}
+    rates = {}
+    for config in configs:
+        rates.setdefault((config.method, config.task), set()).add(config.learning_rate)
+    assert all(len(rate) == 1 for rate in rates.values())  # one rate per (row, task), at every size
+    assert rates[("phm", "sst2")] == {1e-3} and rates[("phm", "stsb")] == {3e-3}  # the cpu probes' per-task choice
+    # the rows cpu-full-probe chose for (its records are committed): the best mean validation score of
+    # each (row, task), never at its grid's edge
+    search = search_table(load_records(REPO / "results" / "cpu-full-probe", keep_reruns=True))
+    chosen = search[(search["chosen"] == "✓") & search["method"].isin(rows)]
+    assert len(chosen) == 8 * 2 and not chosen["grid_edge"].any()
+    assert {(r.method, r.task): {r.learning_rate} for r in chosen.itertuples()} == \
+        {key: rate for key, rate in rates.items() if key[0] in set(chosen["method"])}
