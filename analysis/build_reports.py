@@ -18,10 +18,10 @@ import pandas as pd
 
 from analysis import readme
 from analysis.dashboard import write_dashboard
-from analysis.figures import chance_points, curves_figure, lowresource_figure, lowresource_table, unlearned_cells
+from analysis.figures import chance_points, curves_figure, lowresource_figure, lowresource_table
 from analysis.records import RecordError, drop_duplicates, load_records, load_wandb
 from analysis.results import BENCHMARKS, Results
-from analysis.significance import CHANCE_MARK
+from analysis.significance import CHANCE_MARK, unlearned_cells
 from analysis.tables import Table, efficiency_table, params_table
 from catalog.profile import load_profile, profile_names
 

@@ -19,8 +19,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import names
-from analysis.significance import (CHANCE, CHANCE_MARK, STATISTICS, TESTED_AGAINST, build_comparisons, cell_marks,
-                                   chance_note, marks_note)
+from analysis.significance import (CHANCE_MARK, STATISTICS, TESTED_AGAINST, build_comparisons, cell_marks, chance_note,
+                                   marks_note)
 from analysis.tables import (CHANCE_LABEL, CHANCE_NOTE, MISSING, Table, convergence_note, failed_note, format_score,
                              row_labels, same_size, score_cells, with_mark)
 
@@ -182,12 +182,6 @@ def lowresource_plot(points: pd.DataFrame, chance: pd.DataFrame | None = None) -
                   ncols=min(len(handles), 6) or 1)
     figure.suptitle("Low-resource: test score vs training examples (mean and 95% t-interval over seeds)")
     return figure
-
-
-def unlearned_cells(comparisons: pd.DataFrame) -> list[tuple]:
-    """(backbone, method, task, train size) of the cells shown not to learn (``CHANCE_MARK``)."""
-    chance = comparisons[comparisons["reference"] == CHANCE]
-    return [key for key, mark in cell_marks(chance).items() if CHANCE_MARK in mark]
 
 
 def curves_figure(records: pd.DataFrame, cells: list[tuple], path: str | Path) -> Path:

@@ -157,11 +157,16 @@ def chance_comparisons(records: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFr
     return frame
 
 
+def unlearned_cells(comparisons: pd.DataFrame) -> list[tuple]:
+    """(backbone, method, task, train size) of the cells shown not to learn (marked ``CHANCE_MARK``)."""
+    return list(cell_marks(comparisons[comparisons["reference"] == CHANCE]))
+
+
 def chance_note(comparisons: pd.DataFrame) -> str | None:
     """The footnote on ``CHANCE_MARK``, when a cell of ``comparisons`` carries it."""
-    chance = comparisons[comparisons["reference"] == CHANCE]
-    if not cell_marks(chance):
+    if not unlearned_cells(comparisons):
         return None
+    chance = comparisons[comparisons["reference"] == CHANCE]
     return (f"{CHANCE_MARK}: did not learn at this scale — {Verdict.EQUIVALENT.words} of the majority class of its "
             f"runs' own training subsets (or {Verdict.WORSE.words} than it), paired over seeds (TOST; one-sided for "
             f"worse), Holm-corrected over the {int(chance['holm_m'].max())} hypotheses of the tests against the "
@@ -228,8 +233,8 @@ def verdict_table(comparisons: pd.DataFrame) -> Table | None:
         names.task_sort_key(shown.at[i, "task"]), names.size_sort_key(shown.at[i, "train_size"]),
         names.method_sort_key(shown.at[i, "reference"]), names.method_sort_key(shown.at[i, "method"])))
     shown = shown.loc[order].reset_index(drop=True)
-    m = comparisons.loc[comparisons["reference"].isin(REFERENCES), "holm_m"].max()
-    m = 0 if pd.isna(m) else int(m)
+    reference_m = comparisons.loc[comparisons["reference"].isin(REFERENCES), "holm_m"].max()
+    reference_m = 0 if pd.isna(reference_m) else int(reference_m)
     chance_m = comparisons.loc[comparisons["reference"] == CHANCE, "holm_m"].max()
     labels = [names.method_label(m, b) for m, b in zip(shown["method"], shown["backbone"])]
     numbers = shown.assign(label=labels)
@@ -245,10 +250,10 @@ def verdict_table(comparisons: pd.DataFrame) -> Table | None:
     })
     notes = (f"Mean diff: method − reference, test score ×100, over seeds paired by (data_seed, seed); 95% CI: its "
              f"t-interval, unadjusted. Verdict: one-sided paired t-tests (better, worse) and two one-sided tests at "
-             f"±{MARGIN:g} points (equivalent), Holm-corrected over the {m} hypotheses of this build's comparisons "
+             f"±{MARGIN:g} points (equivalent), Holm-corrected over the {reference_m} hypotheses of this build's comparisons "
              f"between methods, α = {ALPHA}; {Verdict.NOT_EQUIVALENT.words}: no test rejects although the comparison "
              f"had the seeds to decide at the margin. MDD: the smallest true difference the one-sided test detects with "
-             f"{POWER:.0%} power at this n, at the level of Holm's first step (α / {m}); "
+             f"{POWER:.0%} power at this n, at the level of Holm's first step (α / {reference_m}); "
              f"n needed: the pairs at which the equivalence test shows a true zero difference within ±{MARGIN:g} with "
              f"{POWER:.0%} power at that level (and the one-sided test detects ±{MARGIN:g}), from this comparison's sd "
              "of the paired differences (analysis.verdicts).",

@@ -9,9 +9,8 @@ settings: profile defaults, then per-backbone, per-method and per-task overrides
 own per-task ones (``methods: {phm: {learning_rate: 1e-3, tasks: {stsb: {learning_rate: 3e-3}}}}``:
 a rate chosen per task), then the block's own ``settings``, then the variant (later wins;
 OmegaConf merges them key by key, so a layer's ``method_options: {n: 8}`` keeps the options it
-does not name). Settings that differ between
-blocks (epochs of full-data vs. low-resource runs) belong in the blocks, so they cannot leak from
-one block into another. ``extends: <profile>`` takes another profile's settings (not its runs);
+does not name). Settings that differ between blocks (epochs of full-data vs. low-resource runs)
+belong in the blocks, so they cannot leak from one block into another. ``extends: <profile>`` takes another profile's settings (not its runs);
 its own sections are deep-merged onto them. ``experiments.sweep`` turns each cell into a
 ``RunConfig``.
 """
